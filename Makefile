@@ -1,0 +1,38 @@
+# Two entry points for a fresh Debian machine (see README.md):
+#   make demo   audit the ops guide's snapshot on a local AWS endpoint
+#   make test   linters and the whole test suite (what CI runs)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test lint unit integration venv system-packages clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+system-packages:
+	tools/install-system-packages.sh
+
+demo: venv
+	tools/demo.sh
+
+lint: venv
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production --offline
+
+unit: venv
+	pytest tests/unit
+
+test: venv system-packages lint
+	pytest
+
+clean:
+	rm -rf .cache reports .local-aws .pytest_cache .ruff_cache

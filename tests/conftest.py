@@ -1,0 +1,40 @@
+"""Fixtures shared by every test: the local AWS endpoint and paths.
+
+The endpoint is moto in server mode, a real HTTP server on 127.0.0.1 started
+once per session; `aws` gives each test an empty one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+
+import local_aws  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def local_aws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_aws.LocalAws]:
+    os.environ.update(local_aws.FAKE_CREDENTIALS)
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = local_aws.start_server(log_path=log)
+    yield server
+    local_aws.stop_server(server)
+
+
+@pytest.fixture
+def aws(local_aws_server: local_aws.LocalAws) -> local_aws.LocalAws:
+    """An empty local AWS endpoint for this test."""
+    local_aws_server.reset()
+    return local_aws_server
