@@ -11,10 +11,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import ansible.module_utils
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Import the project's scripts, modules and module_utils the way Ansible does.
 sys.path.insert(0, str(REPO_ROOT / "tools"))
+sys.path.insert(0, str(REPO_ROOT / "library"))
+ansible.module_utils.__path__.append(str(REPO_ROOT / "module_utils"))
 
 import local_aws  # noqa: E402
 

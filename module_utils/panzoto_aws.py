@@ -1,0 +1,161 @@
+"""AWS access for every panzoto-ops module: the one place clients are built.
+
+Options are named like amazon.aws's (region, endpoint_url, access_key, ...)
+with the same environment fallbacks, so a playbook written for one works with
+the other. Throttling and 5xx responses are retried by botocore's "standard"
+mode (jittered exponential backoff); errors become one line that says what to do.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+try:
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    HAS_BOTO3 = True
+except ImportError:  # reported by require_boto3()
+    HAS_BOTO3 = False
+
+AWS_ARGUMENT_SPEC = dict(
+    region=dict(
+        type="str",
+        aliases=["aws_region"],
+        fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    ),
+    endpoint_url=dict(
+        type="str",
+        aliases=["aws_endpoint_url"],
+        fallback=(env_fallback, ["AWS_ENDPOINT_URL"]),
+    ),
+    access_key=dict(
+        type="str",
+        aliases=["aws_access_key_id", "aws_access_key"],
+        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"]),
+        no_log=False,
+    ),
+    secret_key=dict(
+        type="str",
+        aliases=["aws_secret_access_key", "aws_secret_key"],
+        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"]),
+        no_log=True,
+    ),
+    session_token=dict(
+        type="str",
+        aliases=["aws_session_token"],
+        fallback=(env_fallback, ["AWS_SESSION_TOKEN"]),
+        no_log=True,
+    ),
+    profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE"])),
+    max_attempts=dict(type="int", default=8),
+)
+
+# Error codes that mean "the same request may succeed later"; botocore retries
+# them itself, and the modules' own loops (unprocessed items, partial batch
+# failures) use this list to decide what to try again.
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalError",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+
+
+def require_boto3(module) -> None:
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+
+
+def validate_aws_params(module) -> None:
+    """Fail early, changing nothing, on options that cannot work together."""
+    params = module.params
+    if bool(params.get("access_key")) != bool(params.get("secret_key")):
+        module.fail_json(msg="access_key and secret_key must be given together (or neither, to use the default chain).")
+    if params.get("max_attempts") is not None and params["max_attempts"] < 1:
+        module.fail_json(msg="max_attempts must be 1 or more.")
+    endpoint = params.get("endpoint_url")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        module.fail_json(msg=f"endpoint_url must start with http:// or https://, got {endpoint!r}.")
+
+
+def aws_session(module):
+    params = module.params
+    try:
+        return boto3.session.Session(
+            aws_access_key_id=params.get("access_key"),
+            aws_secret_access_key=params.get("secret_key"),
+            aws_session_token=params.get("session_token"),
+            profile_name=params.get("profile"),
+            region_name=params.get("region"),
+        )
+    except botocore.exceptions.ProfileNotFound as exc:
+        module.fail_json(msg=f"{exc}: define it in ~/.aws/config or unset profile/AWS_PROFILE.")
+
+
+def aws_client(module, service: str, max_pool_connections: int = 10):
+    """A boto3 client for `service`, retrying throttling and 5xx with backoff.
+
+    Fails the module with one line when no region or no credentials are
+    available, before any request is made.
+    """
+    session = aws_session(module)
+    if not session.region_name:
+        module.fail_json(msg="No AWS region: set the region option or AWS_REGION.")
+    if session.get_credentials() is None:
+        module.fail_json(msg="No AWS credentials found: set access_key/secret_key, a profile, or AWS_ACCESS_KEY_ID.")
+    config = Config(
+        retries={"mode": "standard", "max_attempts": module.params.get("max_attempts") or 8},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    return session.client(service, endpoint_url=module.params.get("endpoint_url"), config=config)
+
+
+def error_code(exc: Exception) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def describe_aws_error(exc: Exception, doing: str, endpoint_url: str | None = None) -> str:
+    """One line saying what failed, why, and what to do about it."""
+    where = f" at {endpoint_url}" if endpoint_url else ""
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return (
+            f"Cannot reach the AWS endpoint{where} while trying to {doing}: check endpoint_url/region and the network."
+        )
+    if isinstance(exc, (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
+        return f"The AWS endpoint{where} timed out while trying to {doing}: check the network, then re-run."
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return (
+            f"No AWS credentials while trying to {doing}: set access_key/secret_key, a profile, or AWS_ACCESS_KEY_ID."
+        )
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        hint = {
+            "ResourceNotFoundException": "check the table name and region",
+            "NoSuchBucket": "check the bucket name and region",
+            "AccessDeniedException": "grant the IAM permission named above",
+            "AccessDenied": "grant the IAM permission named above",
+            "UnrecognizedClientException": "check the credentials",
+            "InvalidClientTokenId": "check the credentials",
+            "ExpiredTokenException": "refresh the session token",
+        }.get(code, "re-run; if it persists, check the AWS service health")
+        return f"{code or 'AWS error'} while trying to {doing}: {message.strip()} ({hint})."
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__} while trying to {doing}{where}: {first_line}"
+
+
+def aws_errors():
+    """The exception types that describe_aws_error() turns into one line."""
+    return (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)

@@ -1,0 +1,164 @@
+"""Error categories of failed processing jobs: the one place they are defined.
+
+Classification is data (DESIGN §4): an ordered list of rules, the first whose
+pattern occurs in the job's error message wins, and `other` catches the rest.
+Users add rules or override a default one by naming its category.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CATCH_ALL = "other"
+CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    category: str
+    pattern: str  # matched case-insensitively as a substring, or as a regex when regex=True
+    solution: str
+    deletable: bool
+    regex: bool = False
+
+    def matches(self, message: str) -> bool:
+        if self.regex:
+            return re.search(self.pattern, message, re.IGNORECASE) is not None
+        return self.pattern.casefold() in message.casefold()
+
+
+# The ops guide's categories, in matching order. `deletable` says whether the
+# cleanup module may delete such jobs when a user selects "every failed job".
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(
+        "legacy_encryption",
+        "Automatic decryption not yet implemented",
+        "Delete these jobs and their audio files from S3 (old client-side encryption; cannot be processed).",
+        deletable=True,
+    ),
+    Rule(
+        "max_retries",
+        "Exceeded maximum retries",
+        "Check logs, fix the root cause, then retry the jobs.",
+        deletable=False,
+    ),
+    Rule(
+        "transcription_failed",
+        "Transcription failed or too short",
+        "May need manual review: check the audio duration in panzoto-audio-files; "
+        "delete if too short, retry if an API error.",
+        deletable=False,
+    ),
+    Rule(
+        "decryption_error",
+        "MAC check failed",
+        "Delete the jobs and their audio files; the user re-records.",
+        deletable=True,
+    ),
+    Rule(
+        "format_error",
+        "File does not start with RIFF id",
+        "Repair ffmpeg on the host (playbooks/repair_ffmpeg.yml), then retry the jobs.",
+        deletable=False,
+    ),
+    Rule("timeout", "timeout", "Retry the jobs; raise the timeout if the audio is legitimately long.", deletable=False),
+)
+CATCH_ALL_RULE = Rule(CATCH_ALL, "", "May need manual review.", deletable=False)
+
+
+class RuleError(ValueError):
+    """A user-supplied rule that cannot be used; the message is one line."""
+
+
+def _rule_from_user(spec: object, position: int) -> tuple[Rule | None, str]:
+    """Turn one user rule (a dict) into a Rule, inheriting what it omits from the default of the same category."""
+    if not isinstance(spec, dict):
+        raise RuleError(f"classification_rules[{position}] must be a dict, got {type(spec).__name__}.")
+    unknown = set(spec) - {"category", "match", "regex", "solution", "deletable", "remove"}
+    if unknown:
+        raise RuleError(f"classification_rules[{position}] has unknown keys: {', '.join(sorted(unknown))}.")
+    category = spec.get("category")
+    if not isinstance(category, str) or not CATEGORY_NAME.match(category):
+        raise RuleError(f"classification_rules[{position}].category must be a lower_snake_case name, got {category!r}.")
+    if spec.get("remove"):
+        return None, category
+    base = next((rule for rule in (*DEFAULT_RULES, CATCH_ALL_RULE) if rule.category == category), None)
+    if category == CATCH_ALL:
+        # The catch-all has no pattern; only its advice may change.
+        if "match" in spec:
+            raise RuleError(
+                f"classification_rules[{position}]: '{CATCH_ALL}' matches everything else and takes no match."
+            )
+        return _with_advice(CATCH_ALL_RULE, spec, position), category
+    pattern = spec.get("match", base.pattern if base else None)
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise RuleError(f"classification_rules[{position}] ({category}) needs a non-empty match string.")
+    regex = spec.get("regex", base.regex if base else False)
+    if regex:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise RuleError(
+                f"classification_rules[{position}] ({category}): invalid regex {pattern!r}: {exc}."
+            ) from exc
+    template = base or Rule(category, pattern, "May need manual review.", deletable=False)
+    rule = Rule(category, pattern, template.solution, template.deletable, bool(regex))
+    return _with_advice(rule, spec, position), category
+
+
+def _with_advice(rule: Rule, spec: dict, position: int) -> Rule:
+    solution = spec.get("solution", rule.solution)
+    deletable = spec.get("deletable", rule.deletable)
+    if not isinstance(solution, str):
+        raise RuleError(f"classification_rules[{position}].solution must be a string.")
+    if not isinstance(deletable, bool):
+        raise RuleError(f"classification_rules[{position}].deletable must be true or false.")
+    return Rule(rule.category, rule.pattern, solution, deletable, rule.regex)
+
+
+def build_rules(user_rules: list | None = None) -> tuple[Rule, ...]:
+    """The effective ordered rules: defaults, with user rules applied.
+
+    A user rule naming a default category replaces it in place; `remove: true`
+    drops it; a new category is matched before the defaults, so specific user
+    patterns win over broad ones such as `timeout`. The catch-all stays last.
+    """
+    rules = list(DEFAULT_RULES)
+    catch_all = CATCH_ALL_RULE
+    added: list[Rule] = []
+    for position, spec in enumerate(user_rules or []):
+        rule, category = _rule_from_user(spec, position)
+        existing = [index for index, current in enumerate(rules) if current.category == category]
+        if category == CATCH_ALL:
+            if rule is None:
+                raise RuleError(f"classification_rules[{position}]: the '{CATCH_ALL}' category cannot be removed.")
+            catch_all = rule
+        elif rule is None:
+            if not existing:
+                raise RuleError(f"classification_rules[{position}]: cannot remove unknown category {category!r}.")
+            rules.pop(existing[0])
+        elif existing:
+            rules[existing[0]] = rule
+        else:
+            added = [current for current in added if current.category != category] + [rule]
+    return (*added, *rules, catch_all)
+
+
+def classify(message: object, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> str | None:
+    """The category of an error message, or None when it is not text at all.
+
+    A missing or empty message is `other`: the job failed without saying why.
+    """
+    if message is None:
+        return CATCH_ALL
+    if not isinstance(message, str):
+        return None
+    for rule in rules:
+        if rule.category != CATCH_ALL and rule.matches(message):
+            return rule.category
+    return CATCH_ALL
+
+
+def rules_by_category(rules: tuple[Rule, ...]) -> dict[str, Rule]:
+    return {rule.category: rule for rule in rules}

@@ -1,0 +1,140 @@
+"""What a processing-job item means: parsing its fields and spotting junk.
+
+Real tables hold items without a status, non-string error messages,
+unparseable dates and numbers stored as strings (DESIGN §3). Every tool reads
+items through inspect_job(), so they all agree on what is malformed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from ansible.module_utils.panzoto_job_classification import CATCH_ALL_RULE, DEFAULT_RULES, Rule, classify
+
+JOB_STATUSES = ("pending", "processing", "completed", "failed")
+# Attributes the tools read; scans project only these (status is a DynamoDB reserved word).
+JOB_ATTRIBUTES = (
+    "job_id",
+    "user_id",
+    "job_type",
+    "status",
+    "audio_file_id",
+    "created_at",
+    "completed_at",
+    "retry_count",
+    "last_attempt_at",
+    "error_message",
+)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An aware UTC datetime from the ISO-8601 forms the service writes, or None.
+
+    Seen in the table: naive (taken as UTC), with `+00:00`, and with `Z`.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90s`, `30m`, `1h`, `7d`, `2w` or a number of seconds, as a timedelta.
+
+    Raises ValueError with a one-line message on anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use a number of seconds or forms like 30m, 1h, 7d")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use a number of seconds or forms like 30m, 1h, 7d")
+        seconds = float(match.group(1)) * DURATION_UNITS[(match.group(2) or "s").lower()]
+    if seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: it cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def parse_now(value: object) -> datetime:
+    """The reference time: a given ISO-8601 instant (for reproducible runs) or the current time."""
+    if value in (None, ""):
+        return datetime.now(UTC)
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise ValueError(f"invalid now {value!r}: use an ISO-8601 timestamp such as 2025-10-19T18:00:00Z")
+    return parsed
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One item of the jobs table, read defensively."""
+
+    item: dict
+    job_id: str | None
+    status: str | None
+    job_type: str
+    user_id: str | None
+    audio_file_id: str | None
+    created_at: datetime | None
+    completed_at: datetime | None
+    error_message: object
+    category: str | None  # failed jobs only
+    malformed: str | None  # why the item cannot be counted, or None
+
+    def age(self, now: datetime) -> timedelta | None:
+        return now - self.created_at if self.created_at else None
+
+
+def malformed_reason(item: dict) -> str | None:
+    """Why an item is junk, or None when it is a well-formed job."""
+    status = item.get("status")
+    if status is None:
+        return "missing_status"
+    if not isinstance(status, str) or status not in JOB_STATUSES:
+        return "unknown_status"
+    if parse_timestamp(item.get("created_at")) is None:
+        return "bad_created_at"
+    if "retry_count" in item and not isinstance(item["retry_count"], (Decimal, int)):
+        return "bad_retry_count"
+    if status == "failed" and item.get("error_message") is not None and not isinstance(item["error_message"], str):
+        return "bad_error_message"
+    return None
+
+
+def inspect_job(item: dict, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> Job:
+    """A Job from a deserialized item (boto3 TypeDeserializer types)."""
+    reason = malformed_reason(item)
+    status = item.get("status") if reason is None else None
+    job_type = item.get("job_type")
+    return Job(
+        item=item,
+        job_id=item.get("job_id") if isinstance(item.get("job_id"), str) else None,
+        status=status,
+        job_type=job_type if isinstance(job_type, str) and job_type else "unknown",
+        user_id=item.get("user_id") if isinstance(item.get("user_id"), str) else None,
+        audio_file_id=item.get("audio_file_id") if isinstance(item.get("audio_file_id"), str) else None,
+        created_at=parse_timestamp(item.get("created_at")),
+        completed_at=parse_timestamp(item.get("completed_at")),
+        error_message=item.get("error_message"),
+        category=classify(item.get("error_message"), rules) if status == "failed" else None,
+        malformed=reason,
+    )

@@ -1,0 +1,128 @@
+"""Streaming parallel scans of a DynamoDB table.
+
+Pages are read by one thread per segment and handed over through a bounded
+queue, so memory holds at most a few pages whatever the table's size. Every
+HTTP attempt (retries included) is counted, for reports and benchmarks.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+try:
+    from boto3.dynamodb.types import TypeDeserializer
+except ImportError:  # the modules report a missing boto3 themselves
+    TypeDeserializer = None
+
+_DONE = object()
+
+
+@dataclass
+class RequestCounter:
+    """Counts HTTP attempts per operation through botocore's before-send event."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def attach(self, client) -> RequestCounter:
+        client.meta.events.register("before-send", self._on_send)
+        return self
+
+    def _on_send(self, request=None, **kwargs) -> None:
+        event_name = kwargs.get("event_name", "")
+        operation = event_name.rsplit(".", 1)[-1] if event_name else "unknown"
+        with self._lock:
+            self.counts[operation] = self.counts.get(operation, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class ScanStats:
+    pages: int = 0
+    items: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_page(self, items: int) -> None:
+        with self._lock:
+            self.pages += 1
+            self.items += items
+
+
+def projection(attributes: Iterable[str]) -> dict:
+    """ProjectionExpression arguments; placeholders avoid reserved words such as `status`."""
+    names = {f"#a{index}": name for index, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+
+
+def _scan_segment(client, request: dict, segment: int, total: int, out: queue.Queue, stop: threading.Event, stats):
+    deserialize = TypeDeserializer().deserialize
+    kwargs = dict(request)
+    if total > 1:
+        kwargs.update(Segment=segment, TotalSegments=total)
+    try:
+        while not stop.is_set():
+            page = client.scan(**kwargs)
+            items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
+            stats.add_page(len(items))
+            _put(out, items, stop)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except Exception as exc:  # handed to the consumer, which raises it
+        _put(out, exc, stop)
+    finally:
+        _put(out, _DONE, stop)
+
+
+def _put(out: queue.Queue, value, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            out.put(value, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def scan_items(
+    client,
+    table: str,
+    attributes: Iterable[str] | None = None,
+    segments: int = 1,
+    page_size: int | None = None,
+    stats: ScanStats | None = None,
+    consistent_read: bool = False,
+) -> Iterator[dict]:
+    """Yield every item of `table` as plain Python values, scanning `segments` in parallel.
+
+    The first error from any segment stops the others and is raised here.
+    """
+    request: dict = {"TableName": table, "ConsistentRead": consistent_read}
+    if attributes:
+        request.update(projection(attributes))
+    if page_size:
+        request["Limit"] = page_size
+    stats = stats if stats is not None else ScanStats()
+    out: queue.Queue = queue.Queue(maxsize=max(2, segments * 2))
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="scan") as pool:
+        for segment in range(segments):
+            pool.submit(_scan_segment, client, request, segment, segments, out, stop, stats)
+        finished = 0
+        try:
+            while finished < segments:
+                value = out.get()
+                if value is _DONE:
+                    finished += 1
+                elif isinstance(value, Exception):
+                    raise value
+                else:
+                    yield from value
+        finally:
+            stop.set()
