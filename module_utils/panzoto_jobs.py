@@ -105,18 +105,22 @@ class Job:
 
 
 def malformed_reason(item: dict) -> str | None:
-    """Why an item is junk, or None when it is a well-formed job."""
+    """Why an item is junk (the first problem found), or None for a well-formed job."""
     status = item.get("status")
     if status is None:
-        return "missing_status"
-    if not isinstance(status, str) or status not in JOB_STATUSES:
-        return "unknown_status"
-    if parse_timestamp(item.get("created_at")) is None:
-        return "bad_created_at"
+        return "status_missing"
+    if not isinstance(status, str):
+        return "status_not_string"
+    if status not in JOB_STATUSES:
+        return "status_unknown"
+    if item.get("created_at") is None:
+        return "created_at_missing"
+    if parse_timestamp(item["created_at"]) is None:
+        return "created_at_unparseable"
     if "retry_count" in item and not isinstance(item["retry_count"], (Decimal, int)):
-        return "bad_retry_count"
+        return "retry_count_not_number"
     if status == "failed" and item.get("error_message") is not None and not isinstance(item["error_message"], str):
-        return "bad_error_message"
+        return "error_message_not_string"
     return None
 
 

@@ -1,0 +1,519 @@
+#!/usr/bin/python
+"""Ansible module: audit the Panzoto processing-jobs table (read-only)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: processing_jobs_audit
+short_description: Audit the Panzoto processing-jobs table by status and error category
+description:
+  - Scans the DynamoDB processing-jobs table once, streaming pages from parallel segments and reading only the attributes it
+    needs, and reports what the ops guide's C(check_jobs) script reported and more.
+  - Counts jobs by status and by job type; failed jobs by error category, each with its solution, whether cleanup may delete it,
+    its oldest and newest failure and example job ids; pending jobs stuck longer than O(stuck_after); malformed items (never a crash);
+    success rate and average and p95 processing time of completed jobs; audio files that failed in more than one job
+    (candidates for a circuit breaker); and which thresholds are breached.
+  - Read-only; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
+  - Memory stays flat as the table grows, except for one counter per distinct audio file among failed jobs
+    (for the repeated-failure report) and one per distinct 0.1 s processing time (for the p95).
+version_added: "1.0.0"
+author: panzoto-ops maintainers
+options:
+  table:
+    description: Name of the processing-jobs table.
+    type: str
+    default: panzoto-processing-jobs
+  classification_rules:
+    description:
+      - Rules added to or overriding the default error categories (DESIGN §4), applied in order.
+      - Each is a dict with C(category) (lower_snake_case) and any of C(match) (case-insensitive substring of the error message),
+        C(regex) (treat C(match) as a regular expression), C(solution), C(deletable), or C(remove=true) to drop a default category.
+      - A rule naming a default category replaces it in place; a new category is matched before the defaults.
+    type: list
+    elements: dict
+    default: []
+  stuck_after:
+    description: How long a pending job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
+    type: str
+    default: 1h
+  recent_window:
+    description: The window for the C(failed_recent) count (jobs that failed within it), like the guide's CloudWatch alarm.
+    type: str
+    default: 24h
+  thresholds:
+    description:
+      - Counts that must not be exceeded; a value strictly greater than its threshold is reported in RV(breached).
+      - Keys are statuses (C(failed), C(pending), ...), error categories (C(legacy_encryption), ...), C(pending_stuck), C(malformed),
+        C(failed_recent) and C(repeated_failure_audio_files).
+      - The defaults are the ops guide's monitoring numbers. Pass C({}) to check none.
+    type: dict
+    default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5}
+  examples:
+    description: How many example job ids to return per category, and how many stuck jobs, malformed items and repeated audio files to list.
+    type: int
+    default: 5
+  segments:
+    description: Parallel scan segments (threads). Each reads its part of the table independently.
+    type: int
+    default: 4
+  page_size:
+    description: Items per Scan request (DynamoDB's C(Limit)); by default each page is up to 1 MB.
+    type: int
+  now:
+    description: The time the audit is taken at, as ISO-8601, for reproducible reports. Defaults to the current time.
+    type: str
+  region:
+    description: AWS region. Falls back to E(AWS_REGION) and E(AWS_DEFAULT_REGION).
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description: URL of the AWS endpoint, for a local or compatible one. Falls back to E(AWS_ENDPOINT_URL).
+    type: str
+    aliases: [aws_endpoint_url]
+  access_key:
+    description: AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID); without it the default credential chain is used.
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description: AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY).
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description: AWS session token. Falls back to E(AWS_SESSION_TOKEN).
+    type: str
+    aliases: [aws_session_token]
+  profile:
+    description: Named profile from the AWS config files. Falls back to E(AWS_PROFILE).
+    type: str
+    aliases: [aws_profile]
+  max_attempts:
+    description: Attempts per AWS request, retries of throttling and 5xx included.
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+requirements:
+  - boto3
+notes:
+  - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
+  - An item counts as malformed, and only as malformed, when its C(status) is missing or unknown, its C(created_at) is missing or
+    not ISO-8601, its C(retry_count) is not a number, or it failed with a non-text C(error_message).
+"""
+
+EXAMPLES = r"""
+- name: Audit the jobs table with the guide's thresholds
+  processing_jobs_audit:
+    region: us-east-1
+  register: audit
+
+- name: Audit a local endpoint at a fixed time, with a team-specific category
+  processing_jobs_audit:
+    endpoint_url: http://127.0.0.1:5000
+    now: "2025-10-19T18:00:00Z"
+    stuck_after: 30m
+    thresholds:
+      failed: 20
+      pending_stuck: 0
+    classification_rules:
+      - category: quota_exceeded
+        match: "insufficient_quota"
+        solution: Raise the OpenAI quota, then retry.
+      - category: timeout
+        deletable: false
+
+- name: Fail the run when a threshold is breached
+  ansible.builtin.fail:
+    msg: "{{ audit.breached | map(attribute='message') | join('; ') }}"
+  when: audit.breached | length > 0
+"""
+
+RETURN = r"""
+table:
+  description: The table audited.
+  returned: success
+  type: str
+  sample: panzoto-processing-jobs
+now:
+  description: The time the audit was taken at (UTC).
+  returned: success
+  type: str
+  sample: "2025-10-19T18:00:00Z"
+total_items:
+  description: Items scanned, malformed ones included.
+  returned: success
+  type: int
+  sample: 60
+by_status:
+  description: Well-formed jobs per status; every known status is present.
+  returned: success
+  type: dict
+  sample: {completed: 9, failed: 49, pending: 2, processing: 0}
+by_job_type:
+  description: Well-formed jobs per job type (C(unknown) when missing).
+  returned: success
+  type: dict
+  sample: {transcription: 60}
+categories:
+  description: Failed jobs per error category, most frequent first; categories with no jobs are left out.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    category: {description: Category name., type: str, sample: legacy_encryption}
+    count: {description: Failed jobs in it., type: int, sample: 34}
+    solution: {description: What to do about it., type: str}
+    deletable: {description: Whether cleanup may delete such jobs., type: bool}
+    oldest_failure: {description: Earliest failure (last attempt, else creation)., type: str}
+    newest_failure: {description: Latest failure., type: str}
+    example_job_ids: {description: Up to O(examples) job ids., type: list, elements: str}
+  sample:
+    - {category: legacy_encryption, count: 34, deletable: true, example_job_ids: ["0b7c..."],
+       oldest_failure: "2025-10-09T08:00:00Z", newest_failure: "2025-10-09T21:40:00Z",
+       solution: Delete these jobs and their audio files from S3 (old client-side encryption; cannot be processed).}
+pending_stuck:
+  description: Pending jobs older than O(stuck_after).
+  returned: success
+  type: dict
+  contains:
+    count: {description: How many., type: int}
+    stuck_after_seconds: {description: The limit used., type: float}
+    oldest_age_seconds: {description: Age of the oldest stuck job, or null., type: float}
+    jobs: {description: Up to O(examples) stuck jobs with job_id, created_at and age_seconds, oldest first., type: list, elements: dict}
+malformed:
+  description: Items that could not be counted as jobs.
+  returned: success
+  type: dict
+  contains:
+    count: {description: How many., type: int}
+    by_reason: {description: Count per reason., type: dict}
+    examples: {description: Up to O(examples) items as job_id and reason., type: list, elements: dict}
+failed_recent:
+  description: Jobs that failed within O(recent_window) of RV(now).
+  returned: success
+  type: int
+completed:
+  description: Metrics of completed jobs (the guide's wished-for dashboard).
+  returned: success
+  type: dict
+  contains:
+    success_rate: {description: Completed jobs over completed plus failed, 0 to 1, or null when neither., type: float, sample: 0.155}
+    processing_seconds_count: {description: Completed jobs with both timestamps., type: int}
+    processing_seconds_average: {description: Average of completed_at minus created_at., type: float}
+    processing_seconds_p95: {description: 95th percentile (nearest rank), at 0.1 s resolution., type: float}
+repeated_failures:
+  description: Audio files with failed jobs more than once (circuit-breaker candidates).
+  returned: success
+  type: dict
+  contains:
+    count: {description: How many audio files., type: int}
+    audio_files: {description: Up to O(examples) as audio_file_id, failures and job_ids, most failures first., type: list, elements: dict}
+thresholds:
+  description: The thresholds checked.
+  returned: success
+  type: dict
+breached:
+  description: Thresholds exceeded, each with name, value, threshold and a one-line message.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
+requests:
+  description: What the scan cost.
+  returned: success
+  type: dict
+  contains:
+    pages: {description: Scan pages read., type: int}
+    http_requests: {description: HTTP requests sent, retries included., type: int}
+    by_operation: {description: HTTP requests per API operation., type: dict}
+    segments: {description: Parallel segments used., type: int}
+"""
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto_aws import (
+    AWS_ARGUMENT_SPEC,
+    aws_client,
+    aws_errors,
+    describe_aws_error,
+    require_boto3,
+    validate_aws_params,
+)
+from ansible.module_utils.panzoto_job_classification import RuleError, build_rules, rules_by_category
+from ansible.module_utils.panzoto_jobs import (
+    JOB_ATTRIBUTES,
+    JOB_STATUSES,
+    Job,
+    inspect_job,
+    isoformat,
+    parse_duration,
+    parse_now,
+    parse_timestamp,
+)
+from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
+
+DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
+AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "repeated_failure_audio_files")
+P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
+
+
+@dataclass
+class CategoryTally:
+    count: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobAudit:
+    """Folds jobs one at a time into the report; keeps only counters and capped examples."""
+
+    now: datetime
+    stuck_after: timedelta
+    recent_window: timedelta
+    examples: int
+    total_items: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    by_job_type: Counter = field(default_factory=Counter)
+    categories: dict[str, CategoryTally] = field(default_factory=dict)
+    stuck_count: int = 0
+    stuck_oldest: list = field(default_factory=list)  # heap of (-age, job_id, created_at)
+    malformed_by_reason: Counter = field(default_factory=Counter)
+    malformed_examples: list[dict] = field(default_factory=list)
+    failed_recent: int = 0
+    processing_tenths: Counter = field(default_factory=Counter)
+    processing_sum: float = 0.0
+    failures_by_audio: Counter = field(default_factory=Counter)
+    audio_example_jobs: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, job: Job) -> None:
+        self.total_items += 1
+        if job.malformed:
+            self._add_malformed(job)
+            return
+        self.by_status[job.status] += 1
+        self.by_job_type[job.job_type] += 1
+        if job.status == "failed":
+            self._add_failed(job)
+        elif job.status == "pending":
+            self._add_pending(job)
+        elif job.status == "completed" and job.completed_at:
+            seconds = max((job.completed_at - job.created_at).total_seconds(), 0.0)
+            self.processing_sum += seconds
+            self.processing_tenths[round(seconds * P95_RESOLUTION)] += 1
+
+    def _add_malformed(self, job: Job) -> None:
+        self.malformed_by_reason[job.malformed] += 1
+        if len(self.malformed_examples) < self.examples:
+            self.malformed_examples.append({"job_id": job.job_id, "reason": job.malformed})
+
+    def _add_failed(self, job: Job) -> None:
+        failed_at = parse_timestamp(job.item.get("last_attempt_at")) or job.created_at
+        tally = self.categories.setdefault(job.category, CategoryTally())
+        tally.count += 1
+        tally.oldest = min(tally.oldest or failed_at, failed_at)
+        tally.newest = max(tally.newest or failed_at, failed_at)
+        if len(tally.examples) < self.examples and job.job_id:
+            tally.examples.append(job.job_id)
+        if self.now - failed_at <= self.recent_window:
+            self.failed_recent += 1
+        if job.audio_file_id:
+            self.failures_by_audio[job.audio_file_id] += 1
+            jobs = self.audio_example_jobs.setdefault(job.audio_file_id, [])
+            if len(jobs) < self.examples and job.job_id:
+                jobs.append(job.job_id)
+
+    def _add_pending(self, job: Job) -> None:
+        age = job.age(self.now)
+        if age <= self.stuck_after:
+            return
+        self.stuck_count += 1
+        entry = (age.total_seconds(), job.job_id or "", isoformat(job.created_at))
+        # Keep the oldest `examples` stuck jobs: a min-heap on age evicts the youngest.
+        if len(self.stuck_oldest) < self.examples:
+            heapq.heappush(self.stuck_oldest, entry)
+        elif self.examples and entry > self.stuck_oldest[0]:
+            heapq.heapreplace(self.stuck_oldest, entry)
+
+    def processing_p95(self) -> float | None:
+        count = sum(self.processing_tenths.values())
+        if not count:
+            return None
+        rank = -(-95 * count // 100)  # nearest rank: ceil(0.95 * n)
+        seen = 0
+        for tenths in sorted(self.processing_tenths):
+            seen += self.processing_tenths[tenths]
+            if seen >= rank:
+                return tenths / P95_RESOLUTION
+        return None
+
+    def report(self, rules_by_name: dict) -> dict:
+        completed = self.by_status["completed"]
+        finished = completed + self.by_status["failed"]
+        processing_count = sum(self.processing_tenths.values())
+        repeated = [(audio, n) for audio, n in self.failures_by_audio.items() if n > 1]
+        repeated.sort(key=lambda pair: (-pair[1], pair[0]))
+        stuck = sorted(self.stuck_oldest, reverse=True)
+        return {
+            "total_items": self.total_items,
+            "by_status": {status: self.by_status[status] for status in JOB_STATUSES},
+            "by_job_type": dict(sorted(self.by_job_type.items())),
+            "categories": [
+                {
+                    "category": name,
+                    "count": tally.count,
+                    "solution": rules_by_name[name].solution,
+                    "deletable": rules_by_name[name].deletable,
+                    "oldest_failure": isoformat(tally.oldest),
+                    "newest_failure": isoformat(tally.newest),
+                    "example_job_ids": tally.examples,
+                }
+                for name, tally in sorted(self.categories.items(), key=lambda pair: (-pair[1].count, pair[0]))
+            ],
+            "pending_stuck": {
+                "count": self.stuck_count,
+                "stuck_after_seconds": self.stuck_after.total_seconds(),
+                "oldest_age_seconds": stuck[0][0] if stuck else None,
+                "jobs": [
+                    {"job_id": job_id, "created_at": created, "age_seconds": age} for age, job_id, created in stuck
+                ],
+            },
+            "malformed": {
+                "count": sum(self.malformed_by_reason.values()),
+                "by_reason": dict(sorted(self.malformed_by_reason.items())),
+                "examples": self.malformed_examples,
+            },
+            "failed_recent": self.failed_recent,
+            "completed": {
+                "success_rate": round(completed / finished, 4) if finished else None,
+                "processing_seconds_count": processing_count,
+                "processing_seconds_average": round(self.processing_sum / processing_count, 3)
+                if processing_count
+                else None,
+                "processing_seconds_p95": self.processing_p95(),
+            },
+            "repeated_failures": {
+                "count": len(repeated),
+                "audio_files": [
+                    {"audio_file_id": audio, "failures": n, "job_ids": self.audio_example_jobs[audio]}
+                    for audio, n in repeated[: self.examples]
+                ],
+            },
+        }
+
+
+def threshold_values(report: dict) -> dict[str, int]:
+    """Every count a threshold may name, by that name."""
+    values = dict(report["by_status"])
+    values.update({entry["category"]: entry["count"] for entry in report["categories"]})
+    values.update(
+        pending_stuck=report["pending_stuck"]["count"],
+        malformed=report["malformed"]["count"],
+        failed_recent=report["failed_recent"],
+        repeated_failure_audio_files=report["repeated_failures"]["count"],
+    )
+    return values
+
+
+def breached_thresholds(thresholds: dict[str, int], values: dict[str, int]) -> list[dict]:
+    breached = []
+    for name, limit in thresholds.items():
+        value = values.get(name, 0)
+        if value > limit:
+            breached.append({"name": name, "value": value, "threshold": limit, "message": f"{name}: {value} > {limit}"})
+    return breached
+
+
+def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, int]:
+    """Thresholds as ints; raises ValueError (one line) on unknown names or bad values."""
+    known = set(JOB_STATUSES) | set(categories) | set(AGGREGATE_THRESHOLDS)
+    validated = {}
+    for name, limit in thresholds.items():
+        if name not in known:
+            raise ValueError(f"unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
+        try:
+            validated[name] = int(limit)
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold {name!r} must be a whole number, got {limit!r}") from None
+        if validated[name] < 0:
+            raise ValueError(f"threshold {name!r} cannot be negative")
+    return validated
+
+
+def run_module() -> None:
+    argument_spec = dict(
+        table=dict(type="str", default="panzoto-processing-jobs"),
+        classification_rules=dict(type="list", elements="dict", default=[]),
+        stuck_after=dict(type="str", default="1h"),
+        recent_window=dict(type="str", default="24h"),
+        thresholds=dict(type="dict", default=DEFAULT_THRESHOLDS),
+        examples=dict(type="int", default=5),
+        segments=dict(type="int", default=4),
+        page_size=dict(type="int"),
+        now=dict(type="str"),
+        **AWS_ARGUMENT_SPEC,
+    )
+    argument_spec["max_attempts"] = dict(type="int", default=5)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    require_boto3(module)
+    validate_aws_params(module)
+    params = module.params
+
+    try:
+        rules = build_rules(params["classification_rules"])
+        stuck_after = parse_duration(params["stuck_after"])
+        recent_window = parse_duration(params["recent_window"])
+        now = parse_now(params["now"])
+        thresholds = validate_thresholds(params["thresholds"], [rule.category for rule in rules])
+    except (RuleError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    if not 1 <= params["segments"] <= 64:
+        module.fail_json(msg=f"segments must be between 1 and 64, got {params['segments']}.")
+    if params["examples"] < 0:
+        module.fail_json(msg="examples cannot be negative.")
+    if params["page_size"] is not None and params["page_size"] < 1:
+        module.fail_json(msg="page_size must be 1 or more.")
+
+    client = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
+    counter = RequestCounter().attach(client)
+    stats = ScanStats()
+    audit = JobAudit(now=now, stuck_after=stuck_after, recent_window=recent_window, examples=params["examples"])
+    table = params["table"]
+    try:
+        client.describe_table(TableName=table)
+        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
+            audit.add(inspect_job(item, rules))
+    except aws_errors() as exc:
+        module.fail_json(msg=describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url")))
+
+    report = audit.report(rules_by_category(rules))
+    module.exit_json(
+        changed=False,
+        table=table,
+        now=isoformat(now),
+        **report,
+        thresholds=thresholds,
+        breached=breached_thresholds(thresholds, threshold_values(report)),
+        requests={
+            "pages": stats.pages,
+            "http_requests": counter.total,
+            "by_operation": dict(sorted(counter.counts.items())),
+            "segments": params["segments"],
+        },
+    )
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

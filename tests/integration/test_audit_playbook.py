@@ -1,0 +1,234 @@
+"""playbooks/audit_jobs.yml through ansible-playbook against moto's server.
+
+Expected numbers come from the seeder, which knows them by construction
+(tools/seed_jobs.py does not use the project's classification).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import seed_jobs
+from support.playbook import PlaybookRun, run_playbook
+
+GUIDE_NOW = "2025-10-19T18:00:00Z"
+CATEGORIES = [
+    "legacy_encryption",
+    "max_retries",
+    "transcription_failed",
+    "decryption_error",
+    "format_error",
+    "timeout",
+    "other",
+]
+
+
+def audit(tmp_path: Path, endpoint_url: str, **extra_vars) -> tuple[PlaybookRun, dict | None]:
+    """Run the audit playbook; return the run and the JSON report it wrote (None if it wrote none)."""
+    report_dir = tmp_path / "reports"
+    run = run_playbook(
+        "audit_jobs.yml",
+        extra_vars={"audit_report_dir": str(report_dir), "audit_now": GUIDE_NOW, **extra_vars},
+        env={"AWS_ENDPOINT_URL": endpoint_url},
+    )
+    report_file = report_dir / "job-audit.json"
+    return run, json.loads(report_file.read_text()) if report_file.exists() else None
+
+
+def category_counts(report: dict) -> dict[str, int]:
+    counts = {category: 0 for category in CATEGORIES}
+    counts.update({entry["category"]: entry["count"] for entry in report["categories"]})
+    return counts
+
+
+def assert_report_matches(report: dict, expected: dict) -> None:
+    assert report["total_items"] == expected["total_items"]
+    assert report["by_status"] == expected["by_status"]
+    assert report["by_job_type"] == {k: v for k, v in expected["by_job_type"].items() if v}
+    assert category_counts(report) == expected["by_category"]
+    assert report["malformed"]["count"] == expected["malformed"]
+    assert report["malformed"]["by_reason"] == {k: v for k, v in expected["malformed_by_reason"].items() if v}
+    assert report["pending_stuck"]["count"] == expected["pending_stuck"]
+    assert report["repeated_failures"]["count"] == expected["repeated_failure_audio_files"]
+    processing = expected["completed_processing_seconds"]
+    assert report["completed"]["processing_seconds_count"] == processing["count"]
+    assert report["completed"]["processing_seconds_average"] == pytest.approx(processing["avg"], abs=0.001)
+    # p95 is tallied at 0.1 s resolution to keep memory flat.
+    assert report["completed"]["processing_seconds_p95"] == pytest.approx(processing["p95"], abs=0.05)
+    finished = expected["by_status"]["completed"] + expected["by_status"]["failed"]
+    assert report["completed"]["success_rate"] == pytest.approx(expected["by_status"]["completed"] / finished, abs=1e-4)
+
+
+def test_guide_snapshot_gives_exactly_the_guide_numbers(aws, tmp_path: Path) -> None:
+    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+
+    run, report = audit(tmp_path, aws.endpoint_url, audit_fail_on_breach=False)
+
+    assert run.returncode == 0, run.output
+    assert report["by_status"] == {"completed": 9, "failed": 49, "pending": 2, "processing": 0}
+    assert category_counts(report) == {
+        **dict.fromkeys(CATEGORIES, 0),
+        "legacy_encryption": 34,
+        "max_retries": 10,
+        "transcription_failed": 5,
+    }
+    assert_report_matches(report, expected)
+    # The printed report is the guide's, with each category's solution.
+    for line in ["✅ completed:  9 (15%)", "❌ failed:     49 (82%)", "⏳ pending:    2 (3%)", "legacy_encryption: 34",
+                 "max_retries: 10", "transcription_failed: 5", "LEGACY_ENCRYPTION (34 jobs):",
+                 "→ SOLUTION: Delete these jobs and their audio files from S3"]:  # fmt: skip
+        assert line in run.stdout
+    assert "job ids" not in run.stdout  # only with -v or audit_show_job_ids
+    legacy = next(entry for entry in report["categories"] if entry["category"] == "legacy_encryption")
+    assert legacy["deletable"] is True
+    assert legacy["oldest_failure"].startswith("2025-10-09") and legacy["newest_failure"].startswith("2025-10-09")
+
+
+def test_job_ids_are_shown_with_verbose_and_reports_are_written(aws, tmp_path: Path) -> None:
+    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+    legacy_ids = set(expected["job_ids"]["by_category"]["legacy_encryption"])
+
+    run = run_playbook(
+        "audit_jobs.yml",
+        extra_vars={"audit_report_dir": str(tmp_path), "audit_now": GUIDE_NOW, "audit_fail_on_breach": False},
+        env={"AWS_ENDPOINT_URL": aws.endpoint_url},
+        verbosity=1,
+    )
+
+    assert run.returncode == 0, run.output
+    shown = run.stdout.split("job ids (first 5): ")[1].splitlines()[0].split(", ")
+    assert len(shown) == 5 and set(shown) <= legacy_ids
+    assert (tmp_path / "job-audit.txt").read_text().startswith("Job audit of panzoto-processing-jobs")
+    junit = (tmp_path / "job-audit-junit.xml").read_text()
+    assert 'failures="2"' in junit and "failed: 49 &gt; 20" in junit
+
+
+def test_breached_thresholds_fail_the_playbook_with_their_names(aws, tmp_path: Path) -> None:
+    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+
+    run, report = audit(tmp_path, aws.endpoint_url)
+
+    assert run.returncode == 2
+    assert "Job audit thresholds breached: failed: 49 > 20; legacy_encryption: 34 > 10" in run.output
+    # The report is still written, so CI can publish it.
+    assert [entry["name"] for entry in report["breached"]] == ["failed", "legacy_encryption"]
+
+
+def test_thresholds_within_limits_pass(aws, tmp_path: Path) -> None:
+    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+
+    run, report = audit(
+        tmp_path, aws.endpoint_url, audit_thresholds={"failed": 49, "legacy_encryption": 34, "pending": 2}
+    )
+
+    assert run.returncode == 0, run.output
+    assert report["breached"] == []
+    assert "all within limits" in run.stdout
+
+
+def test_stuck_pending_jobs_breach_the_guide_threshold(aws, tmp_path: Path) -> None:
+    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+
+    # A day later, the guide's two pending jobs have waited far longer than an hour.
+    run, report = audit(
+        tmp_path, aws.endpoint_url, audit_now="2025-10-20T18:00:00Z", audit_thresholds={"pending_stuck": 0}
+    )
+
+    assert run.returncode == 2
+    assert report["pending_stuck"]["count"] == 2
+    assert "pending_stuck: 2 > 0" in run.output
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+def test_synthetic_table_gives_exactly_the_generated_counts(aws, tmp_path: Path, segments: int) -> None:
+    expected = seed_jobs.seed_synthetic(aws.endpoint_url, jobs=10_000, seed=7, now=seed_jobs.DEFAULT_NOW)
+
+    run, report = audit(
+        tmp_path, aws.endpoint_url, audit_now=expected["now"], audit_segments=segments, audit_fail_on_breach=False
+    )
+
+    assert run.returncode == 0, run.output
+    assert_report_matches(report, expected)
+    assert expected["malformed"] > 0 and all(expected["malformed_by_reason"].values())
+    assert all(expected["by_category"].values())
+    # Pages follow DynamoDB's 1 MB limit whatever the segment count; one request per page plus DescribeTable.
+    assert report["requests"]["segments"] == segments
+    assert report["requests"]["by_operation"]["Scan"] == report["requests"]["pages"]
+    assert report["requests"]["pages"] >= math.ceil(10_000 * 150 / 1_048_576)
+
+
+def test_page_size_bounds_each_request(aws, tmp_path: Path) -> None:
+    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+
+    run, report = audit(tmp_path, aws.endpoint_url, audit_segments=1, audit_fail_on_breach=False, audit_page_size=7)
+
+    assert run.returncode == 0, run.output
+    assert report["by_status"] == expected["by_status"]
+    # 60 items, 7 per page: 9 pages, the last one empty-handed or short.
+    assert report["requests"]["pages"] == math.ceil(60 / 7) + (1 if 60 % 7 == 0 else 0)
+
+
+def test_user_rules_reclassify_jobs(aws, tmp_path: Path) -> None:
+    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+    rules = [{"category": "retries_exhausted", "match": "maximum retries", "solution": "Requeue after the fix."}]
+
+    run, report = audit(tmp_path, aws.endpoint_url, audit_classification_rules=rules, audit_fail_on_breach=False)
+
+    assert run.returncode == 0, run.output
+    counts = {entry["category"]: entry["count"] for entry in report["categories"]}
+    assert counts == {"legacy_encryption": 34, "retries_exhausted": 10, "transcription_failed": 5}
+    assert "RETRIES_EXHAUSTED (10 jobs):" in run.stdout and "Requeue after the fix." in run.stdout
+
+
+def test_missing_table_is_one_clear_line(aws, tmp_path: Path) -> None:
+    run, report = audit(tmp_path, aws.endpoint_url, audit_table="no-such-table")
+
+    assert run.returncode == 2 and report is None
+    message = next(line for line in run.output.splitlines() if "ResourceNotFoundException" in line)
+    assert "audit table no-such-table" in message and "check the table name and region" in message
+    assert "Traceback" not in run.output
+
+
+def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, local_aws_server) -> None:
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens there
+
+    run, report = audit(tmp_path, dead)
+
+    assert run.returncode == 2 and report is None
+    assert f"Cannot reach the AWS endpoint at {dead} while trying to audit table panzoto-processing-jobs" in run.output
+    assert "Traceback" not in run.output
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"audit_thresholds": {"failures": 3}}, "unknown threshold 'failures'"),
+        ({"audit_thresholds": {"failed": "many"}}, "threshold 'failed' must be a whole number"),
+        ({"audit_stuck_after": "a while"}, "invalid duration 'a while'"),
+        ({"audit_now": "tomorrow"}, "invalid now 'tomorrow'"),
+        ({"audit_segments": 0}, "segments must be between 1 and 64"),
+        ({"audit_classification_rules": [{"category": "x y", "match": "z"}]}, "lower_snake_case"),
+    ],
+)
+def test_bad_options_are_one_clear_line(aws, tmp_path: Path, extra_vars: dict, message: str) -> None:
+    run, report = audit(tmp_path, aws.endpoint_url, **extra_vars)
+
+    assert run.returncode == 2 and report is None
+    assert message in run.output
+    assert "Traceback" not in run.output
+
+
+def test_missing_credentials_are_one_clear_line(aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    run, report = audit(tmp_path, aws.endpoint_url)
+
+    assert run.returncode == 2 and report is None
+    assert "No AWS credentials found" in run.output
