@@ -1,0 +1,165 @@
+"""The audit's tally: boundaries, percentiles, caps and thresholds, without AWS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from ansible.module_utils.panzoto_job_classification import build_rules, rules_by_category
+from ansible.module_utils.panzoto_jobs import inspect_job
+from processing_jobs_audit import JobAudit, breached_thresholds, threshold_values, validate_thresholds
+
+NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def tally(items: list[dict], examples: int = 5) -> dict:
+    audit = JobAudit(now=NOW, stuck_after=timedelta(hours=1), recent_window=timedelta(hours=24), examples=examples)
+    for item in items:
+        audit.add(inspect_job(item))
+    return audit.report(rules_by_category(build_rules()))
+
+
+def pending(job_id: str, age: timedelta) -> dict:
+    return {"job_id": job_id, "status": "pending", "created_at": iso(NOW - age)}
+
+
+def completed(job_id: str, seconds: float) -> dict:
+    start = NOW - timedelta(days=1)
+    return {
+        "job_id": job_id,
+        "status": "completed",
+        "created_at": iso(start),
+        "completed_at": iso(start + timedelta(seconds=seconds)),
+    }
+
+
+def failed(job_id: str, message: object, audio: str = "", at: datetime | None = None) -> dict:
+    item = {
+        "job_id": job_id,
+        "status": "failed",
+        "created_at": iso(at or NOW - timedelta(days=2)),
+        "error_message": message,
+    }
+    if audio:
+        item["audio_file_id"] = audio
+    return item
+
+
+def test_pending_is_stuck_only_when_strictly_older_than_the_limit() -> None:
+    report = tally(
+        [
+            pending("exactly", timedelta(hours=1)),
+            pending("just-over", timedelta(hours=1, seconds=1)),
+            pending("fresh", timedelta(minutes=5)),
+            pending("ancient", timedelta(days=3)),
+        ]
+    )
+    assert report["pending_stuck"]["count"] == 2
+    assert [job["job_id"] for job in report["pending_stuck"]["jobs"]] == ["ancient", "just-over"]
+    assert report["pending_stuck"]["oldest_age_seconds"] == 3 * 86400
+
+
+def test_stuck_examples_keep_the_oldest_when_capped() -> None:
+    report = tally([pending(f"p{hours}", timedelta(hours=hours)) for hours in range(2, 12)], examples=3)
+    assert report["pending_stuck"]["count"] == 10
+    assert [job["job_id"] for job in report["pending_stuck"]["jobs"]] == ["p11", "p10", "p9"]
+
+
+def test_processing_time_average_and_nearest_rank_p95() -> None:
+    seconds = [float(n) for n in range(1, 101)]  # p95 by nearest rank of 1..100 is 95
+    report = tally([completed(f"c{n}", s) for n, s in enumerate(seconds)])
+    assert report["completed"]["processing_seconds_count"] == 100
+    assert report["completed"]["processing_seconds_average"] == pytest.approx(50.5)
+    assert report["completed"]["processing_seconds_p95"] == 95.0
+    assert report["completed"]["success_rate"] == 1.0
+
+
+def test_p95_of_a_single_job_and_no_jobs() -> None:
+    assert tally([completed("c", 12.34)])["completed"]["processing_seconds_p95"] == pytest.approx(12.3)
+    empty = tally([])
+    assert empty["completed"]["processing_seconds_p95"] is None and empty["completed"]["success_rate"] is None
+
+
+def test_categories_examples_and_failure_window() -> None:
+    oldest = NOW - timedelta(days=10)
+    items = [
+        failed(f"l{n}", "Automatic decryption not yet implemented", at=oldest + timedelta(hours=n)) for n in range(7)
+    ]
+    items.append(failed("t1", "Processing timeout (5 minutes)", at=NOW - timedelta(hours=2)))
+    report = tally(items, examples=2)
+    legacy, timeout = report["categories"]
+    assert (legacy["category"], legacy["count"], len(legacy["example_job_ids"])) == ("legacy_encryption", 7, 2)
+    assert legacy["oldest_failure"] == "2025-10-09T18:00:00Z"
+    assert legacy["newest_failure"] == "2025-10-10T00:00:00Z"
+    assert timeout["category"] == "timeout" and timeout["deletable"] is False
+    assert report["failed_recent"] == 1
+
+
+def test_last_attempt_is_the_failure_time_when_present() -> None:
+    item = failed("f", "MAC check failed", at=NOW - timedelta(days=5))
+    item["last_attempt_at"] = iso(NOW - timedelta(hours=1))
+    report = tally([item])
+    assert report["failed_recent"] == 1
+    assert report["categories"][0]["newest_failure"] == "2025-10-19T17:00:00Z"
+
+
+def test_audio_files_failing_more_than_once_are_circuit_breaker_candidates() -> None:
+    items = [failed("a1", "MAC check failed", audio="A"), failed("a2", "MAC check failed", audio="A")]
+    items += [
+        failed("b1", "x", audio="B"),
+        failed("c1", "x", audio="C"),
+        failed("c2", "y", audio="C"),
+        failed("c3", "z", audio="C"),
+    ]
+    report = tally(items)
+    assert report["repeated_failures"]["count"] == 2
+    assert report["repeated_failures"]["audio_files"][0] == {
+        "audio_file_id": "C",
+        "failures": 3,
+        "job_ids": ["c1", "c2", "c3"],
+    }
+
+
+def test_malformed_items_count_only_as_malformed() -> None:
+    items = [
+        {"job_id": "m1"},
+        {"job_id": "m2", "status": "failed", "created_at": "bad"},
+        {"job_id": "m3", "status": "failed", "created_at": iso(NOW), "error_message": Decimal(3)},
+        failed("ok", "MAC check failed"),
+    ]
+    report = tally(items)
+    assert report["total_items"] == 4
+    assert report["by_status"]["failed"] == 1
+    assert report["malformed"]["count"] == 3
+    assert report["malformed"]["by_reason"] == {
+        "created_at_unparseable": 1,
+        "error_message_not_string": 1,
+        "status_missing": 1,
+    }
+
+
+def test_thresholds_breach_only_when_strictly_above() -> None:
+    report = tally([failed(f"f{n}", "MAC check failed") for n in range(3)])
+    values = threshold_values(report)
+    assert breached_thresholds({"failed": 3}, values) == []
+    assert breached_thresholds({"failed": 2, "decryption_error": 5, "legacy_encryption": 0}, values) == [
+        {"name": "failed", "value": 3, "threshold": 2, "message": "failed: 3 > 2"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [
+        ({"nope": 1}, "unknown threshold 'nope'"),
+        ({"failed": "x"}, "must be a whole number"),
+        ({"failed": -1}, "negative"),
+    ],
+)
+def test_invalid_thresholds(thresholds: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_thresholds(thresholds, ["legacy_encryption"])

@@ -1,0 +1,67 @@
+"""Streaming scans: every item once, bounded buffering, errors surfaced."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from ansible.module_utils.panzoto_scan import ScanStats, projection, scan_items
+
+
+class FakeDynamoDB:
+    """Serves `pages` pages of `per_page` items per segment, recording what was asked."""
+
+    def __init__(self, pages: int, per_page: int, fail_on_page: int | None = None) -> None:
+        self.pages, self.per_page, self.fail_on_page = pages, per_page, fail_on_page
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+    def scan(self, **kwargs) -> dict:
+        with self.lock:
+            self.requests.append(kwargs)
+        segment = kwargs.get("Segment", 0)
+        page = kwargs.get("ExclusiveStartKey", {}).get("page", {"N": "0"})["N"]
+        page = int(page)
+        if self.fail_on_page is not None and page == self.fail_on_page:
+            raise RuntimeError("boom")
+        items = [{"job_id": {"S": f"s{segment}-p{page}-i{i}"}} for i in range(self.per_page)]
+        answer = {"Items": items}
+        if page + 1 < self.pages:
+            answer["LastEvaluatedKey"] = {"page": {"N": str(page + 1)}}
+        return answer
+
+
+@pytest.mark.parametrize("segments", [1, 3])
+def test_every_item_is_yielded_once(segments: int) -> None:
+    client = FakeDynamoDB(pages=5, per_page=4)
+    stats = ScanStats()
+    ids = [item["job_id"] for item in scan_items(client, "t", ["job_id", "status"], segments, stats=stats)]
+    assert len(ids) == len(set(ids)) == 5 * 4 * segments
+    assert stats.pages == 5 * segments
+    assert all(request["ProjectionExpression"] == "#a0, #a1" for request in client.requests)
+    if segments > 1:
+        assert {request["Segment"] for request in client.requests} == set(range(segments))
+        assert all(request["TotalSegments"] == segments for request in client.requests)
+
+
+def test_pages_are_read_only_as_fast_as_they_are_consumed() -> None:
+    client = FakeDynamoDB(pages=1000, per_page=1)
+    items = scan_items(client, "t", segments=1)
+    next(items)
+    # Only a bounded number of pages run ahead of the consumer, however big the table.
+    threading.Event().wait(0.3)
+    assert len(client.requests) <= 5
+    items.close()
+
+
+def test_a_segment_error_is_raised_to_the_consumer() -> None:
+    client = FakeDynamoDB(pages=10, per_page=2, fail_on_page=3)
+    with pytest.raises(RuntimeError, match="boom"):
+        list(scan_items(client, "t", segments=2))
+
+
+def test_projection_uses_placeholders_for_reserved_words() -> None:
+    assert projection(["status", "job_id"]) == {
+        "ProjectionExpression": "#a0, #a1",
+        "ExpressionAttributeNames": {"#a0": "status", "#a1": "job_id"},
+    }
