@@ -1,0 +1,1 @@
+"""Test double of the Panzoto transcription backend (see ../README.md)."""

@@ -1,0 +1,330 @@
+#!/usr/bin/python
+"""Ansible module: check the AWS side of the server deployment checklist (read-only)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: aws_access_check
+short_description: Check that the Panzoto DynamoDB tables, S3 bucket and encryption keys are there and accessible
+description:
+  - Verifies the AWS items of the ops guide's "Server Deployment Checklist" with the credentials the service uses,
+    and returns one pass/fail result per item, each with a one-line detail.
+  - DynamoDB tables exist, are C(ACTIVE), have the expected key and indexes, and can be read.
+  - The S3 bucket exists and the audio prefix can be listed; optionally a probe object is written, read back and deleted.
+  - AWS Secrets Manager has an encryption key for every user in the users table, and the keys it reads are well formed
+    (JSON with a base64 C(encryption_key) of 32 bytes). Key material is never returned.
+  - Never fails because a check failed: the caller decides (see RV(failed_checks)). Fails only on bad options.
+version_added: "1.0.0"
+author: panzoto-ops maintainers
+options:
+  dynamodb_tables:
+    description:
+      - Tables to check, each a dict with C(name), C(key) (the hash key attribute) and optional C(indexes) (GSI names).
+      - Defaults to the five tables of the service (DESIGN §3).
+    type: list
+    elements: dict
+  s3_bucket:
+    description: The audio bucket. Empty to skip the S3 checks.
+    type: str
+    default: panzoto
+  s3_prefix:
+    description: The prefix the service reads audio under.
+    type: str
+    default: audio_upload/
+  s3_write_probe:
+    description:
+      - Also write, read back and delete a small probe object under O(s3_prefix) to prove write access.
+      - Skipped in check mode, which changes nothing.
+    type: bool
+    default: false
+  users_table:
+    description: The users table whose users must each have an encryption key. Empty to only require that some key exists.
+    type: str
+    default: panzoto-users
+  encryption_key_prefix:
+    description: Name prefix of the per-user encryption-key secrets (C({prefix}{user_id})).
+    type: str
+    default: panzoto/encryption-keys/
+  key_samples:
+    description: How many encryption-key secrets to read and validate.
+    type: int
+    default: 3
+  region:
+    description: AWS region. Falls back to E(AWS_REGION) and E(AWS_DEFAULT_REGION).
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description: URL of the AWS endpoint, for a local or compatible one. Falls back to E(AWS_ENDPOINT_URL).
+    type: str
+    aliases: [aws_endpoint_url]
+  access_key:
+    description: AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID).
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description: AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY).
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description: AWS session token. Falls back to E(AWS_SESSION_TOKEN).
+    type: str
+    aliases: [aws_session_token]
+  profile:
+    description: Named profile from the AWS config files. Falls back to E(AWS_PROFILE).
+    type: str
+    aliases: [aws_profile]
+  max_attempts:
+    description: Attempts per AWS request, retries of throttling and 5xx included.
+    type: int
+    default: 3
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+requirements:
+  - boto3
+"""
+
+EXAMPLES = r"""
+- name: Check the AWS side of the deployment checklist
+  aws_access_check:
+    region: us-east-1
+  register: aws_access
+
+- name: Fail on any failed item
+  ansible.builtin.fail:
+    msg: "{{ aws_access.failed_checks | join('; ') }}"
+  when: aws_access.failed_checks | length > 0
+"""
+
+RETURN = r"""
+checks:
+  description: One result per checklist item, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: The item checked., type: str, sample: "DynamoDB table panzoto-processing-jobs"}
+    ok: {description: Whether it passed., type: bool}
+    detail: {description: One line on what was found or what to do., type: str}
+  sample:
+    - {name: "DynamoDB table panzoto-processing-jobs", ok: true, detail: "ACTIVE, key job_id, indexes user-jobs-index, readable"}
+failed_checks:
+  description: The C(name: detail) lines of the failed checks.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import base64
+import binascii
+import json
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto_aws import (
+    AWS_ARGUMENT_SPEC,
+    aws_client,
+    aws_errors,
+    describe_aws_error,
+    require_boto3,
+    validate_aws_params,
+)
+from ansible.module_utils.panzoto_scan import scan_items
+
+DEFAULT_TABLES = [
+    {"name": "panzoto-processing-jobs", "key": "job_id", "indexes": ["user-jobs-index"]},
+    {"name": "panzoto-audio-files", "key": "file_id"},
+    {"name": "panzoto-transcripts", "key": "transcript_id", "indexes": ["user-transcripts-index"]},
+    {"name": "panzoto-users", "key": "user_id"},
+    {"name": "panzoto-user-preferences", "key": "user_id"},
+]
+
+
+def check(name: str, ok: bool, detail: str) -> dict:
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def check_table(client, spec: dict, endpoint: str | None) -> dict:
+    name = f"DynamoDB table {spec['name']}"
+    try:
+        table = client.describe_table(TableName=spec["name"])["Table"]
+        client.scan(TableName=spec["name"], Limit=1, Select="COUNT")
+    except aws_errors() as exc:
+        return check(name, False, describe_aws_error(exc, f"read table {spec['name']}", endpoint))
+    hash_key = next((key["AttributeName"] for key in table["KeySchema"] if key["KeyType"] == "HASH"), None)
+    indexes = sorted(index["IndexName"] for index in table.get("GlobalSecondaryIndexes", []))
+    problems = []
+    if table["TableStatus"] != "ACTIVE":
+        problems.append(f"status is {table['TableStatus']}")
+    if spec.get("key") and hash_key != spec["key"]:
+        problems.append(f"hash key is {hash_key}, expected {spec['key']}")
+    missing = sorted(set(spec.get("indexes") or []) - set(indexes))
+    if missing:
+        problems.append(f"missing index {', '.join(missing)}")
+    if problems:
+        return check(name, False, "; ".join(problems))
+    return check(name, True, f"ACTIVE, key {hash_key}, indexes {', '.join(indexes) or 'none'}, readable")
+
+
+def check_bucket(client, bucket: str, prefix: str, write_probe: bool, endpoint: str | None) -> list[dict]:
+    results = []
+    try:
+        client.head_bucket(Bucket=bucket)
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        results.append(check(f"S3 bucket {bucket}", True, f"exists; {prefix} can be listed"))
+    except aws_errors() as exc:
+        return [check(f"S3 bucket {bucket}", False, describe_aws_error(exc, f"list s3://{bucket}/{prefix}", endpoint))]
+    if write_probe:
+        key = f"{prefix}.panzoto-ops-probe-{uuid.uuid4().hex}"
+        body = b"panzoto-ops access probe"
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+            read_back = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            client.delete_object(Bucket=bucket, Key=key)
+            ok = read_back == body
+            results.append(
+                check(
+                    f"S3 write access {bucket}",
+                    ok,
+                    "put, get and delete a probe object" if ok else "probe read back differs",
+                )
+            )
+        except aws_errors() as exc:
+            results.append(
+                check(
+                    f"S3 write access {bucket}", False, describe_aws_error(exc, f"write s3://{bucket}/{key}", endpoint)
+                )
+            )
+    return results
+
+
+def key_is_well_formed(secret_string: str) -> bool:
+    try:
+        key = base64.b64decode(json.loads(secret_string)["encryption_key"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return False
+    return len(key) == 32
+
+
+def list_key_secret_names(client, prefix: str) -> set[str]:
+    names = set()
+    paginator = client.get_paginator("list_secrets")
+    for page in paginator.paginate(Filters=[{"Key": "name", "Values": [prefix]}]):
+        # The name filter matches prefixes on AWS and moto, but also words elsewhere on AWS: keep exact prefixes.
+        names.update(secret["Name"] for secret in page["SecretList"] if secret["Name"].startswith(prefix))
+    return names
+
+
+def check_encryption_keys(module, dynamodb, secrets, endpoint: str | None) -> list[dict]:
+    params = module.params
+    prefix = params["encryption_key_prefix"]
+    try:
+        names = list_key_secret_names(secrets, prefix)
+    except aws_errors() as exc:
+        return [
+            check(
+                "Encryption keys in Secrets Manager",
+                False,
+                describe_aws_error(exc, f"list secrets {prefix}*", endpoint),
+            )
+        ]
+    results = []
+    if params["users_table"]:
+        try:
+            users = {
+                item["user_id"]
+                for item in scan_items(dynamodb, params["users_table"], ["user_id"])
+                if "user_id" in item
+            }
+        except aws_errors() as exc:
+            users = None
+            results.append(
+                check(
+                    "Encryption keys in Secrets Manager",
+                    False,
+                    describe_aws_error(exc, f"scan {params['users_table']}", endpoint),
+                )
+            )
+        if users is not None:
+            missing = sorted(user for user in users if f"{prefix}{user}" not in names)
+            detail = f"{len(users) - len(missing)} of {len(users)} users have a key under {prefix}"
+            if missing:
+                detail += f"; missing for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            results.append(
+                check(
+                    "Encryption keys in Secrets Manager",
+                    not missing and bool(names),
+                    detail if names else f"no secret under {prefix}",
+                )
+            )
+    else:
+        results.append(check("Encryption keys in Secrets Manager", bool(names), f"{len(names)} secrets under {prefix}"))
+    sampled = sorted(names)[: params["key_samples"]]
+    bad = []
+    for name in sampled:
+        try:
+            if not key_is_well_formed(secrets.get_secret_value(SecretId=name).get("SecretString", "")):
+                bad.append(name)
+        except aws_errors() as exc:
+            results.append(
+                check("Encryption keys are readable", False, describe_aws_error(exc, f"read secret {name}", endpoint))
+            )
+            return results
+    if sampled:
+        detail = (
+            f"{len(sampled) - len(bad)} of {len(sampled)} sampled keys are JSON with a 32-byte base64 encryption_key"
+        )
+        if bad:
+            detail += f"; malformed: {', '.join(bad)}"
+        results.append(check("Encryption keys are well formed", not bad, detail))
+    return results
+
+
+def run_module() -> None:
+    argument_spec = dict(
+        dynamodb_tables=dict(type="list", elements="dict"),
+        s3_bucket=dict(type="str", default="panzoto"),
+        s3_prefix=dict(type="str", default="audio_upload/"),
+        s3_write_probe=dict(type="bool", default=False),
+        users_table=dict(type="str", default="panzoto-users"),
+        encryption_key_prefix=dict(type="str", default="panzoto/encryption-keys/"),
+        key_samples=dict(type="int", default=3),
+        **AWS_ARGUMENT_SPEC,
+    )
+    argument_spec["max_attempts"] = dict(type="int", default=3)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    require_boto3(module)
+    validate_aws_params(module)
+    params = module.params
+    tables = params["dynamodb_tables"] if params["dynamodb_tables"] is not None else DEFAULT_TABLES
+    for position, spec in enumerate(tables):
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
+            module.fail_json(msg=f"dynamodb_tables[{position}] needs a name.")
+    if params["key_samples"] < 0:
+        module.fail_json(msg="key_samples cannot be negative.")
+
+    endpoint = params.get("endpoint_url")
+    dynamodb = aws_client(module, "dynamodb")
+    results = [check_table(dynamodb, spec, endpoint) for spec in tables]
+    if params["s3_bucket"]:
+        write_probe = params["s3_write_probe"] and not module.check_mode
+        results += check_bucket(
+            aws_client(module, "s3"), params["s3_bucket"], params["s3_prefix"], write_probe, endpoint
+        )
+    results += check_encryption_keys(module, dynamodb, aws_client(module, "secretsmanager"), endpoint)
+    module.exit_json(
+        changed=False,
+        checks=results,
+        failed_checks=[f"{result['name']}: {result['detail']}" for result in results if not result["ok"]],
+    )
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

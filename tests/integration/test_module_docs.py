@@ -1,0 +1,40 @@
+"""Every custom module's documentation renders with ansible-doc, as users read it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODULES = sorted(path.stem for path in (REPO_ROOT / "library").glob("*.py"))
+ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
+
+
+def ansible_doc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ANSIBLE_DOC, "-M", str(REPO_ROOT / "library"), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_docs_render_with_options_examples_and_return_values(module: str) -> None:
+    rendered = ansible_doc(module)
+    assert rendered.returncode == 0, rendered.stderr
+    for heading in ("OPTIONS", "EXAMPLES", "RETURN VALUES"):
+        assert heading in rendered.stdout
+
+    doc = json.loads(ansible_doc("--json", module).stdout)[module]
+    options = doc["doc"]["options"]
+    assert set(AWS_ARGUMENT_SPEC) <= set(options), "every AWS option is documented"
+    assert all(option.get("description") for option in options.values())
+    assert doc["examples"].strip() and doc["return"]
+    assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
