@@ -6,7 +6,6 @@ once per session; `aws` gives each test an empty one.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +29,15 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def local_aws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_aws.LocalAws]:
-    os.environ.update(local_aws.FAKE_CREDENTIALS)
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    server = local_aws.start_server(log_path=log)
-    yield server
-    local_aws.stop_server(server)
+    with local_aws.running_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_aws.LocalAws]:
+    """A local AWS endpoint of this test module's own, for data seeded once and only read."""
+    with local_aws.running_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
 
 
 @pytest.fixture

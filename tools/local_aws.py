@@ -21,6 +21,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +108,17 @@ def stop_server(server: LocalAws, timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     os.kill(server.pid, signal.SIGKILL)
+
+
+@contextmanager
+def running_server(log_path: Path | None = None) -> Iterator[LocalAws]:
+    """A moto server for the duration of a `with` block, with the fake credentials exported."""
+    os.environ.update(FAKE_CREDENTIALS)
+    server = start_server(log_path=log_path)
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def _state_file(state_dir: Path) -> Path:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
+import local_aws
 import pytest
 import seed_jobs
 from support.playbook import PlaybookRun, run_playbook
@@ -38,6 +40,19 @@ def audit(tmp_path: Path, endpoint_url: str, **extra_vars) -> tuple[PlaybookRun,
     return run, json.loads(report_file.read_text()) if report_file.exists() else None
 
 
+@pytest.fixture(scope="module")
+def guide(module_aws) -> tuple[str, dict]:
+    """The guide's snapshot, seeded once: the audit only reads it."""
+    return module_aws.endpoint_url, seed_jobs.seed_guide_snapshot(module_aws.endpoint_url)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+    """10,000 generated jobs on an endpoint of their own, seeded once."""
+    with local_aws.running_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server.endpoint_url, seed_jobs.seed_synthetic(server.endpoint_url, jobs=10_000, seed=7)
+
+
 def category_counts(report: dict) -> dict[str, int]:
     counts = {category: 0 for category in CATEGORIES}
     counts.update({entry["category"]: entry["count"] for entry in report["categories"]})
@@ -62,10 +77,10 @@ def assert_report_matches(report: dict, expected: dict) -> None:
     assert report["completed"]["success_rate"] == pytest.approx(expected["by_status"]["completed"] / finished, abs=1e-4)
 
 
-def test_guide_snapshot_gives_exactly_the_guide_numbers(aws, tmp_path: Path) -> None:
-    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_guide_snapshot_gives_exactly_the_guide_numbers(guide, tmp_path: Path) -> None:
+    endpoint_url, expected = guide
 
-    run, report = audit(tmp_path, aws.endpoint_url, audit_fail_on_breach=False)
+    run, report = audit(tmp_path, endpoint_url, audit_fail_on_breach=False)
 
     assert run.returncode == 0, run.output
     assert report["by_status"] == {"completed": 9, "failed": 49, "pending": 2, "processing": 0}
@@ -87,14 +102,14 @@ def test_guide_snapshot_gives_exactly_the_guide_numbers(aws, tmp_path: Path) -> 
     assert legacy["oldest_failure"].startswith("2025-10-09") and legacy["newest_failure"].startswith("2025-10-09")
 
 
-def test_job_ids_are_shown_with_verbose_and_reports_are_written(aws, tmp_path: Path) -> None:
-    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_job_ids_are_shown_with_verbose_and_reports_are_written(guide, tmp_path: Path) -> None:
+    endpoint_url, expected = guide
     legacy_ids = set(expected["job_ids"]["by_category"]["legacy_encryption"])
 
     run = run_playbook(
         "audit_jobs.yml",
         extra_vars={"audit_report_dir": str(tmp_path), "audit_now": GUIDE_NOW, "audit_fail_on_breach": False},
-        env={"AWS_ENDPOINT_URL": aws.endpoint_url},
+        env={"AWS_ENDPOINT_URL": endpoint_url},
         verbosity=1,
     )
 
@@ -106,10 +121,10 @@ def test_job_ids_are_shown_with_verbose_and_reports_are_written(aws, tmp_path: P
     assert 'failures="2"' in junit and "failed: 49 &gt; 20" in junit
 
 
-def test_breached_thresholds_fail_the_playbook_with_their_names(aws, tmp_path: Path) -> None:
-    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_breached_thresholds_fail_the_playbook_with_their_names(guide, tmp_path: Path) -> None:
+    endpoint_url, _ = guide
 
-    run, report = audit(tmp_path, aws.endpoint_url)
+    run, report = audit(tmp_path, endpoint_url)
 
     assert run.returncode == 2
     assert "Job audit thresholds breached: failed: 49 > 20; legacy_encryption: 34 > 10" in run.output
@@ -117,25 +132,21 @@ def test_breached_thresholds_fail_the_playbook_with_their_names(aws, tmp_path: P
     assert [entry["name"] for entry in report["breached"]] == ["failed", "legacy_encryption"]
 
 
-def test_thresholds_within_limits_pass(aws, tmp_path: Path) -> None:
-    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_thresholds_within_limits_pass(guide, tmp_path: Path) -> None:
+    endpoint_url, _ = guide
 
-    run, report = audit(
-        tmp_path, aws.endpoint_url, audit_thresholds={"failed": 49, "legacy_encryption": 34, "pending": 2}
-    )
+    run, report = audit(tmp_path, endpoint_url, audit_thresholds={"failed": 49, "legacy_encryption": 34, "pending": 2})
 
     assert run.returncode == 0, run.output
     assert report["breached"] == []
     assert "all within limits" in run.stdout
 
 
-def test_stuck_pending_jobs_breach_the_guide_threshold(aws, tmp_path: Path) -> None:
-    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_stuck_pending_jobs_breach_the_guide_threshold(guide, tmp_path: Path) -> None:
+    endpoint_url, _ = guide
 
     # A day later, the guide's two pending jobs have waited far longer than an hour.
-    run, report = audit(
-        tmp_path, aws.endpoint_url, audit_now="2025-10-20T18:00:00Z", audit_thresholds={"pending_stuck": 0}
-    )
+    run, report = audit(tmp_path, endpoint_url, audit_now="2025-10-20T18:00:00Z", audit_thresholds={"pending_stuck": 0})
 
     assert run.returncode == 2
     assert report["pending_stuck"]["count"] == 2
@@ -143,11 +154,11 @@ def test_stuck_pending_jobs_breach_the_guide_threshold(aws, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("segments", [1, 4])
-def test_synthetic_table_gives_exactly_the_generated_counts(aws, tmp_path: Path, segments: int) -> None:
-    expected = seed_jobs.seed_synthetic(aws.endpoint_url, jobs=10_000, seed=7, now=seed_jobs.DEFAULT_NOW)
+def test_synthetic_table_gives_exactly_the_generated_counts(synthetic, tmp_path: Path, segments: int) -> None:
+    endpoint_url, expected = synthetic
 
     run, report = audit(
-        tmp_path, aws.endpoint_url, audit_now=expected["now"], audit_segments=segments, audit_fail_on_breach=False
+        tmp_path, endpoint_url, audit_now=expected["now"], audit_segments=segments, audit_fail_on_breach=False
     )
 
     assert run.returncode == 0, run.output
@@ -160,10 +171,10 @@ def test_synthetic_table_gives_exactly_the_generated_counts(aws, tmp_path: Path,
     assert report["requests"]["pages"] >= math.ceil(10_000 * 150 / 1_048_576)
 
 
-def test_page_size_bounds_each_request(aws, tmp_path: Path) -> None:
-    expected = seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_page_size_bounds_each_request(guide, tmp_path: Path) -> None:
+    endpoint_url, expected = guide
 
-    run, report = audit(tmp_path, aws.endpoint_url, audit_segments=1, audit_fail_on_breach=False, audit_page_size=7)
+    run, report = audit(tmp_path, endpoint_url, audit_segments=1, audit_fail_on_breach=False, audit_page_size=7)
 
     assert run.returncode == 0, run.output
     assert report["by_status"] == expected["by_status"]
@@ -171,11 +182,11 @@ def test_page_size_bounds_each_request(aws, tmp_path: Path) -> None:
     assert report["requests"]["pages"] == math.ceil(60 / 7) + (1 if 60 % 7 == 0 else 0)
 
 
-def test_user_rules_reclassify_jobs(aws, tmp_path: Path) -> None:
-    seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+def test_user_rules_reclassify_jobs(guide, tmp_path: Path) -> None:
+    endpoint_url, _ = guide
     rules = [{"category": "retries_exhausted", "match": "maximum retries", "solution": "Requeue after the fix."}]
 
-    run, report = audit(tmp_path, aws.endpoint_url, audit_classification_rules=rules, audit_fail_on_breach=False)
+    run, report = audit(tmp_path, endpoint_url, audit_classification_rules=rules, audit_fail_on_breach=False)
 
     assert run.returncode == 0, run.output
     counts = {entry["category"]: entry["count"] for entry in report["categories"]}
@@ -183,8 +194,8 @@ def test_user_rules_reclassify_jobs(aws, tmp_path: Path) -> None:
     assert "RETRIES_EXHAUSTED (10 jobs):" in run.stdout and "Requeue after the fix." in run.stdout
 
 
-def test_missing_table_is_one_clear_line(aws, tmp_path: Path) -> None:
-    run, report = audit(tmp_path, aws.endpoint_url, audit_table="no-such-table")
+def test_missing_table_is_one_clear_line(guide, tmp_path: Path) -> None:
+    run, report = audit(tmp_path, guide[0], audit_table="no-such-table")
 
     assert run.returncode == 2 and report is None
     message = next(line for line in run.output.splitlines() if "ResourceNotFoundException" in line)
@@ -192,7 +203,7 @@ def test_missing_table_is_one_clear_line(aws, tmp_path: Path) -> None:
     assert "Traceback" not in run.output
 
 
-def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, local_aws_server) -> None:
+def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path) -> None:
     dead = "http://127.0.0.1:9"  # discard port: nothing listens there
 
     run, report = audit(tmp_path, dead)
@@ -213,22 +224,22 @@ def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, local_aws_server
         ({"audit_classification_rules": [{"category": "x y", "match": "z"}]}, "lower_snake_case"),
     ],
 )
-def test_bad_options_are_one_clear_line(aws, tmp_path: Path, extra_vars: dict, message: str) -> None:
-    run, report = audit(tmp_path, aws.endpoint_url, **extra_vars)
+def test_bad_options_are_one_clear_line(guide, tmp_path: Path, extra_vars: dict, message: str) -> None:
+    run, report = audit(tmp_path, guide[0], **extra_vars)
 
     assert run.returncode == 2 and report is None
     assert message in run.output
     assert "Traceback" not in run.output
 
 
-def test_missing_credentials_are_one_clear_line(aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_are_one_clear_line(guide, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-    run, report = audit(tmp_path, aws.endpoint_url)
+    run, report = audit(tmp_path, guide[0])
 
     assert run.returncode == 2 and report is None
     assert "No AWS credentials found" in run.output
