@@ -7,12 +7,13 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint unit integration venv system-packages clean
+.PHONY: demo test lint unit venv system-packages clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
-	python3 -m venv $(VENV)
+	@# Debian splits venv support out of python3: install it when missing.
+	python3 -m venv $(VENV) || { rm -rf $(VENV); tools/install-system-packages.sh python3-venv; python3 -m venv $(VENV); }
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, only those missing.
-# podman, runc and debootstrap run the systemd target hosts (DESIGN §5).
+# Installs Debian packages, only those missing: the ones named, or by default
+# what the host tests need (podman, runc and debootstrap run the systemd
+# target hosts, DESIGN §5).
 set -euo pipefail
-packages=(podman runc debootstrap)
+if [ $# -gt 0 ]; then packages=("$@"); else packages=(podman runc debootstrap); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
