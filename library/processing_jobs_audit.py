@@ -63,6 +63,13 @@ options:
   now:
     description: The time the audit is taken at, as ISO-8601, for reproducible reports. Defaults to the current time.
     type: str
+  cloudwatch_namespace:
+    description:
+      - Also publish the counts as CloudWatch metrics in this namespace (for example C(Panzoto)), for alarms and dashboards.
+      - C(JobCount) per C(Status), C(FailedJobCount), C(FailedJobCountByCategory) per C(Category), C(RecentFailedJobCount)
+        (failed within O(recent_window)), C(StuckPendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
+      - Not published in check mode. Needs C(cloudwatch:PutMetricData).
+    type: str
   region:
     description: AWS region. Falls back to E(AWS_REGION) and E(AWS_DEFAULT_REGION).
     type: str
@@ -100,6 +107,7 @@ requirements:
   - boto3
 notes:
   - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
+  - Publishing metrics (O(cloudwatch_namespace)) is the only write, to CloudWatch, and is skipped in check mode.
   - An item counts as malformed, and only as malformed, when its C(status) is missing or unknown, its C(created_at) is missing or
     not ISO-8601, its C(retry_count) is not a number, or it failed with a non-text C(error_message).
 """
@@ -221,6 +229,10 @@ breached:
   type: list
   elements: dict
   sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
+metrics_published:
+  description: CloudWatch metric data points published (0 without O(cloudwatch_namespace) or in check mode).
+  returned: success
+  type: int
 requests:
   description: What the scan cost.
   returned: success
@@ -448,6 +460,36 @@ def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, in
     return validated
 
 
+def metric_data(report: dict) -> list[dict]:
+    """The report's counts as CloudWatch data points, all stamped with the audit time by the caller."""
+
+    def point(name: str, value: float, unit: str = "Count", **dimensions: str) -> dict:
+        entry = {"MetricName": name, "Value": value, "Unit": unit}
+        if dimensions:
+            entry["Dimensions"] = [{"Name": key, "Value": val} for key, val in dimensions.items()]
+        return entry
+
+    points = [point("JobCount", count, Status=status) for status, count in report["by_status"].items()]
+    points.append(point("FailedJobCount", report["by_status"]["failed"]))
+    points += [
+        point("FailedJobCountByCategory", entry["count"], Category=entry["category"]) for entry in report["categories"]
+    ]
+    points.append(point("RecentFailedJobCount", report["failed_recent"]))
+    points.append(point("StuckPendingJobCount", report["pending_stuck"]["count"]))
+    points.append(point("MalformedItemCount", report["malformed"]["count"]))
+    if report["completed"]["success_rate"] is not None:
+        points.append(point("JobSuccessRate", report["completed"]["success_rate"] * 100, unit="Percent"))
+    return points
+
+
+def publish_metrics(client, namespace: str, points: list[dict], timestamp: datetime) -> int:
+    batch_size = 1000  # PutMetricData's limit of data points per request
+    for start in range(0, len(points), batch_size):
+        batch = [{**entry, "Timestamp": timestamp} for entry in points[start : start + batch_size]]
+        client.put_metric_data(Namespace=namespace, MetricData=batch)
+    return len(points)
+
+
 def run_module() -> None:
     argument_spec = dict(
         table=dict(type="str", default="panzoto-processing-jobs"),
@@ -459,6 +501,7 @@ def run_module() -> None:
         segments=dict(type="int", default=4),
         page_size=dict(type="int"),
         now=dict(type="str"),
+        cloudwatch_namespace=dict(type="str"),
         **AWS_ARGUMENT_SPEC,
     )
     argument_spec["max_attempts"] = dict(type="int", default=5)
@@ -495,6 +538,14 @@ def run_module() -> None:
         module.fail_json(msg=describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url")))
 
     report = audit.report(rules_by_category(rules))
+    published = 0
+    if params["cloudwatch_namespace"] and not module.check_mode:
+        cloudwatch = aws_client(module, "cloudwatch")
+        counter.attach(cloudwatch)
+        try:
+            published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
+        except aws_errors() as exc:
+            module.fail_json(msg=describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url")))
     module.exit_json(
         changed=False,
         table=table,
@@ -502,6 +553,7 @@ def run_module() -> None:
         **report,
         thresholds=thresholds,
         breached=breached_thresholds(thresholds, threshold_values(report)),
+        metrics_published=published,
         requests={
             "pages": stats.pages,
             "http_requests": counter.total,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 import seed_jobs
-from support.fake_openai import fake_openai
+from support.local_http import fake_openai
 from support.playbook import PlaybookRun, run_playbook
 
 GOOD_KEY = "sk-test-preflight-good-0123456789"
