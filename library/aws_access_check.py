@@ -14,7 +14,7 @@ description:
   - The S3 bucket exists and the audio prefix can be listed; optionally a probe object is written, read back and deleted.
   - AWS Secrets Manager has an encryption key for every user in the users table, and the keys it reads are well formed
     (JSON with a base64 C(encryption_key) of 32 bytes). Key material is never returned.
-  - Never fails because a check failed: the caller decides (see RV(failed_checks)). Fails only on bad options.
+  - Never fails because a check failed, the caller decides (see RV(failed_checks)). Fails only on bad options.
 version_added: "1.0.0"
 author: panzoto-ops maintainers
 options:
@@ -112,7 +112,7 @@ checks:
   sample:
     - {name: "DynamoDB table panzoto-processing-jobs", ok: true, detail: "ACTIVE, key job_id, indexes user-jobs-index, readable"}
 failed_checks:
-  description: The C(name: detail) lines of the failed checks.
+  description: One line per failed check, its name and detail.
   returned: always
   type: list
   elements: str
