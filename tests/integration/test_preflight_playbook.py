@@ -112,3 +112,23 @@ def test_no_key_and_a_dead_api_fail_clearly(seeded) -> None:
     run = preflight(seeded.endpoint_url, "http://127.0.0.1:9/v1", "")
     assert run.returncode == 2
     assert "FAIL  OpenAI API key (no key configured" in run.stdout
+
+
+def test_the_key_is_read_from_secrets_manager_like_the_app_role_does(seeded) -> None:
+    secrets = boto3.client("secretsmanager", endpoint_url=seeded.endpoint_url)
+    secrets.create_secret(Name="panzoto/openai-api-key", SecretString=GOOD_KEY)
+
+    with fake_openai(GOOD_KEY) as api_base:
+        run = run_playbook(
+            "preflight.yml",
+            extra_vars={
+                "preflight_openai_api_base": api_base,
+                "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": "panzoto/openai-api-key"},
+            },
+            env={"AWS_ENDPOINT_URL": seeded.endpoint_url},
+            check=True,
+        )
+
+    assert run.returncode == 0, run.output
+    assert checklist(run)["OpenAI API key"] == "PASS"
+    assert GOOD_KEY not in run.output
