@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint unit venv system-packages clean
+.PHONY: demo test lint unit bench venv system-packages clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ unit: venv
 
 test: venv system-packages lint
 	pytest
+
+# The modules side by side with the ops guide's scripts (see benchmarks/README.md).
+bench: venv
+	python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache reports .local-aws .pytest_cache .ruff_cache

@@ -115,7 +115,7 @@ def aws_client(module, service: str, max_pool_connections: int = 10):
         retries={"mode": "standard", "max_attempts": module.params.get("max_attempts") or 8},
         max_pool_connections=max_pool_connections,
         connect_timeout=5,
-        read_timeout=30,
+        read_timeout=60,  # botocore's default; a 1 MB Scan page can take long on a busy table
     )
     return session.client(service, endpoint_url=module.params.get("endpoint_url"), config=config)
 

@@ -109,7 +109,8 @@ def scan_items(
     if page_size:
         request["Limit"] = page_size
     stats = stats if stats is not None else ScanStats()
-    out: queue.Queue = queue.Queue(maxsize=max(2, segments * 2))
+    # One page waiting per segment: memory stays at a few pages whatever the table size.
+    out: queue.Queue = queue.Queue(maxsize=segments)
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="scan") as pool:
         for segment in range(segments):

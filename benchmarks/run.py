@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Benchmark the ops guide's way against the project's modules, side by side in one run.
+
+    .venv/bin/python benchmarks/run.py                 # 20,000 jobs
+    .venv/bin/python benchmarks/run.py --jobs 5000 --json-out reports/bench.json
+
+It starts its own moto server on 127.0.0.1, seeds two identical copies of a
+synthetic table (tools/seed_jobs.py, with S3 audio), and runs each side in a
+fresh Python process talking to moto through its own tools/fault_proxy.py
+(no faults), which counts requests per operation and bytes both ways:
+
+    guide_check_jobs   the guide's check_jobs: boto3 resource Table.scan of every attribute,
+                       following pages, single-threaded, every item kept in a list
+    module_audit       library/processing_jobs_audit.py (its AnsibleModule entry point, in-process)
+    module_audit_1seg  the same with one scan segment
+    guide_cleanup      the guide's smart_cleanup option 1: scan everything, then delete_item per
+                       legacy_encryption job and delete_object per audio file
+    module_cleanup     library/processing_jobs_cleanup.py, categories [legacy_encryption],
+                       delete_audio, archive on disk
+
+Peak memory is the growth of the side's own process: its highest resident set size
+while running (sampled every 20 ms) minus the size before, after boto3, its models
+and ansible were loaded. Wall times depend on moto (slow, DESIGN §5) and the
+machine; the request counts and bytes do not. Nothing here asserts a time.
+Hook for other implementations: add a function to SIDES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.util
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+
+NOW = "2025-10-19T18:00:00Z"
+GUIDE_CATEGORIES = (  # the guide's check_jobs categorisation, as the guide's script does it
+    ("legacy_encryption", "automatic decryption not yet implemented"),
+    ("max_retries", "exceeded maximum retries"),
+    ("transcription_failed", "transcription failed or too short"),
+    ("decryption_error", "mac check failed"),
+    ("format_error", "file does not start with riff id"),
+    ("timeout", "timeout"),
+)
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class RssSampler:
+    """Highest resident set size seen while running: ru_maxrss would include transient peaks from imports."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak = current_rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, current_rss_mib())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mib())
+
+
+# --------------------------------------------------------------------------- the guide's way
+
+
+def guide_category(message: object) -> str:
+    text = str(message or "").lower()
+    return next((name for name, pattern in GUIDE_CATEGORIES if pattern in text), "other")
+
+
+def guide_scan_all(table: Any) -> list[dict[str, Any]]:
+    """check_jobs: every attribute of every item, page after page, into one list."""
+    response = table.scan()
+    items = response["Items"]
+    while "LastEvaluatedKey" in response:
+        response = table.scan(ExclusiveStartKey=response["LastEvaluatedKey"])
+        items.extend(response["Items"])
+    return items
+
+
+def side_guide_check_jobs(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+
+    table = boto3.resource("dynamodb", endpoint_url=endpoint).Table(args["table"])
+    items = guide_scan_all(table)
+    statuses: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    for item in items:
+        status = str(item.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == "failed":
+            category = guide_category(item.get("error_message"))
+            categories[category] = categories.get(category, 0) + 1
+    return {"items": len(items), "by_status": statuses, "by_category": categories}
+
+
+def side_guide_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+
+    table = boto3.resource("dynamodb", endpoint_url=endpoint).Table(args["table"])
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    items = guide_scan_all(table)
+    legacy = [
+        i
+        for i in items
+        if i.get("status") == "failed" and guide_category(i.get("error_message")) == "legacy_encryption"
+    ]
+    deleted_objects = 0
+    for item in legacy:
+        table.delete_item(Key={"job_id": item["job_id"]})
+    for item in legacy:
+        if item.get("audio_file_id"):
+            s3.delete_object(
+                Bucket=args["bucket"], Key=f"audio_upload/{item['user_id']}/{item['audio_file_id']}.3gp_encrypted"
+            )
+            deleted_objects += 1
+    return {"jobs_deleted": len(legacy), "objects_deleted": deleted_objects}
+
+
+# --------------------------------------------------------------------------- the project's modules
+
+
+def run_ansible_module(name: str, module_args: dict[str, Any]) -> dict[str, Any]:
+    """Run library/<name>.py's AnsibleModule in this process, as ansible-core's module testing helper does."""
+    import ansible.module_utils
+    from ansible.module_utils.testing import patch_module_args
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    spec = importlib.util.spec_from_file_location(name, REPO / "library" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    out = io.StringIO()
+    with patch_module_args(module_args), contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        module.main()
+    result = json.loads(out.getvalue())
+    if result.get("failed"):
+        raise RuntimeError(f"{name} failed: {result.get('msg')}")
+    return result
+
+
+def side_module_audit(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = run_ansible_module(
+        "processing_jobs_audit",
+        {
+            "table": args["table"],
+            "endpoint_url": endpoint,
+            "now": NOW,
+            "segments": args.get("segments", 4),
+            "page_size": args.get("page_size"),
+        },
+    )
+    return {"items": result.get("total"), "by_status": result.get("by_status"), "requests": result.get("requests")}
+
+
+def side_module_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-archive-") as archive_dir:
+        result = run_ansible_module(
+            "processing_jobs_cleanup",
+            {
+                "table": args["table"],
+                "bucket": args["bucket"],
+                "endpoint_url": endpoint,
+                "now": NOW,
+                "categories": ["legacy_encryption"],
+                "delete_audio": True,
+                "max_changes": 10_000_000,
+                "archive_path": str(Path(archive_dir) / "archive.jsonl"),
+            },
+        )
+    audio = result.get("audio", {})
+    return {"counts": result.get("counts"), "objects_deleted": audio.get("deleted_count", audio.get("deleted"))}
+
+
+SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "guide_check_jobs": side_guide_check_jobs,
+    "module_audit": side_module_audit,
+    "guide_cleanup": side_guide_cleanup,
+    "module_cleanup": side_module_cleanup,
+}
+
+
+def warm_up(name: str) -> None:
+    """Load what every side loads anyway (boto3, botocore's service models, ansible), before the baseline."""
+    import boto3
+
+    session = boto3.session.Session(region_name="us-east-1")
+    session.client("dynamodb", endpoint_url="http://127.0.0.1:9")
+    session.client("s3", endpoint_url="http://127.0.0.1:9")
+    session.resource("dynamodb", endpoint_url="http://127.0.0.1:9")
+    if name.startswith("module_"):
+        import ansible.module_utils.basic  # noqa: F401
+
+
+def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One side in this (fresh) process: its result, wall time and memory growth."""
+    warm_up(name)
+    gc.collect()
+    baseline = current_rss_mib()
+    with RssSampler() as sampler:
+        started = time.perf_counter()
+        outcome = SIDES[name](endpoint, args)
+        wall = time.perf_counter() - started
+    return {
+        "outcome": outcome,
+        "wall_seconds": wall,
+        "rss_baseline_mib": baseline,
+        "rss_peak_mib": sampler.peak,
+        "rss_growth_mib": sampler.peak - baseline,
+    }
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def run_side(name: str, upstream: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run one side in a child process behind a fresh counting proxy."""
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(upstream) as proxy:
+        command = [sys.executable, __file__, "_side", name, proxy.url, json.dumps(args)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"side {name} failed:\n{done.stderr[-4000:]}")
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        summary = proxy.summary()
+    counts = {op: n for op, n in summary["counts"].items() if op not in ("MotoApi",)}
+    measured.update(
+        requests=sum(counts.values()),
+        requests_by_operation=dict(sorted(counts.items())),
+        bytes_to_client=summary["bytes_out"],
+        bytes_from_client=summary["bytes_in"],
+    )
+    return measured
+
+
+def seed_copies(endpoint: str, jobs: int, seed: int, wanted: list[str]) -> dict[str, Any]:
+    """Copy a for the audits and the guide's cleanup, copy b for the module's cleanup; audio only for cleanups."""
+    import seed_jobs
+
+    audio = any(side.endswith("cleanup") for side in wanted)
+    copies = {}
+    for suffix in ("a", "b") if "module_cleanup" in wanted else ("a",):
+        names = seed_jobs.Names(
+            jobs_table=f"bench-jobs-{suffix}", audio_table=f"bench-audio-{suffix}", bucket=f"bench-{suffix}"
+        )
+        started = time.perf_counter()
+        expected = seed_jobs.seed_synthetic(endpoint, jobs, seed=seed, audio=audio, names=names, keep_ids=False)
+        copies[suffix] = {
+            "table": names.jobs_table,
+            "bucket": names.bucket,
+            "seconds": time.perf_counter() - started,
+            "expected": expected,
+        }
+    return copies
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"jobs: {results['jobs']}  legacy_encryption: {results['legacy_jobs']}  audio objects: {results['s3_objects']}",
+        "",
+        f"{'side':<20}{'wall s':>9}{'requests':>10}{'MiB to client':>15}{'RSS growth MiB':>16}  requests by operation",
+    ]
+    for name, row in results["sides"].items():
+        lines.append(
+            f"{name:<20}{row['wall_seconds']:>9.2f}{row['requests']:>10}{row['bytes_to_client'] / 2**20:>15.2f}"
+            f"{row['rss_growth_mib']:>16.1f}  {json.dumps(row['requests_by_operation'])}"
+        )
+    sides = results["sides"]
+    lines.append("")
+    for guide, module in (("guide_check_jobs", "module_audit"), ("guide_cleanup", "module_cleanup")):
+        if guide in sides and module in sides:
+            g, m = sides[guide], sides[module]
+            lines.append(
+                f"{guide} / {module}: wall {ratio(g['wall_seconds'], m['wall_seconds'])}, "
+                f"requests {ratio(g['requests'], m['requests'])}, "
+                f"bytes {ratio(g['bytes_to_client'], m['bytes_to_client'])}, "
+                f"RSS growth {g['rss_growth_mib']:.1f} vs {m['rss_growth_mib']:.1f} MiB"
+            )
+    for name, check in results.get("after_cleanup", {}).items():
+        lines.append(
+            f"after {name}: {check['jobs_left']} jobs left, {check['objects_left']} objects left, "
+            f"{check['referenced_objects_missing']} objects still referenced by a kept job are gone (data lost)"
+        )
+    return "\n".join(lines)
+
+
+def check_after_cleanup(endpoint: str, table: str, bucket: str) -> dict[str, int]:
+    """What a cleanup left: jobs, objects, and audio that a remaining job needs but that was deleted."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    referenced = set()
+    jobs = 0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="user_id, audio_file_id"):
+        for item in page["Items"]:
+            jobs += 1
+            if "audio_file_id" in item and "S" in item["audio_file_id"] and "S" in item.get("user_id", {}):
+                referenced.add(f"audio_upload/{item['user_id']['S']}/{item['audio_file_id']['S']}.3gp_encrypted")
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    keys = {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
+    return {"jobs_left": jobs, "objects_left": len(keys), "referenced_objects_missing": len(referenced - keys)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_side":
+        _, name, endpoint, raw = argv
+        print(json.dumps(run_side_here(name, endpoint, json.loads(raw))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sides", default=",".join([*SIDES, "module_audit_1seg"]), help="comma-separated sides to run")
+    parser.add_argument(
+        "--audit-page-size", type=int, help="items per Scan page for the module's audit (default: 1 MB)"
+    )
+    parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    import local_aws
+
+    os.environ.update(local_aws.FAKE_CREDENTIALS)
+    server = local_aws.start_server()
+    try:
+        wanted = args.sides.split(",")
+        unknown = set(wanted) - {*SIDES, "module_audit_1seg"}
+        if unknown:
+            parser.error(f"unknown sides: {', '.join(sorted(unknown))}")
+        print(f"seeding {args.jobs} jobs into moto at {server.endpoint_url} ...", flush=True)
+        copies = seed_copies(server.endpoint_url, args.jobs, args.seed, wanted)
+        expected = copies["a"]["expected"]
+        plan = [
+            ("guide_check_jobs", copies["a"], {}),
+            ("module_audit", copies["a"], {"segments": 4, "page_size": args.audit_page_size}),
+            ("module_audit_1seg", copies["a"], {"segments": 1, "page_size": args.audit_page_size}),
+            ("guide_cleanup", copies["a"], {}),
+            ("module_cleanup", copies.get("b", {}), {}),
+        ]
+        sides = {}
+        for label, copy, extra in plan:
+            if label not in wanted:
+                continue
+            side = "module_audit" if label == "module_audit_1seg" else label
+            print(f"running {label} ...", flush=True)
+            sides[label] = run_side(
+                side, server.endpoint_url, {"table": copy["table"], "bucket": copy["bucket"], **extra}
+            )
+            sides[label]["name"] = side
+        after = {
+            label: check_after_cleanup(server.endpoint_url, copy["table"], copy["bucket"])
+            for label, copy, _ in plan
+            if label in sides and label.endswith("cleanup")
+        }
+        results = {
+            "jobs": args.jobs,
+            "seed": args.seed,
+            "legacy_jobs": expected["by_category"]["legacy_encryption"],
+            "s3_objects": expected["s3_objects"],
+            "seed_seconds": {k: round(v["seconds"], 1) for k, v in copies.items()},
+            "sides": sides,
+            "after_cleanup": after,
+        }
+    finally:
+        local_aws.stop_server(server)
+    print()
+    print(render(results))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
