@@ -14,6 +14,7 @@ from pathlib import Path
 import local_aws
 import pytest
 import seed_jobs
+from fault_proxy import FaultPlan, FaultProxy, FaultRule
 from support.playbook import PlaybookRun, run_playbook
 
 GUIDE_NOW = "2025-10-19T18:00:00Z"
@@ -243,3 +244,25 @@ def test_missing_credentials_are_one_clear_line(guide, tmp_path: Path, monkeypat
 
     assert run.returncode == 2 and report is None
     assert "No AWS credentials found" in run.output
+
+
+def test_throttling_and_server_errors_are_retried_to_exact_counts(guide, tmp_path: Path) -> None:
+    endpoint_url, expected = guide
+    plan = FaultPlan(
+        [
+            FaultRule("Scan", "throttling", every=3),
+            FaultRule("Scan", "http_500", every=5),
+            FaultRule("DescribeTable", "http_503", first=1),
+        ]
+    )
+
+    with FaultProxy(endpoint_url, plan=plan) as proxy:
+        run, report = audit(tmp_path, proxy.url, audit_fail_on_breach=False, audit_page_size=10, audit_segments=2)
+        faults = sum(proxy.faults.values())
+
+    assert run.returncode == 0, run.output
+    assert report["by_status"] == expected["by_status"]
+    assert category_counts(report)["legacy_encryption"] == 34
+    assert faults > 0
+    # Every fault cost one more HTTP request than pages read, and nothing was counted twice.
+    assert report["requests"]["http_requests"] == report["requests"]["pages"] + 1 + faults
