@@ -1,0 +1,150 @@
+"""The guide's interactive menu, driven through a pseudo-terminal as a person would answer it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+from support.playbook import REPO_ROOT, VENV_BIN
+from test_cleanup_playbook import GUIDE_NOW, audio_key_of, guide, object_keys, table_items
+
+ANSWER_WAIT = 180  # seconds to wait for each prompt before giving up (a bound, not an assertion on speed)
+
+
+def _own_terminal() -> None:
+    """In the child: a new session whose controlling terminal is the pty (Ansible's prompts need one)."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """ansible-playbook attached to a pty; answers prompts in order."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            command, stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, env=env, preexec_fn=_own_terminal
+        )
+        os.close(slave)
+        self.output = ""
+
+    def read_until(self, text: str) -> str:
+        while text not in self.output:
+            ready, _, _ = select.select([self.master], [], [], ANSWER_WAIT)
+            assert ready, f"no {text!r} prompt; output so far:\n{self.output[-3000:]}"
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            assert chunk, f"ansible-playbook ended before {text!r}:\n{self.output[-3000:]}"
+            self.output += chunk.decode("utf-8", "replace")
+        return self.output
+
+    def answer(self, prompt: str, reply: str) -> None:
+        """Type `reply` once Ansible reads the terminal, retyping if it was flushed away.
+
+        Ansible shows the prompt, then switches the terminal to raw mode and
+        flushes pending input, so an answer typed too early is discarded. It
+        acknowledges an answer by clearing the line (an escape sequence).
+        """
+        self.read_until(prompt)
+        for _ in range(3):
+            self._wait_for_raw_mode()
+            mark = len(self.output)
+            os.write(self.master, reply.encode() + b"\r")
+            if self._acknowledged(mark):
+                return
+        raise AssertionError(f"the answer {reply!r} to {prompt!r} was never taken:\n{self.output[-3000:]}")
+
+    def _wait_for_raw_mode(self) -> None:
+        for _ in range(int(ANSWER_WAIT / 0.05)):
+            if not termios.tcgetattr(self.master)[3] & termios.ICANON:
+                time.sleep(0.2)  # setraw and the input flush are two calls: let the flush pass
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"Ansible never read the terminal:\n{self.output[-3000:]}")
+
+    def _acknowledged(self, mark: int) -> bool:
+        for _ in range(20):
+            if "\x1b[" in self.output[mark:]:
+                return True
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536).decode("utf-8", "replace")
+                except OSError:
+                    return True
+        return False
+
+    def finish(self) -> int:
+        while True:
+            ready, _, _ = select.select([self.master], [], [], ANSWER_WAIT)
+            assert ready, f"ansible-playbook did not finish:\n{self.output[-3000:]}"
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk.decode("utf-8", "replace")
+        code = self.process.wait(timeout=ANSWER_WAIT)
+        os.close(self.master)
+        return code
+
+
+def menu_run(tmp_path: Path, endpoint_url: str) -> Terminal:
+    extra = {
+        "cleanup_jobs_now": GUIDE_NOW,
+        "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
+        "cleanup_jobs_report_path": str(tmp_path / "report.json"),
+    }
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "AWS_ENDPOINT_URL": endpoint_url,
+    }
+    command = [str(VENV_BIN / "ansible-playbook"), "playbooks/cleanup_jobs.yml", "-e", json.dumps(extra)]
+    return Terminal(command, env)
+
+
+def test_menu_choice_1_with_audio_and_delete_confirmation_runs_procedure_1(aws, tmp_path):
+    expected, before = guide(aws.endpoint_url)
+    legacy = set(expected["job_ids"]["by_category"]["legacy_encryption"])
+    keys_before = object_keys(aws.endpoint_url)
+
+    terminal = menu_run(tmp_path, aws.endpoint_url)
+    terminal.answer("Choice", "1")
+    terminal.answer("[yes/no]", "yes")
+    screen = terminal.read_until("Type DELETE to confirm")
+    # The dry-run counts are shown before the confirmation, and nothing has changed yet.
+    assert "[DRY RUN] 34 jobs would be deleted" in screen and "legacy_encryption: 34" in screen
+    assert "S3 audio files: 34" in screen
+    assert table_items(aws.endpoint_url) == before
+    terminal.answer("Type DELETE to confirm", "DELETE")
+    assert terminal.finish() == 0, terminal.output[-3000:]
+
+    assert set(table_items(aws.endpoint_url)) == set(before) - legacy
+    assert object_keys(aws.endpoint_url) == keys_before - {audio_key_of(before[job_id]) for job_id in legacy}
+
+
+def test_menu_without_the_delete_confirmation_changes_nothing(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    terminal = menu_run(tmp_path, aws.endpoint_url)
+    terminal.answer("Choice", "4")
+    terminal.answer("[yes/no]", "no")
+    screen = terminal.read_until("Type DELETE to confirm")
+    assert "[DRY RUN] 49 jobs would be deleted" in screen and "S3 audio files: 0" in screen
+    terminal.answer("Type DELETE to confirm", "delete")
+    assert terminal.finish() == 0, terminal.output[-3000:]
+    assert "Not confirmed (DELETE was not typed): nothing was changed." in terminal.output
+    assert table_items(aws.endpoint_url) == before and len(object_keys(aws.endpoint_url)) == 60
+    assert not (tmp_path / "archive.jsonl").exists()
