@@ -70,41 +70,13 @@ options:
         (failed within O(recent_window)), C(StuckPendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
       - Not published in check mode. Needs C(cloudwatch:PutMetricData).
     type: str
-  region:
-    description: AWS region. Falls back to E(AWS_REGION) and E(AWS_DEFAULT_REGION).
-    type: str
-    aliases: [aws_region]
-  endpoint_url:
-    description: URL of the AWS endpoint, for a local or compatible one. Falls back to E(AWS_ENDPOINT_URL).
-    type: str
-    aliases: [aws_endpoint_url]
-  access_key:
-    description: AWS access key id. Falls back to E(AWS_ACCESS_KEY_ID); without it the default credential chain is used.
-    type: str
-    aliases: [aws_access_key_id, aws_access_key]
-  secret_key:
-    description: AWS secret access key. Falls back to E(AWS_SECRET_ACCESS_KEY).
-    type: str
-    aliases: [aws_secret_access_key, aws_secret_key]
-  session_token:
-    description: AWS session token. Falls back to E(AWS_SESSION_TOKEN).
-    type: str
-    aliases: [aws_session_token]
-  profile:
-    description: Named profile from the AWS config files. Falls back to E(AWS_PROFILE).
-    type: str
-    aliases: [aws_profile]
-  max_attempts:
-    description: Attempts per AWS request, retries of throttling and 5xx included.
-    type: int
-    default: 5
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
-requirements:
-  - boto3
+extends_documentation_fragment:
+  - panzoto_aws
 notes:
   - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
   - Publishing metrics (O(cloudwatch_namespace)) is the only write, to CloudWatch, and is skipped in check mode.
@@ -504,7 +476,6 @@ def run_module() -> None:
         cloudwatch_namespace=dict(type="str"),
         **AWS_ARGUMENT_SPEC,
     )
-    argument_spec["max_attempts"] = dict(type="int", default=5)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_boto3(module)
     validate_aws_params(module)

@@ -49,7 +49,7 @@ AWS_ARGUMENT_SPEC = dict(
         no_log=True,
     ),
     profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE"])),
-    max_attempts=dict(type="int", default=8),
+    max_attempts=dict(type="int", default=5),
 )
 
 # Error codes that mean "the same request may succeed later"; botocore retries
@@ -112,7 +112,7 @@ def aws_client(module, service: str, max_pool_connections: int = 10):
     if session.get_credentials() is None:
         module.fail_json(msg="No AWS credentials found: set access_key/secret_key, a profile, or AWS_ACCESS_KEY_ID.")
     config = Config(
-        retries={"mode": "standard", "max_attempts": module.params.get("max_attempts") or 8},
+        retries={"mode": "standard", "max_attempts": module.params.get("max_attempts") or 5},
         max_pool_connections=max_pool_connections,
         connect_timeout=5,
         read_timeout=60,  # botocore's default; a 1 MB Scan page can take long on a busy table
