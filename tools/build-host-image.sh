@@ -16,9 +16,10 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo_root/tests/hosts/containers.con
 
 image_repo="localhost/panzoto-ops-host"
 suite="bookworm"
-# What the guide's servers have: systemd as init, Python for Ansible, sudo for become,
-# iproute2 (ss) and procps (ps) for Testinfra, CA certificates for HTTPS clients.
-packages="systemd,systemd-sysv,dbus,python3,sudo,iproute2,procps,ca-certificates"
+# What the guide's servers have: systemd as init, Python (with python3-apt, as on Debian's cloud
+# images: Ansible's apt module needs it in check mode) and sudo for Ansible, iproute2 (ss) and
+# procps (ps) for Testinfra, CA certificates for HTTPS clients.
+packages="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,procps,ca-certificates"
 
 log() { echo "build-host-image: $*" >&2; }
 
@@ -77,7 +78,8 @@ for unit in systemd-remount-fs.service getty@tty1.service console-getty.service 
   sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*_Packages
+# The package lists stay, as on an installed server (apt in check mode needs them); the .debs go.
+rm -f "$rootfs"/var/cache/apt/archives/*.deb
 
 log "importing as $image_ref"
 tar -C "$rootfs" -c . | podman import -q \

@@ -1,0 +1,161 @@
+"""The ffmpeg role and playbooks/repair_ffmpeg.yml on hosts whose ffmpeg is broken.
+
+The ops guide's FORMAT_ERROR ("File does not start with RIFF id") comes from an ffmpeg that cannot
+convert 3gp audio. The role must report such a host with ffmpeg's own error, and the repair playbook
+must bring it back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import backend_jobs
+from support.playbook import PlaybookRun, run_playbook
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROLE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "ffmpeg.yml"
+OPENAI_SECRET_ID = "panzoto/openai"
+# On this machine HTTPS from a container only works with the host's CA bundle (DESIGN §5).
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+FORMAT_ERROR = "File does not start with RIFF id"
+FFMPEG = "ffmpeg -hide_banner -nostdin -loglevel error -y"
+# An ffmpeg earlier on PATH that "succeeds" but writes no audio: a wrong build or a wrapper gone bad.
+FAKE_FFMPEG = '#!/bin/sh\nfor last; do :; done\necho "not audio" > "$last"\n'
+
+
+def install_ffmpeg_directly(host) -> None:
+    """Set-up shortcut: ffmpeg installed with apt-get, not by the role under test."""
+    host.exec("apt-get", "update", "-qq")
+    host.exec(
+        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends", "ffmpeg"
+    )
+
+
+def remove_libavcodec(host) -> None:
+    """Break ffmpeg the way a half-removed upgrade does: its package stays installed, a library is gone."""
+    host.exec("sh", "-c", "rm -f /usr/lib/*-linux-gnu/libavcodec.so.*")
+
+
+def run_role(inventory: Path, extra_vars: dict[str, Any] | None = None) -> PlaybookRun:
+    return run_playbook(str(ROLE_PLAYBOOK), inventory=inventory, extra_vars=extra_vars)
+
+
+def host_converts_3gp_to_riff_wav(host) -> bool:
+    ti = host.testinfra
+    made = ti.run(f"{FFMPEG} -f lavfi -i sine=duration=1 -c:a aac -f 3gp /root/check.3gp")
+    converted = ti.run(f"{FFMPEG} -i /root/check.3gp /root/check.wav")
+    return made.rc == 0 and converted.rc == 0 and ti.file("/root/check.wav").content[:4] == b"RIFF"
+
+
+@pytest.mark.hosts
+def test_the_role_reports_a_broken_ffmpeg_with_its_error_and_repair_ffmpeg_brings_it_back(
+    target_hosts, write_inventory, tmp_path
+):
+    (host,) = target_hosts(prefix="ffmpeg-broken")
+    inventory = write_inventory(tmp_path / "hosts.yml", [host])
+    install_ffmpeg_directly(host)
+    healthy = run_role(inventory)
+    assert healthy.returncode == 0, healthy.output
+    assert healthy.changed(host.name) == 0, healthy.output
+
+    bad_input = run_role(inventory, {"ffmpeg_verify_clip_seconds": "one second", "ffmpeg_reinstall": True})
+    assert bad_input.returncode != 0
+    assert "ffmpeg_verify_clip_seconds" in bad_input.output
+    assert bad_input.changed(host.name) == 0
+    assert host.testinfra.package("ffmpeg").is_installed
+
+    # A wrong ffmpeg earlier on PATH: it exits 0 but the wav is no wav.
+    host.exec("sh", "-c", f"printf '{FAKE_FFMPEG}' > /usr/local/bin/ffmpeg && chmod 0755 /usr/local/bin/ffmpeg")
+    no_riff = run_role(inventory)
+    assert no_riff.returncode != 0
+    assert no_riff.stats[host.name]["failed"] == 1
+    assert f"ffmpeg on {host.name} cannot convert 3gp audio (FORMAT_ERROR)" in no_riff.output
+    assert FORMAT_ERROR in no_riff.output
+    host.exec("rm", "/usr/local/bin/ffmpeg")
+
+    # A library gone while the package stays installed: apt alone sees nothing to do.
+    remove_libavcodec(host)
+    missing_library = run_role(inventory)
+    assert missing_library.returncode != 0
+    assert "generating a 3gp clip failed (exit 127)" in missing_library.output
+    # ffmpeg's own words, so the engineer sees what is wrong with the host.
+    assert "error while loading shared libraries: libavcodec.so" in missing_library.output
+    assert host.testinfra.run("ls -d /tmp/ffmpeg-proof.*").rc != 0, "the proof left its scratch directory"
+
+    no_service = {"repair_ffmpeg_restart_service": False}
+    unlimited = run_playbook("repair_ffmpeg.yml", inventory=inventory, extra_vars=no_service)
+    assert unlimited.returncode != 0
+    assert "Name the broken hosts with -l HOST" in unlimited.output
+    assert not host_converts_3gp_to_riff_wav(host), "a refused repair changed the host"
+
+    repaired = run_playbook("repair_ffmpeg.yml", inventory=inventory, limit=host.name, extra_vars=no_service)
+    assert repaired.returncode == 0, repaired.output
+    assert repaired.changed(host.name) >= 2, "ffmpeg was not purged and installed again"
+    assert host_converts_3gp_to_riff_wav(host)
+
+    again = run_role(inventory)
+    assert again.returncode == 0, again.output
+    assert again.changed(host.name) == 0, again.output
+
+
+def deploy_group_vars(endpoint_url: str) -> dict[str, Any]:
+    """deploy.yml's settings for the fake backend (tests/app) against the local AWS endpoint."""
+    return {
+        "panzoto_app_source": "local",
+        "panzoto_app_local_src": str(REPO_ROOT / "tests" / "app"),
+        "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
+        "panzoto_app_env": {
+            "AWS_REGION": backend_jobs.REGION,
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "PANZOTO_POLL_INTERVAL": "0.5",
+        },
+        "panzoto_app_secret_env": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
+        "panzoto_app_secretsmanager_endpoint_url": endpoint_url,
+        "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
+        "panzoto_service_bind_address": "127.0.0.1",
+    }
+
+
+def service_main_pid(host) -> str:
+    return host.testinfra.check_output("systemctl show --property=MainPID --value panzoto")
+
+
+@pytest.mark.hosts
+def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffmpeg(
+    target_hosts, write_inventory, aws, tmp_path
+):
+    """The guide's FORMAT_ERROR story: deploy; ffmpeg disappears; jobs fail; repair; the retried job completes."""
+    backend_jobs.create_backend_resources(aws.endpoint_url)
+    backend_jobs._client("secretsmanager", aws.endpoint_url).create_secret(
+        Name=OPENAI_SECRET_ID, SecretString=f"sk-repair-test-{secrets.token_hex(16)}"
+    )
+    backend_jobs.put_user_key(aws.endpoint_url, "user-repair")
+    (host,) = target_hosts(prefix="repair-story")
+    inventory = write_inventory(tmp_path / "hosts.yml", [host], group_vars=deploy_group_vars(aws.endpoint_url))
+    deployed = run_playbook("deploy.yml", inventory=inventory)
+    assert deployed.returncode == 0, deployed.output[-6000:]
+
+    host.exec("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-qq", "ffmpeg")
+    job_id = backend_jobs.submit_job(
+        aws.endpoint_url, "user-repair", backend_jobs.make_3gp_clip(2.0), duration_seconds=2.0
+    )
+    failed = backend_jobs.wait_for_job(aws.endpoint_url, job_id, timeout=90)
+    assert failed["status"] == "failed"
+    assert FORMAT_ERROR in failed["error_message"]
+
+    pid_before_repair = service_main_pid(host)
+    repaired = run_playbook("repair_ffmpeg.yml", inventory=inventory, limit=host.name)
+    assert repaired.returncode == 0, repaired.output[-6000:]
+    assert host.testinfra.package("ffmpeg").is_installed
+    assert service_main_pid(host) != pid_before_repair, "the service was not restarted"
+    status, body = backend_jobs.health(host.app_port)
+    assert (status, body["status"]) == (200, "healthy"), body
+
+    backend_jobs.requeue(aws.endpoint_url, job_id)
+    retried = backend_jobs.wait_for_job(aws.endpoint_url, job_id, timeout=90)
+    assert retried["status"] == "completed", retried.get("error_message")
+    assert backend_jobs.transcripts_for_job(aws.endpoint_url, job_id)
