@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 import seed_jobs
+import yaml
 from support.local_http import fake_openai
 from support.playbook import PlaybookRun, run_playbook
 
@@ -114,17 +115,30 @@ def test_no_key_and_a_dead_api_fail_clearly(seeded) -> None:
     assert "FAIL  OpenAI API key (no key configured" in run.stdout
 
 
-def test_the_key_is_read_from_secrets_manager_like_the_app_role_does(seeded) -> None:
+def test_the_key_is_read_from_secrets_manager_like_the_app_role_does(seeded, tmp_path) -> None:
     secrets = boto3.client("secretsmanager", endpoint_url=seeded.endpoint_url)
     secrets.create_secret(Name="panzoto/openai-api-key", SecretString=GOOD_KEY)
+    # The app role's settings live with the API servers, as in inventory/production; the host is never contacted.
+    inventory = tmp_path / "hosts.yml"
+    localhost = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    app_settings = {"panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": "panzoto/openai-api-key"}}
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {"localhost": localhost},
+                    "children": {"api_servers": {"hosts": {"api-1.example.invalid": None}, "vars": app_settings}},
+                }
+            }
+        )
+    )
 
     with fake_openai(GOOD_KEY) as api_base:
         run = run_playbook(
             "preflight.yml",
-            extra_vars={
-                "preflight_openai_api_base": api_base,
-                "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": "panzoto/openai-api-key"},
-            },
+            inventory=inventory,
+            limit="localhost",
+            extra_vars={"preflight_openai_api_base": api_base},
             env={"AWS_ENDPOINT_URL": seeded.endpoint_url},
             check=True,
         )

@@ -1,0 +1,78 @@
+"""The checklist items of the panzoto_app role on the converged host: service account, code, Poetry,
+dependencies ("poetry install"), and the private environment file with the Secrets Manager value."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+
+HOME = "/opt/panzoto"
+ENV_FILE = "/etc/panzoto/panzoto.env"
+
+
+@pytest.fixture(scope="module")
+def openai_key() -> str:
+    """The value prepare stored in the scenario's local Secrets Manager."""
+    state = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "local-aws" / "server.json"
+    port = json.loads(state.read_text())["port"]
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client.get_secret_value(SecretId="panzoto/openai")["SecretString"]
+
+
+def test_the_service_account_is_a_system_user_without_login(host) -> None:
+    user = host.user("panzoto")
+    assert user.exists
+    assert 0 < user.uid < 1000
+    assert user.group == "panzoto"
+    assert user.shell == "/usr/sbin/nologin"
+
+
+def test_root_owns_the_deployment_and_only_the_service_group_may_read_it(host) -> None:
+    home = host.file(HOME)
+    assert home.is_directory
+    assert (home.user, home.group, home.mode) == ("root", "panzoto", 0o750)
+    state = host.file(f"{HOME}/deploy-state")
+    assert (state.user, state.mode) == ("root", 0o700)
+
+
+def test_the_code_is_the_release_branch_of_the_repository(host) -> None:
+    wanted = host.check_output("git -C /srv/panzoto-backend rev-parse release")
+    deployed = host.check_output(f"git -C {HOME}/app rev-parse HEAD")
+    assert deployed == wanted
+    assert host.file(f"{HOME}/deploy-state/release").content_string.strip() == wanted
+
+
+def test_the_pinned_poetry_is_installed_in_its_own_virtualenv(host) -> None:
+    assert "2.5.1" in host.check_output("/opt/poetry/bin/poetry --version")
+
+
+def test_the_locked_dependencies_are_installed_in_the_application_virtualenv(host) -> None:
+    assert host.file(f"{HOME}/venv/bin/uvicorn").is_file
+    frozen = host.check_output(f"{HOME}/venv/bin/python -m pip freeze --all")
+    for pin in ("fastapi==", "uvicorn==", "boto3=="):
+        assert pin in frozen
+    assert host.run(f"{HOME}/venv/bin/python -c 'import fake_backend.config'").rc == 0
+
+
+def test_the_environment_file_is_private_to_the_service_account(host) -> None:
+    env_file = host.file(ENV_FILE)
+    assert (env_file.user, env_file.group, env_file.mode) == ("panzoto", "panzoto", 0o600)
+
+
+def test_the_environment_file_holds_the_settings_and_the_secrets(host, openai_key: str) -> None:
+    lines = set(host.file(ENV_FILE).content_string.splitlines())
+    assert 'AWS_REGION="us-east-1"' in lines
+    assert 'AWS_SECRET_ACCESS_KEY="testing"' in lines
+    # Compared without printing the value on failure.
+    assert f'OPENAI_API_KEY="{openai_key}"' in lines, "OPENAI_API_KEY is not the Secrets Manager value"
+    assert 'SSL_CERT_FILE="/opt/panzoto/ca-bundle.crt"' in lines

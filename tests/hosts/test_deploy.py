@@ -1,0 +1,393 @@
+"""playbooks/deploy.yml on real systemd hosts, checked like the ops guide's "Server Deployment Checklist".
+
+One host is deployed once for the whole module (the expensive part), then again unchanged with `-v --diff`
+and its secret from ansible-vault; the checks below read that host. The rolling test adds a broken host
+and an untouched one behind it. The backend's AWS side is a moto server of this module on 127.0.0.1;
+the hosts share the machine's network.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import local_aws
+import pytest
+from support import backend_jobs
+from support.hosts import HostPool, write_inventory
+from support.local_http import fake_openai
+from support.playbook import PlaybookRun, run_playbook
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OPENAI_SECRET_ID = "panzoto/openai"
+SERVICE = "panzoto"
+ENV_FILE = "/etc/panzoto/panzoto.env"
+# What the hardened unit achieved here (systemd-analyze: 0 is locked down, 10 unprotected).
+MAX_EXPOSURE = 1.5
+# On this machine HTTPS from a container only works with the host's CA bundle (DESIGN §5).
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+pytestmark = pytest.mark.hosts
+
+
+@dataclass
+class Backend:
+    endpoint_url: str
+    openai_key: str
+
+
+@dataclass
+class ServiceState:
+    main_pid: str
+    started_at: str
+
+
+@dataclass
+class Deployment:
+    host: Any
+    inventory: Path
+    first: PlaybookRun
+    second: PlaybookRun
+    before_second: ServiceState
+    after_second: ServiceState
+
+
+def service_state(host: Any) -> ServiceState:
+    show = host.check_output(f"systemctl show --property=MainPID --property=ActiveEnterTimestamp {SERVICE}")
+    values = dict(line.split("=", 1) for line in show.splitlines())
+    return ServiceState(values["MainPID"], values["ActiveEnterTimestamp"])
+
+
+def health(port: int) -> tuple[int, dict]:
+    """Status and body of /api/health (host networking: the host's loopback is this machine's)."""
+    return backend_jobs.health(port)
+
+
+def group_vars(backend: Backend) -> dict[str, Any]:
+    """What an operator sets in inventory/production/group_vars, pointed at this module's local AWS."""
+    return {
+        "panzoto_app_source": "local",
+        "panzoto_app_local_src": str(REPO_ROOT / "tests" / "app"),
+        "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
+        "panzoto_app_env": {
+            "AWS_REGION": backend_jobs.REGION,
+            "AWS_ENDPOINT_URL": backend.endpoint_url,
+            "PANZOTO_JOBS_TABLE": backend_jobs.JOBS_TABLE,
+            "PANZOTO_TRANSCRIPTS_TABLE": backend_jobs.TRANSCRIPTS_TABLE,
+            "PANZOTO_AUDIO_BUCKET": backend_jobs.BUCKET,
+            "PANZOTO_POLL_INTERVAL": "0.5",
+        },
+        "panzoto_app_secret_env": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
+        "panzoto_app_secretsmanager_endpoint_url": backend.endpoint_url,
+        "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
+        "panzoto_service_bind_address": "127.0.0.1",
+    }
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """This module's own AWS endpoint with the backend's tables and the OpenAI key secret."""
+    server = local_aws.start_server(log_path=tmp_path_factory.mktemp("deploy-aws") / "moto.log")
+    with pytest.MonkeyPatch.context() as env:
+        # The control node's Secrets Manager look-up (inside ansible-playbook) signs with these.
+        for name, value in local_aws.FAKE_CREDENTIALS.items():
+            env.setenv(name, value)
+        try:
+            backend_jobs.create_backend_resources(server.endpoint_url)
+            openai_key = f"sk-deploy-test-{secrets.token_hex(16)}"
+            backend_jobs._client("secretsmanager", server.endpoint_url).create_secret(
+                Name=OPENAI_SECRET_ID, SecretString=openai_key
+            )
+            yield Backend(server.endpoint_url, openai_key)
+        finally:
+            local_aws.stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def module_hosts(host_image: str, reserved_ports: set[int]) -> Iterator[Callable[..., list[Any]]]:
+    """Like the harness's `target_hosts`, but the hosts live as long as this module."""
+    pool = HostPool(host_image, reserved_ports)
+    yield pool.make
+    pool.remove()
+
+
+def vaulted_secret_env(directory: Path) -> list[str]:
+    """ansible-playbook arguments that set panzoto_app_secret_env with an ansible-vault encrypted value
+    (the same value the plain group_vars hold, so the environment file does not change)."""
+    password = directory / "vault-password"
+    password.write_text(secrets.token_hex(16))
+    password.chmod(0o600)
+    encrypted = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-vault")), "encrypt_string", "--vault-password-file", str(password),
+         "--name", "AWS_SECRET_ACCESS_KEY", "testing"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    vars_file = directory / "vaulted.yml"
+    vars_file.write_text("panzoto_app_secret_env:\n  AWS_ACCESS_KEY_ID: testing\n" + textwrap.indent(encrypted, "  "))
+    return ["--extra-vars", f"@{vars_file}", "--vault-password-file", str(password)]
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    module_hosts: Callable[..., list[Any]], backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Deployment:
+    """One host deployed by deploy.yml, then deployed again unchanged with -v --diff, its secret now
+    coming from an ansible-vault encrypted variable (same value)."""
+    (host,) = module_hosts(prefix="deploy")
+    workdir = tmp_path_factory.mktemp("deploy")
+    inventory = write_inventory(workdir / "hosts.yml", [host], group_vars=group_vars(backend))
+    first = run_playbook("deploy.yml", inventory=inventory)
+    assert first.returncode == 0, first.output[-6000:]
+    before = service_state(host.testinfra)
+    second = run_playbook("deploy.yml", inventory=inventory, verbosity=1, diff=True, args=vaulted_secret_env(workdir))
+    assert second.returncode == 0, second.output[-6000:]
+    return Deployment(host, inventory, first, second, before, service_state(host.testinfra))
+
+
+# The checklist, in the guide's order ------------------------------------------------------------
+def test_the_first_deploy_applies_the_whole_checklist(deployment: Deployment) -> None:
+    stats = deployment.first.stats[deployment.host.name]
+    assert stats["failed"] == 0
+    assert stats["changed"] > 0
+    for role in ("ffmpeg :", "panzoto_app :", "panzoto_service :"):
+        assert role in deployment.first.stdout
+
+
+def test_ffmpeg_is_installed_and_converts_3gp_audio_to_wav(deployment: Deployment) -> None:
+    host = deployment.host.testinfra
+    assert host.package("ffmpeg").is_installed
+    ffmpeg = "ffmpeg -nostdin -hide_banner -loglevel error -y"
+    host.run_expect([0], f"{ffmpeg} -f lavfi -i sine=duration=1 -ac 1 -c:a aac -f 3gp /tmp/check.3gp")
+    host.run_expect([0], f"{ffmpeg} -i /tmp/check.3gp /tmp/check.wav")
+    assert host.file("/tmp/check.wav").content[:4] == b"RIFF"
+
+
+def test_the_service_account_is_a_system_user_that_cannot_log_in(deployment: Deployment) -> None:
+    user = deployment.host.testinfra.user("panzoto")
+    assert user.exists
+    assert 0 < user.uid < 1000
+    assert user.shell == "/usr/sbin/nologin"
+
+
+def test_root_owns_the_code_and_only_the_service_group_may_read_it(deployment: Deployment) -> None:
+    host = deployment.host.testinfra
+    home = host.file("/opt/panzoto")
+    assert (home.user, home.group, home.mode) == ("root", "panzoto", 0o750)
+    assert host.file("/opt/panzoto/app/pyproject.toml").user == "root"
+    assert not host.file("/opt/panzoto/app/fake_backend/__pycache__").exists
+    assert host.file("/opt/panzoto/venv/bin/uvicorn").user == "root"
+
+
+def test_the_python_dependencies_are_installed_from_the_lock_file(deployment: Deployment) -> None:
+    host = deployment.host.testinfra
+    assert "2.5.1" in host.check_output("/opt/poetry/bin/poetry --version")
+    lock = (REPO_ROOT / "tests" / "app" / "poetry.lock").read_text()
+    fastapi_pin = re.search(r'name = "fastapi"\nversion = "([^"]+)"', lock)[1]
+    assert f"fastapi=={fastapi_pin}" in host.check_output("/opt/panzoto/venv/bin/python -m pip freeze")
+
+
+def test_the_unit_is_enabled_and_runs_uvicorn_as_the_service_account(deployment: Deployment) -> None:
+    host = deployment.host.testinfra
+    service = host.service(SERVICE)
+    assert service.is_enabled
+    assert service.is_running
+    main_pid = deployment.after_second.main_pid
+    assert host.check_output(f"ps -o user= -p {main_pid}") == "panzoto"
+    assert backend_jobs.APP_MODULE in host.check_output(f"ps -o args= -p {main_pid}")
+
+
+def test_the_app_port_is_listening(deployment: Deployment) -> None:
+    assert deployment.host.testinfra.socket(f"tcp://127.0.0.1:{deployment.host.app_port}").is_listening
+
+
+def test_the_health_endpoint_answers_healthy(deployment: Deployment) -> None:
+    status, body = health(deployment.host.app_port)
+    assert status == 200, body
+    assert body["status"] == "healthy"
+    assert body["processor"]["processor_alive"] is True
+
+
+def test_the_environment_file_is_private_and_holds_the_secret(deployment: Deployment, backend: Backend) -> None:
+    env_file = deployment.host.testinfra.file(ENV_FILE)
+    assert (env_file.user, env_file.group, env_file.mode) == ("panzoto", "panzoto", 0o600)
+    assert f'OPENAI_API_KEY="{backend.openai_key}"' in env_file.content_string.splitlines(), "key not written"
+
+
+def test_secrets_never_appear_in_the_journal_or_in_ansible_output(deployment: Deployment, backend: Backend) -> None:
+    journal = deployment.host.testinfra.check_output(f"journalctl --unit {SERVICE} --no-pager --output cat")
+    assert "Application startup complete" in journal
+    places = {"journal": journal, "first run": deployment.first.output, "-v --diff run": deployment.second.output}
+    leaks = [place for place, text in places.items() if backend.openai_key in text]
+    assert leaks == [], f"the OpenAI key appears in: {leaks}"
+
+
+def test_a_second_deploy_changes_nothing_and_restarts_nothing(deployment: Deployment) -> None:
+    stats = deployment.second.stats[deployment.host.name]
+    assert (stats["changed"], stats["failed"]) == (0, 0), deployment.second.output[-4000:]
+    assert deployment.after_second == deployment.before_second
+
+
+def test_a_submitted_job_is_processed_to_completed(deployment: Deployment, backend: Backend) -> None:
+    backend_jobs.put_user_key(backend.endpoint_url, "user-deploy")
+    job_id = backend_jobs.submit_job(
+        backend.endpoint_url, "user-deploy", backend_jobs.make_3gp_clip(2.0), duration_seconds=2.0
+    )
+    item = backend_jobs.wait_for_job(backend.endpoint_url, job_id, timeout=90)
+    assert item["status"] == "completed", item.get("error_message")
+
+
+def test_the_unit_is_sandboxed_within_the_exposure_budget(deployment: Deployment) -> None:
+    report = deployment.host.testinfra.check_output(f"systemd-analyze security {SERVICE} --no-pager")
+    exposure = float(re.search(rf"Overall exposure level for {SERVICE}\.service: (\d+\.\d+)", report)[1])
+    print(f"systemd-analyze security {SERVICE}.service: overall exposure {exposure} (budget {MAX_EXPOSURE})")
+    assert exposure <= MAX_EXPOSURE, report
+
+
+# Bad input and rollouts ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bad_settings", "error"),
+    [
+        ({"panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": "panzoto/no-such-secret"}}, "panzoto/no-such-secret"),
+        ({"panzoto_service_asgi_app": "not an app"}, "panzoto_service_asgi_app must be module:attribute"),
+        ({"panzoto_app_local_src": "/nonexistent/backend"}, "is neither a directory nor an archive"),
+    ],
+    ids=["missing-secret", "bad-asgi-app", "missing-source"],
+)
+def test_bad_settings_fail_with_one_clear_error_before_anything_changes(
+    deployment: Deployment, bad_settings: dict[str, Any], error: str
+) -> None:
+    run = run_playbook("deploy.yml", inventory=deployment.inventory, extra_vars=bad_settings)
+    assert run.returncode != 0
+    assert error in run.output
+    assert run.stats[deployment.host.name]["changed"] == 0
+    assert service_state(deployment.host.testinfra) == deployment.after_second
+
+
+def test_a_rolling_deploy_stops_at_the_first_unhealthy_host(
+    deployment: Deployment,
+    backend: Backend,
+    module_hosts: Callable[..., list[Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    broken, untouched = module_hosts(count=2, prefix="rolling")
+    good = deployment.host
+    inventory = write_inventory(
+        tmp_path_factory.mktemp("rolling") / "hosts.yml",
+        [good, broken, untouched],
+        group_vars=group_vars(backend),
+        # A release whose entry point does not import: the unit starts, uvicorn exits, health never answers.
+        # (ffmpeg is not what breaks it: skipping its install keeps this test short.)
+        host_vars={
+            broken.name: {
+                "ffmpeg_enabled": False,
+                "panzoto_service_asgi_app": "fake_backend.missing:app",
+                "panzoto_service_health_retries": 5,
+                "panzoto_service_health_delay": 1,
+            }
+        },
+    )
+    run = run_playbook("deploy.yml", inventory=inventory)
+
+    assert run.returncode != 0
+    assert run.stats[good.name]["failed"] == 0
+    assert run.stats[broken.name]["failed"] == 1
+    assert f"{SERVICE}.service is not healthy" in run.output
+    assert "fake_backend.missing" in run.output  # the journal's last lines explain why
+    # The rollout stopped: the host after the broken one was never touched ...
+    assert untouched.name not in run.stats
+    assert not untouched.testinfra.file(f"/etc/systemd/system/{SERVICE}.service").exists
+    assert not untouched.testinfra.user("panzoto").exists
+    # ... and the good host kept serving, without a restart.
+    assert health(good.app_port)[0] == 200
+    assert service_state(good.testinfra) == deployment.after_second
+
+
+def test_a_change_an_interrupted_run_never_restarted_for_is_applied_next_time(deployment: Deployment) -> None:
+    """A run that stops after writing the environment file but before its handler ran leaves the service
+    older than its settings; the next run notices (file newer than the service's start) and restarts it."""
+    host = deployment.host
+    before = service_state(host.testinfra)
+    host.exec("touch", ENV_FILE)
+    run = run_playbook("deploy.yml", inventory=deployment.inventory)
+    assert run.returncode == 0, run.output[-4000:]
+    assert "started before its code, dependencies, environment or unit last changed" in run.output
+    after = service_state(host.testinfra)
+    assert after.main_pid != before.main_pid
+    assert health(host.app_port)[0] == 200
+
+
+# The pre-deploy checklist (playbooks/preflight.yml) against the deployed host ----------------------
+def preflight(deployment: Deployment, backend: Backend, api_base: str) -> PlaybookRun:
+    return run_playbook(
+        "preflight.yml",
+        inventory=deployment.inventory,
+        check=True,
+        env={"AWS_ENDPOINT_URL": backend.endpoint_url},
+        extra_vars={
+            "preflight_openai_api_base": api_base,
+            # The fake backend's tables; its users are whoever has an encryption key.
+            "preflight_dynamodb_tables": [
+                {"name": backend_jobs.JOBS_TABLE, "key": "job_id", "indexes": ["user-jobs-index"]},
+                {"name": backend_jobs.TRANSCRIPTS_TABLE, "key": "transcript_id"},
+            ],
+            "preflight_users_table": "",
+            "preflight_bucket": backend_jobs.BUCKET,
+        },
+    )
+
+
+def checklist_lines(run: PlaybookRun) -> dict[str, str]:
+    items = {}
+    for line in run.stdout.splitlines():
+        verdict, _, rest = line.strip().partition("  ")
+        if verdict in ("PASS", "FAIL"):
+            items[rest.split(" (")[0]] = verdict
+    return items
+
+
+def test_preflight_passes_every_item_on_the_deployed_host_and_changes_nothing(
+    deployment: Deployment, backend: Backend
+) -> None:
+    backend_jobs.put_user_key(backend.endpoint_url, "preflight-user")
+    before = service_state(deployment.host.testinfra)
+    with fake_openai(backend.openai_key) as api_base:
+        run = preflight(deployment, backend, api_base)
+
+    assert run.returncode == 0, run.output[-4000:]
+    host = deployment.host.name
+    items = checklist_lines(run)
+    for item in ("ffmpeg installed and converting", "Python dependencies installed", "Environment file private",
+                 "Background processor started", "Health endpoint healthy"):  # fmt: skip
+        assert items[f"{host}: {item}"] == "PASS"
+    assert items["OpenAI API key"] == "PASS"
+    assert run.stats[host]["changed"] == 0 and run.stats["localhost"]["changed"] == 0
+    assert service_state(deployment.host.testinfra) == before
+    assert backend.openai_key not in run.output
+
+
+def test_preflight_fails_on_a_stopped_processor(deployment: Deployment, backend: Backend) -> None:
+    host = deployment.host
+    host.exec("systemctl", "stop", SERVICE)
+    try:
+        with fake_openai(backend.openai_key) as api_base:
+            run = preflight(deployment, backend, api_base)
+    finally:
+        host.exec("systemctl", "start", SERVICE)
+
+    assert run.returncode != 0
+    items = checklist_lines(run)
+    assert items[f"{host.name}: Background processor started"] == "FAIL"
+    assert items[f"{host.name}: Health endpoint healthy"] == "FAIL"
+    assert items[f"{host.name}: ffmpeg installed and converting"] == "PASS"
+    assert (
+        f"Deployment checklist failed: {host.name}: Background processor started; {host.name}: Health endpoint healthy"
+        in (run.output)
+    )
