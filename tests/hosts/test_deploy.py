@@ -391,3 +391,44 @@ def test_preflight_fails_on_a_stopped_processor(deployment: Deployment, backend:
         f"Deployment checklist failed: {host.name}: Background processor started; {host.name}: Health endpoint healthy"
         in (run.output)
     )
+
+
+# The guide's FORMAT_ERROR story, end to end, on the deployed host (last: it breaks and repairs the host) ---
+def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffmpeg(
+    deployment: Deployment, backend: Backend, tmp_path: Path
+) -> None:
+    host = deployment.host
+    backend_jobs.put_user_key(backend.endpoint_url, "user-repair")
+    host.exec("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-qq", "ffmpeg")
+
+    job_id = backend_jobs.submit_job(
+        backend.endpoint_url, "user-repair", backend_jobs.make_3gp_clip(2.0), duration_seconds=2.0
+    )
+    failed = backend_jobs.wait_for_job(backend.endpoint_url, job_id, timeout=90)
+    assert failed["status"] == "failed"
+    assert "File does not start with RIFF id" in failed["error_message"]
+
+    pid_before_repair = service_state(host.testinfra).main_pid
+    repaired = run_playbook("repair_ffmpeg.yml", inventory=deployment.inventory, limit=host.name)
+    assert repaired.returncode == 0, repaired.output[-6000:]
+    assert host.testinfra.package("ffmpeg").is_installed
+    assert service_state(host.testinfra).main_pid != pid_before_repair, "the service was not restarted"
+    assert health(host.app_port)[0] == 200
+
+    # Retry the failed format_error jobs the way an operator would: the cleanup playbook's requeue.
+    requeued = run_playbook(
+        "cleanup_jobs.yml",
+        extra_vars={
+            "cleanup_jobs_state": "requeued",
+            "cleanup_jobs_categories": ["format_error"],
+            "cleanup_jobs_table": backend_jobs.JOBS_TABLE,
+            "cleanup_jobs_reason": "ffmpeg repaired",
+            "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
+            "cleanup_jobs_report_path": str(tmp_path / "cleanup.json"),
+        },
+        env={"AWS_ENDPOINT_URL": backend.endpoint_url},
+    )
+    assert requeued.returncode == 0, requeued.output[-4000:]
+    retried = backend_jobs.wait_for_job(backend.endpoint_url, job_id, timeout=90)
+    assert retried["status"] == "completed", retried.get("error_message")
+    assert backend_jobs.transcripts_for_job(backend.endpoint_url, job_id)

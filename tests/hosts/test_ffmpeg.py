@@ -7,19 +7,13 @@ must bring it back.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import backend_jobs
 from support.playbook import PlaybookRun, run_playbook
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "ffmpeg.yml"
-OPENAI_SECRET_ID = "panzoto/openai"
-# On this machine HTTPS from a container only works with the host's CA bundle (DESIGN §5).
-HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 FORMAT_ERROR = "File does not start with RIFF id"
 FFMPEG = "ffmpeg -hide_banner -nostdin -loglevel error -y"
 # An ffmpeg earlier on PATH that "succeeds" but writes no audio: a wrong build or a wrapper gone bad.
@@ -99,63 +93,3 @@ def test_the_role_reports_a_broken_ffmpeg_with_its_error_and_repair_ffmpeg_bring
     again = run_role(inventory)
     assert again.returncode == 0, again.output
     assert again.changed(host.name) == 0, again.output
-
-
-def deploy_group_vars(endpoint_url: str) -> dict[str, Any]:
-    """deploy.yml's settings for the fake backend (tests/app) against the local AWS endpoint."""
-    return {
-        "panzoto_app_source": "local",
-        "panzoto_app_local_src": str(REPO_ROOT / "tests" / "app"),
-        "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
-        "panzoto_app_env": {
-            "AWS_REGION": backend_jobs.REGION,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "PANZOTO_POLL_INTERVAL": "0.5",
-        },
-        "panzoto_app_secret_env": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-        "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
-        "panzoto_app_secretsmanager_endpoint_url": endpoint_url,
-        "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
-        "panzoto_service_bind_address": "127.0.0.1",
-    }
-
-
-def service_main_pid(host) -> str:
-    return host.testinfra.check_output("systemctl show --property=MainPID --value panzoto")
-
-
-@pytest.mark.hosts
-def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffmpeg(
-    target_hosts, write_inventory, aws, tmp_path
-):
-    """The guide's FORMAT_ERROR story: deploy; ffmpeg disappears; jobs fail; repair; the retried job completes."""
-    backend_jobs.create_backend_resources(aws.endpoint_url)
-    backend_jobs._client("secretsmanager", aws.endpoint_url).create_secret(
-        Name=OPENAI_SECRET_ID, SecretString=f"sk-repair-test-{secrets.token_hex(16)}"
-    )
-    backend_jobs.put_user_key(aws.endpoint_url, "user-repair")
-    (host,) = target_hosts(prefix="repair-story")
-    inventory = write_inventory(tmp_path / "hosts.yml", [host], group_vars=deploy_group_vars(aws.endpoint_url))
-    deployed = run_playbook("deploy.yml", inventory=inventory)
-    assert deployed.returncode == 0, deployed.output[-6000:]
-
-    host.exec("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-qq", "ffmpeg")
-    job_id = backend_jobs.submit_job(
-        aws.endpoint_url, "user-repair", backend_jobs.make_3gp_clip(2.0), duration_seconds=2.0
-    )
-    failed = backend_jobs.wait_for_job(aws.endpoint_url, job_id, timeout=90)
-    assert failed["status"] == "failed"
-    assert FORMAT_ERROR in failed["error_message"]
-
-    pid_before_repair = service_main_pid(host)
-    repaired = run_playbook("repair_ffmpeg.yml", inventory=inventory, limit=host.name)
-    assert repaired.returncode == 0, repaired.output[-6000:]
-    assert host.testinfra.package("ffmpeg").is_installed
-    assert service_main_pid(host) != pid_before_repair, "the service was not restarted"
-    status, body = backend_jobs.health(host.app_port)
-    assert (status, body["status"]) == (200, "healthy"), body
-
-    backend_jobs.requeue(aws.endpoint_url, job_id)
-    retried = backend_jobs.wait_for_job(aws.endpoint_url, job_id, timeout=90)
-    assert retried["status"] == "completed", retried.get("error_message")
-    assert backend_jobs.transcripts_for_job(aws.endpoint_url, job_id)
