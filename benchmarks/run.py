@@ -17,6 +17,10 @@ fresh Python process talking to moto through its own tools/fault_proxy.py
                        legacy_encryption job and delete_object per audio file
     module_cleanup     library/processing_jobs_cleanup.py, categories [legacy_encryption],
                        delete_audio, archive on disk
+    guide_user_cleanup the guide's procedure 3 (after the cleanups): Query user-jobs-index for one
+                       user's jobs, following pages, then delete_item per failed job
+    module_user_cleanup the module with statuses [failed] and user_ids [that user]: a Query on the
+                       index instead of a scan
 
 Peak memory is the growth of the side's own process: its highest resident set size
 while running (sampled every 20 ms) minus the size before, after boto3, its models
@@ -178,7 +182,11 @@ def side_module_audit(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
             "page_size": args.get("page_size"),
         },
     )
-    return {"items": result.get("total"), "by_status": result.get("by_status"), "requests": result.get("requests")}
+    return {
+        "items": result.get("total_items"),
+        "by_status": result.get("by_status"),
+        "requests": result.get("requests"),
+    }
 
 
 def side_module_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -200,11 +208,51 @@ def side_module_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     return {"counts": result.get("counts"), "objects_deleted": audio.get("deleted_count", audio.get("deleted"))}
 
 
+def side_guide_user_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Procedure 3 as the guide writes it (query the user's jobs on the GSI, delete_item each), following pages."""
+    import boto3
+
+    table = boto3.resource("dynamodb", endpoint_url=endpoint).Table(args["table"])
+    query = {
+        "IndexName": "user-jobs-index",
+        "KeyConditionExpression": "user_id = :uid",
+        "ExpressionAttributeValues": {":uid": args["user_id"]},
+    }
+    response = table.query(**query)
+    items = response["Items"]
+    while "LastEvaluatedKey" in response:
+        response = table.query(ExclusiveStartKey=response["LastEvaluatedKey"], **query)
+        items.extend(response["Items"])
+    failed = [item for item in items if item.get("status") == "failed"]
+    for item in failed:
+        table.delete_item(Key={"job_id": item["job_id"]})
+    return {"jobs_read": len(items), "jobs_deleted": len(failed)}
+
+
+def side_module_user_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-archive-") as archive_dir:
+        result = run_ansible_module(
+            "processing_jobs_cleanup",
+            {
+                "table": args["table"],
+                "endpoint_url": endpoint,
+                "now": NOW,
+                "statuses": ["failed"],
+                "user_ids": [args["user_id"]],
+                "max_changes": 10_000_000,
+                "archive_path": str(Path(archive_dir) / "archive.jsonl"),
+            },
+        )
+    return {"counts": result.get("counts"), "read": result.get("read")}
+
+
 SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "guide_check_jobs": side_guide_check_jobs,
     "module_audit": side_module_audit,
     "guide_cleanup": side_guide_cleanup,
     "module_cleanup": side_module_cleanup,
+    "guide_user_cleanup": side_guide_user_cleanup,
+    "module_user_cleanup": side_module_user_cleanup,
 }
 
 
@@ -268,7 +316,7 @@ def seed_copies(endpoint: str, jobs: int, seed: int, wanted: list[str]) -> dict[
 
     audio = any(side.endswith("cleanup") for side in wanted)
     copies = {}
-    for suffix in ("a", "b") if "module_cleanup" in wanted else ("a",):
+    for suffix in ("a", "b") if {"module_cleanup", "module_user_cleanup"} & set(wanted) else ("a",):
         names = seed_jobs.Names(
             jobs_table=f"bench-jobs-{suffix}", audio_table=f"bench-audio-{suffix}", bucket=f"bench-{suffix}"
         )
@@ -300,7 +348,12 @@ def render(results: dict[str, Any]) -> str:
         )
     sides = results["sides"]
     lines.append("")
-    for guide, module in (("guide_check_jobs", "module_audit"), ("guide_cleanup", "module_cleanup")):
+    pairs = (
+        ("guide_check_jobs", "module_audit"),
+        ("guide_cleanup", "module_cleanup"),
+        ("guide_user_cleanup", "module_user_cleanup"),
+    )
+    for guide, module in pairs:
         if guide in sides and module in sides:
             g, m = sides[guide], sides[module]
             lines.append(
@@ -309,9 +362,10 @@ def render(results: dict[str, Any]) -> str:
                 f"bytes {ratio(g['bytes_to_client'], m['bytes_to_client'])}, "
                 f"RSS growth {g['rss_growth_mib']:.1f} vs {m['rss_growth_mib']:.1f} MiB"
             )
-    for name, check in results.get("after_cleanup", {}).items():
+    for check in results.get("after_cleanup", {}).values():
         lines.append(
-            f"after {name}: {check['jobs_left']} jobs left, {check['objects_left']} objects left, "
+            f"after {' + '.join(check['after_sides'])}: {check['jobs_left']} jobs left, "
+            f"{check['objects_left']} objects left, "
             f"{check['referenced_objects_missing']} objects still referenced by a kept job are gone (data lost)"
         )
     return "\n".join(lines)
@@ -366,12 +420,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeding {args.jobs} jobs into moto at {server.endpoint_url} ...", flush=True)
         copies = seed_copies(server.endpoint_url, args.jobs, args.seed, wanted)
         expected = copies["a"]["expected"]
+        user = {"user_id": expected["users"][0]}  # the same user in both copies (same seed)
         plan = [
             ("guide_check_jobs", copies["a"], {}),
             ("module_audit", copies["a"], {"segments": 4, "page_size": args.audit_page_size}),
             ("module_audit_1seg", copies["a"], {"segments": 1, "page_size": args.audit_page_size}),
             ("guide_cleanup", copies["a"], {}),
             ("module_cleanup", copies.get("b", {}), {}),
+            # After the legacy cleanups both copies hold the same jobs: one user's failed jobs go next.
+            ("guide_user_cleanup", copies["a"], user),
+            ("module_user_cleanup", copies.get("b", {}), user),
         ]
         sides = {}
         for label, copy, extra in plan:
@@ -383,10 +441,19 @@ def main(argv: list[str] | None = None) -> int:
                 side, server.endpoint_url, {"table": copy["table"], "bucket": copy["bucket"], **extra}
             )
             sides[label]["name"] = side
+        # One check per copy, after all of its cleanups, under the first one's label.
+        cleanups: dict[str, list[str]] = {}
+        for label, copy, _ in plan:
+            if label in sides and label.endswith("cleanup"):
+                cleanups.setdefault(copy["table"], []).append(label)
         after = {
-            label: check_after_cleanup(server.endpoint_url, copy["table"], copy["bucket"])
-            for label, copy, _ in plan
-            if label in sides and label.endswith("cleanup")
+            labels[0]: {
+                **check_after_cleanup(
+                    server.endpoint_url, table, next(c["bucket"] for c in copies.values() if c["table"] == table)
+                ),
+                "after_sides": labels,
+            }
+            for table, labels in cleanups.items()
         }
         results = {
             "jobs": args.jobs,

@@ -14,6 +14,15 @@ description:
     No combination selects the whole table by accident; wiping it needs O(wipe_all) and O(confirm).
   - Streams the table once (parallel scan segments) and keeps only the selected jobs (at most O(max_changes)) and, when
     O(delete_audio) is set, the S3 keys referenced by the jobs it keeps.
+  - When O(user_ids) narrows the selection, reads only those users' jobs with a C(Query) per user on the GSI O(user_index)
+    (the guide's procedure 3) instead of scanning the table. With O(delete_audio) this is done only when
+    O(audio_key_template) contains C({user_id}), because then no other user's job can reference the same object;
+    otherwise, or when the index is missing, not keyed by C(user_id) or not projecting C(ALL), the whole table is scanned
+    (result C(read) says which and why).
+  - Works on any table for O(wipe_all), O(job_ids) and O(state=restored); the key (hash and optional range key) is read
+    with C(DescribeTable), so the guide's optional transcripts wipe (procedure 2, step 2) is the same module run on
+    C(panzoto-transcripts) with O(confirm=panzoto-transcripts). The other selections, O(delete_audio) and the
+    C(requeued)/C(expiring) states need a jobs table (keyed by C(job_id) alone) and fail with one line elsewhere.
   - Writes every selected job, whole, to a JSON Lines archive on the control node (and optionally to S3) and fsyncs it before
     changing that job. O(state=restored) puts archived jobs back exactly.
   - Every delete, requeue or expiry is a conditional write on the job's C(status) and C(error_message) being what was selected;
@@ -43,7 +52,9 @@ options:
     choices: [absent, requeued, expiring, restored]
     default: absent
   table:
-    description: Name of the processing-jobs table.
+    description:
+      - Name of the processing-jobs table, or of another table for O(wipe_all), O(job_ids) and O(state=restored)
+        (for example C(panzoto-transcripts)).
     type: str
     default: panzoto-processing-jobs
   categories:
@@ -71,13 +82,22 @@ options:
     type: list
     elements: str
   user_ids:
-    description: Narrow the selection to jobs of these users.
+    description:
+      - Narrow the selection to jobs of these users. Their jobs are read through O(user_index) when it can be used.
     type: list
     elements: str
+  user_index:
+    description:
+      - GSI keyed by C(user_id) (projection C(ALL)) used to read only the jobs of O(user_ids) with C(Query) instead of a
+        full C(Scan). Empty disables it. With O(delete_audio) it is used only when O(audio_key_template) contains
+        C({user_id}); audio left by an interrupted earlier run is then finished only for these users.
+    type: str
+    default: user-jobs-index
   job_ids:
     description:
       - Select these jobs. Alone, it selects them whatever their status (malformed items included);
         with O(categories) or O(statuses) it narrows those.
+      - On a table that does not hold jobs, the values of its hash key (or C(["hash", "range"]) as JSON with a range key).
       - With O(state=restored), restores only these.
     type: list
     elements: str
@@ -185,7 +205,7 @@ options:
   max_attempts:
     description: Attempts per AWS request, retries of throttling and 5xx included.
     type: int
-    default: 8
+    default: 5
 attributes:
   check_mode:
     support: full
@@ -194,11 +214,14 @@ attributes:
 requirements:
   - boto3
 notes:
-  - Needs C(dynamodb:DescribeTable), C(dynamodb:Scan), C(dynamodb:DeleteItem), C(dynamodb:UpdateItem) (requeue, expire),
+  - Needs C(dynamodb:DescribeTable), C(dynamodb:Scan), C(dynamodb:Query) (on the user index), C(dynamodb:DeleteItem),
+    C(dynamodb:UpdateItem) (requeue, expire),
     C(dynamodb:PutItem) and C(dynamodb:GetItem) (restore), C(dynamodb:DescribeTimeToLive) (expire), and with audio
     C(s3:DeleteObject), C(s3:GetObject)/C(s3:PutObject) (archive copies), C(s3:ListBucket) (S3 archive restore).
   - A job created after the scan that references an audio object being deleted is not seen; pause uploads for big audio cleanups.
   - Malformed items (see M(processing_jobs_audit)) are selected only by O(job_ids) alone or by O(wipe_all).
+  - Reads through O(user_index) are eventually consistent, like the scan's; a job that changed since is skipped by the
+    conditional write, and the item DynamoDB deleted is archived when it differs from the one read.
 """
 
 EXAMPLES = r"""
@@ -245,6 +268,21 @@ EXAMPLES = r"""
     confirm: panzoto-processing-jobs-dev
     max_changes: 100000
     archive_path: archives/panzoto-processing-jobs-dev.jsonl
+
+- name: And its transcripts (procedure 2, step 2); the key is read from the table
+  processing_jobs_cleanup:
+    table: panzoto-transcripts-dev
+    wipe_all: true
+    confirm: panzoto-transcripts-dev
+    max_changes: 100000
+    archive_path: archives/panzoto-transcripts-dev.jsonl
+
+- name: Delete one user's failed jobs and their audio, reading them through user-jobs-index (procedure 3)
+  processing_jobs_cleanup:
+    statuses: [failed]
+    user_ids: [0f8e0c1e-user-uuid]
+    delete_audio: true
+    archive_path: archives/panzoto-processing-jobs.jsonl
 """
 
 RETURN = r"""
@@ -275,7 +313,9 @@ counts:
   type: dict
   sample: {changed: 34, unchanged: 0, skipped: 0, failed: 0, not_attempted: 0}
 by_category:
-  description: The same counts per error category (or status, or C(malformed), for jobs that are not failed).
+  description:
+    - The same counts per error category (or status, or C(malformed), for jobs that are not failed).
+    - Items of a table that does not hold jobs are counted under C(item).
   returned: always
   type: dict
   sample: {legacy_encryption: {selected: 34, changed: 34, unchanged: 0, skipped: 0, failed: 0, not_attempted: 0}}
@@ -324,6 +364,16 @@ archive:
     run_id: {description: This run's id, stored in every record., type: str}
     records_written: {description: Records appended by this run., type: int}
     unreadable_lines: {description: Archive lines skipped while reading (a torn last line)., type: int}
+key:
+  description: The table's key as DescribeTable gave it, and whether the table holds jobs (keyed by job_id alone).
+  returned: always
+  type: dict
+  sample: {hash: transcript_id, range: null, jobs_table: false}
+read:
+  description: How the selection was read, C(scan) or C(query) (with the index), and why; C(archive) for O(state=restored).
+  returned: always
+  type: dict
+  sample: {method: query, index: user-jobs-index, reason: "user_ids narrow the selection: Query on user-jobs-index"}
 requests:
   description: What the run cost, in HTTP requests per API operation (retries included) and scan pages.
   returned: always
@@ -331,12 +381,15 @@ requests:
   sample: {pages: 1, http_requests: 38, by_operation: {DeleteItem: 34, DeleteObjects: 1, DescribeTable: 1, Scan: 1}}
 """
 
+import base64
+import json
 import secrets
 import string
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -355,7 +408,7 @@ from ansible.module_utils.panzoto_archive import (
     latest_jobs,
     parse_lines,
     read_archive,
-    unresolved_audio,
+    unresolved_audio_owners,
     wire_to_json,
 )
 from ansible.module_utils.panzoto_aws import (
@@ -371,7 +424,7 @@ from ansible.module_utils.panzoto_aws import (
 from ansible.module_utils.panzoto_batches import Abort, chunks, delete_objects, run_bounded
 from ansible.module_utils.panzoto_job_classification import Rule, RuleError, build_rules
 from ansible.module_utils.panzoto_jobs import JOB_STATUSES, Job, inspect_job, isoformat, parse_duration, parse_now
-from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
+from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, query_items, scan_items
 
 try:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -379,12 +432,26 @@ except ImportError:  # reported by require_boto3()
     TypeDeserializer = TypeSerializer = None
 
 STATES = ("absent", "requeued", "expiring", "restored")
+ACTION_VERBS = {"absent": "delete", "requeued": "requeue", "expiring": "expire", "restored": "restore"}
 STUCK_STATUSES = ("pending", "processing")
 # Jobs archived and changed per step: one archive fsync (and S3 put) per chunk
 # bounds both the cost of durability and what a crash can leave half-done.
 CHUNK_SIZE = 100
 TEMPLATE_FIELDS = ("user_id", "audio_file_id", "job_id")
 OUTCOMES = ("changed", "unchanged", "skipped", "failed", "not_attempted")
+# A table keyed by job_id alone holds jobs; any other table (panzoto-transcripts) only takes
+# what does not need to understand its items: wipe_all, job_ids (its key values) and restore.
+JOBS_HASH_KEY = "job_id"
+JOBS_ONLY_OPTIONS = (
+    "categories",
+    "statuses",
+    "older_than",
+    "job_types",
+    "user_ids",
+    "delete_audio",
+    "archive_audio_prefix",
+)
+ITEM_GROUP = "item"  # the one group of a table that does not hold jobs
 
 
 class OptionError(ValueError):
@@ -640,6 +707,14 @@ class Context:
     run_id: str
     abort: Abort
     s3: object = None
+    range_key: str | None = None
+
+    @property
+    def jobs_table(self) -> bool:
+        return self.hash_key == JOBS_HASH_KEY and self.range_key is None
+
+    def key_names(self) -> tuple[str, ...]:
+        return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
 
 
 @dataclass
@@ -682,7 +757,7 @@ def describe_change(selected: dict, current: dict | None) -> str:
 
 
 def _key(ctx: Context, job: Job) -> dict:
-    return {ctx.hash_key: _serialize(job.item[ctx.hash_key])}
+    return {name: _serialize(job.item[name]) for name in ctx.key_names()}
 
 
 def _write_request(ctx: Context, planned: Planned, reason_text: str, params: dict) -> dict:
@@ -797,6 +872,130 @@ def archive_audio_key(params: dict, key: str | None) -> str | None:
     return f"{prefix}{key}" if prefix and key else None
 
 
+# --------------------------------------------------------------------------- reading the table
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How the selection is read: a parallel Scan of the table, or a Query per user on the user index."""
+
+    method: str  # "scan" | "query" | "archive" (restore)
+    index: str | None = None
+    reason: str = ""
+
+    def report(self) -> dict:
+        return {"method": self.method, "index": self.index, "reason": self.reason}
+
+
+def key_text(value: object) -> str:
+    """A key attribute's value as text: strings as they are, numbers in DynamoDB's form, binary as base64."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    raw = getattr(value, "value", value)  # boto3's Binary
+    if isinstance(raw, (bytes, bytearray)):
+        return base64.b64encode(bytes(raw)).decode("ascii")
+    return str(value)
+
+
+def item_id(ctx: Context, item: dict) -> str:
+    """An item's id in reports and the archive: its hash key's value, or [hash, range] as JSON."""
+    values = [key_text(item.get(name)) for name in ctx.key_names()]
+    return values[0] if len(values) == 1 else json.dumps(values)
+
+
+def usable_user_index(description: dict, index: str) -> str | None:
+    """Why the GSI `index` cannot replace the scan (None when it can): it must exist, be keyed by user_id and project ALL."""
+    found = next((gsi for gsi in description.get("GlobalSecondaryIndexes", []) if gsi.get("IndexName") == index), None)
+    if found is None:
+        return f"the table has no index {index}"
+    hash_key = next((k["AttributeName"] for k in found.get("KeySchema", []) if k["KeyType"] == "HASH"), None)
+    if hash_key != "user_id":
+        return f"index {index} is keyed by {hash_key}, not user_id"
+    if found.get("Projection", {}).get("ProjectionType") != "ALL":
+        # Jobs are archived whole before they change: a partial projection would lose attributes.
+        return f"index {index} does not project ALL attributes"
+    if found.get("IndexStatus", "ACTIVE") != "ACTIVE":
+        return f"index {index} is {found['IndexStatus']}"
+    return None
+
+
+def template_has_user(template: str) -> bool:
+    return "user_id" in {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def read_plan(params: dict, description: dict) -> ReadPlan:
+    """Query the user index when the selection is narrowed by user_ids and that reads everything the run must see.
+
+    With delete_audio, kept jobs that reference a deleted job's audio must all be
+    seen; only a key template containing {user_id} guarantees they belong to the
+    same users, otherwise every job is read.
+    """
+    if params["state"] == "restored":
+        return ReadPlan("archive", reason="restore reads the archive, not the table")
+    if params["user_ids"] is None:
+        return ReadPlan("scan")
+    index = params["user_index"]
+    if not index:
+        return ReadPlan("scan", reason="user_index is empty")
+    if params["delete_audio"] and not template_has_user(params["audio_key_template"]):
+        return ReadPlan(
+            "scan",
+            reason="audio_key_template has no {user_id}: other users' jobs may reference the same audio, "
+            "so every job is read",
+        )
+    unusable = usable_user_index(description, index)
+    if unusable:
+        return ReadPlan("scan", reason=f"{unusable}: every job is read")
+    return ReadPlan("query", index, f"user_ids narrow the selection: Query on {index}")
+
+
+def read_items(ctx: Context, params: dict, plan: ReadPlan, stats: ScanStats) -> Iterator[dict]:
+    if plan.method == "query":
+        return query_items(
+            ctx.dynamodb, ctx.table, plan.index, "user_id", sorted(params["user_ids"]), None, params["segments"],
+            None, stats,
+        )  # fmt: skip
+    return scan_items(ctx.dynamodb, ctx.table, None, params["segments"], None, stats)
+
+
+def as_job(ctx: Context, item: dict, rules: tuple[Rule, ...]) -> Job:
+    """A jobs-table item read as a job; any other table's item as a plain item with its key as id."""
+    if ctx.jobs_table:
+        job = inspect_job(item, rules)
+        return job if job.job_id is not None else replace(job, job_id=item_id(ctx, item))
+    return Job(
+        item=item,
+        job_id=item_id(ctx, item),
+        status=None,
+        job_type="unknown",
+        user_id=None,
+        audio_file_id=None,
+        created_at=None,
+        completed_at=None,
+        error_message=None,
+        category=None,
+        malformed=None,
+    )
+
+
+def jobs_only_error(ctx: Context, params: dict) -> str | None:
+    """One line when options that need jobs are used on a table that does not hold them."""
+    if ctx.jobs_table:
+        return None
+    used = [name for name in JOBS_ONLY_OPTIONS if params[name] not in (None, [], False)]
+    if ctx.state in ("requeued", "expiring"):
+        used.insert(0, f"state={ctx.state}")
+    if not used:
+        return None
+    keys = " and ".join(ctx.key_names())
+    return (
+        f"{', '.join(used)}: only for a jobs table (key job_id), and {ctx.table} is keyed by {keys}; "
+        f"use wipe_all (with confirm), job_ids (its key values) or state=restored."
+    )
+
+
 # --------------------------------------------------------------------------- delete / requeue / expire
 
 
@@ -816,13 +1015,14 @@ def select_jobs(
     tally: Tally,
     pending_audio: dict[str, str],
     stats: ScanStats,
+    plan: ReadPlan,
 ) -> ScanResult:
-    """One streamed scan: plan every selected job, keep at most max_changes + 1 of them and the keys kept jobs reference."""
+    """One streamed read: plan every selected job, keep at most max_changes + 1 of them and the keys kept jobs reference."""
     result = ScanResult()
     template = params["audio_key_template"]
     want_keys = params["delete_audio"]
-    for item in scan_items(ctx.dynamodb, ctx.table, None, params["segments"], None, stats):
-        job = inspect_job(item, rules)
+    for item in read_items(ctx, params, plan, stats):
+        job = as_job(ctx, item, rules)
         key = audio_key(item, template) if want_keys else None
         if job.job_id in pending_audio:
             result.seen_pending_jobs.add(job.job_id)
@@ -830,7 +1030,7 @@ def select_jobs(
             if key:
                 result.kept_keys.add(key)
             continue
-        group = group_of(job)
+        group = group_of(job) if ctx.jobs_table else ITEM_GROUP
         tally.select(group)
         action, reason = plan_action(job, ctx.state, params["ttl_attribute"])
         if action != "changed":
@@ -954,11 +1154,18 @@ def remove_audio(ctx: Context, params: dict, keys: list[str], kept: list[str], a
         )
 
 
-def load_pending_audio(params: dict, table: str, read_stats: ReadStats) -> dict[str, str]:
+def load_pending_audio(params: dict, table: str, read_stats: ReadStats, plan: ReadPlan) -> dict[str, str]:
+    """Audio of jobs deleted by earlier, interrupted runs, that this run can finish.
+
+    A Query reads only the selected users' jobs, so only their leftovers are
+    finished (their keys hold their user id); others wait for a run that reads them.
+    """
     path = Path(params["archive_path"])
     if not params["delete_audio"] or not path.exists():
         return {}
-    return unresolved_audio(read_archive(path, read_stats), table)
+    owners = unresolved_audio_owners(read_archive(path, read_stats), table)
+    users = set(params["user_ids"] or ())
+    return {job_id: key for job_id, (key, user) in owners.items() if plan.method == "scan" or user in users}
 
 
 def ttl_warning(ctx: Context, ttl_attribute: str) -> str | None:
@@ -993,22 +1200,29 @@ def diff_for(state: str, tally_report: dict, audio: list[str], limit: int) -> di
 
 
 def run_cleanup(
-    ctx: Context, params: dict, selection: Selection, rules: tuple[Rule, ...], result: dict, stats: ScanStats
+    ctx: Context,
+    params: dict,
+    selection: Selection,
+    rules: tuple[Rule, ...],
+    result: dict,
+    stats: ScanStats,
+    plan: ReadPlan,
 ) -> bool:
     """Delete, requeue or expire; fills `result`; returns whether everything succeeded."""
     module = ctx.module
     tally = Tally(params["list_limit"])
     read_stats = ReadStats()
-    pending_audio = load_pending_audio(params, ctx.table, read_stats)
+    pending_audio = load_pending_audio(params, ctx.table, read_stats, plan)
     result["archive"]["unreadable_lines"] = read_stats.unreadable
     if ctx.state == "expiring":
         warning = ttl_warning(ctx, params["ttl_attribute"])
         if warning:
             module.warn(warning)
-    scan = select_jobs(ctx, params, selection, rules, tally, pending_audio, stats)
+    scan = select_jobs(ctx, params, selection, rules, tally, pending_audio, stats, plan)
     if scan.change_count > params["max_changes"]:
         module.fail_json(
-            msg=f"The selection would change {scan.change_count} jobs, more than max_changes={params['max_changes']}: "
+            msg=f"The selection would change {scan.change_count} {'jobs' if ctx.jobs_table else 'items'}, "
+            f"more than max_changes={params['max_changes']}: "
             f"nothing was changed; narrow the selection or raise max_changes.",
             selected=scan.change_count,
         )
@@ -1081,7 +1295,8 @@ def restore_one(ctx: Context, record: ArchivedJob, params: dict) -> tuple[str, s
     if ctx.abort.is_set:
         return "not_attempted", ctx.abort.reason
     wanted = json_to_item(record.item)
-    key = {ctx.hash_key: json_to_wire(record.item)[ctx.hash_key]}
+    wire = json_to_wire(record.item)
+    key = {name: wire[name] for name in ctx.key_names()}
     try:
         if ctx.module.check_mode:
             current = ctx.dynamodb.get_item(TableName=ctx.table, Key=key, ConsistentRead=True).get("Item")
@@ -1212,6 +1427,7 @@ def argument_spec() -> dict:
         segments=dict(type="int", default=4),
         parallel=dict(type="int", default=8),
         list_limit=dict(type="int", default=100),
+        user_index=dict(type="str", default="user-jobs-index"),
         **AWS_ARGUMENT_SPEC,
     )
 
@@ -1272,17 +1488,29 @@ def run_module() -> None:
     }
     try:
         description = dynamodb.describe_table(TableName=table)["Table"]
-        hash_key = next(k["AttributeName"] for k in description["KeySchema"] if k["KeyType"] == "HASH")
-        ctx = Context(module, dynamodb, table, hash_key, params["state"], now, run_id, Abort(), s3)
+        keys = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+        ctx = Context(
+            module, dynamodb, table, keys["HASH"], params["state"], now, run_id, Abort(), s3, keys.get("RANGE")
+        )
+        not_jobs = jobs_only_error(ctx, params)
+        if not_jobs:
+            raise OptionError(not_jobs)
+        plan = read_plan(params, description)
+        result["key"] = {"hash": ctx.hash_key, "range": ctx.range_key, "jobs_table": ctx.jobs_table}
+        result["read"] = plan.report()
+        if plan.reason and plan.method == "scan" and params["user_ids"] is not None and params["user_index"]:
+            module.warn(f"Not using {params['user_index']}: {plan.reason}.")
         if params["state"] == "restored":
             success = run_restore(ctx, params, rules, result)
         else:
-            success = run_cleanup(ctx, params, selection, rules, result, stats)
+            success = run_cleanup(ctx, params, selection, rules, result, stats, plan)
     except OptionError as exc:
         module.fail_json(msg=str(exc))
     except aws_errors() as exc:
         module.fail_json(
-            msg=describe_aws_error(exc, f"{params['state']} jobs of table {table}", params.get("endpoint_url")),
+            msg=describe_aws_error(
+                exc, f"{ACTION_VERBS[params['state']]} items of table {table}", params.get("endpoint_url")
+            ),
             **result,
         )
     result["requests"] = {

@@ -189,7 +189,16 @@ def unresolved_audio(records: Iterable[dict], table: str) -> dict[str, str]:
     A run killed after deleting jobs but before deleting their audio leaves
     these; the next run with the same archive finishes them.
     """
-    pending: dict[str, str] = {}
+    return {job_id: key for job_id, (key, _user) in unresolved_audio_owners(records, table).items()}
+
+
+def unresolved_audio_owners(records: Iterable[dict], table: str) -> dict[str, tuple[str, str | None]]:
+    """As unresolved_audio(), with the user id of each archived job: {job_id: (audio key, user_id or None)}.
+
+    A run that reads only some users' jobs (a Query on the user index) can
+    finish only those users' leftovers: it cannot see who else uses a key.
+    """
+    pending: dict[str, tuple[str, str | None]] = {}
     # Records are applied in file order, so a key kept by one run and selected
     # again by a later one is pending again until that later run resolves it.
     for record in records:
@@ -197,7 +206,9 @@ def unresolved_audio(records: Iterable[dict], table: str) -> dict[str, str]:
             continue
         kind = record.get("record")
         if kind == JOB_RECORD and record.get("delete_audio") and record.get("audio_key"):
-            pending[record["job_id"]] = record["audio_key"]
+            user = (record.get("item") or {}).get("user_id")
+            owner = user.get("S") if isinstance(user, dict) else None
+            pending[record["job_id"]] = (record["audio_key"], owner)
         elif kind == RESULT_RECORD and record.get("outcome") == "skipped":
             # Definitely not deleted. A failed delete stays pending: the caller
             # drops jobs that the table still holds.
@@ -205,5 +216,5 @@ def unresolved_audio(records: Iterable[dict], table: str) -> dict[str, str]:
         elif kind == AUDIO_RECORD:
             done = {*record.get("deleted", []), *record.get("kept", []), *record.get("missing", [])}
             if done:
-                pending = {job_id: key for job_id, key in pending.items() if key not in done}
+                pending = {job_id: entry for job_id, entry in pending.items() if entry[0] not in done}
     return pending

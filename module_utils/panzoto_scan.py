@@ -127,3 +127,77 @@ def scan_items(
                     yield from value
         finally:
             stop.set()
+
+
+def _query_partition(client, request: dict, out: queue.Queue, stop: threading.Event, stats) -> None:
+    deserialize = TypeDeserializer().deserialize
+    kwargs = dict(request)
+    try:
+        while not stop.is_set():
+            page = client.query(**kwargs)
+            items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
+            stats.add_page(len(items))
+            _put(out, items, stop)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except Exception as exc:  # handed to the consumer, which raises it
+        _put(out, exc, stop)
+    finally:
+        _put(out, _DONE, stop)
+
+
+def query_items(
+    client,
+    table: str,
+    index: str | None,
+    key_name: str,
+    values: Iterable[str],
+    attributes: Iterable[str] | None = None,
+    workers: int = 1,
+    page_size: int | None = None,
+    stats: ScanStats | None = None,
+) -> Iterator[dict]:
+    """Yield every item whose `key_name` is one of `values`, by Query on `index` (or the table), as plain Python values.
+
+    One Query (following pages) per distinct value, at most `workers` at once,
+    handed over through the same bounded queue as scan_items(): memory holds a
+    few pages whatever the partitions' sizes. Index reads are eventually
+    consistent, like the scans. The first error stops the rest and is raised here.
+    """
+    distinct = list(dict.fromkeys(values))
+    if not distinct:
+        return
+    stats = stats if stats is not None else ScanStats()
+    workers = max(1, min(workers, len(distinct)))
+    out: queue.Queue = queue.Queue(maxsize=workers)
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
+        for value in distinct:
+            request: dict = {
+                "TableName": table,
+                "KeyConditionExpression": "#qk = :qv",
+                "ExpressionAttributeNames": {"#qk": key_name},
+                "ExpressionAttributeValues": {":qv": {"S": value}},
+            }
+            if index:
+                request["IndexName"] = index
+            if attributes:
+                extra = projection(attributes)
+                request["ProjectionExpression"] = extra["ProjectionExpression"]
+                request["ExpressionAttributeNames"].update(extra["ExpressionAttributeNames"])
+            if page_size:
+                request["Limit"] = page_size
+            pool.submit(_query_partition, client, request, out, stop, stats)
+        finished = 0
+        try:
+            while finished < len(distinct):
+                value = out.get()
+                if value is _DONE:
+                    finished += 1
+                elif isinstance(value, Exception):
+                    raise value
+                else:
+                    yield from value
+        finally:
+            stop.set()

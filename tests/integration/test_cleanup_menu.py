@@ -99,11 +99,12 @@ class Terminal:
         return code
 
 
-def menu_run(tmp_path: Path, endpoint_url: str) -> Terminal:
+def menu_run(tmp_path: Path, endpoint_url: str, variables: dict | None = None) -> Terminal:
     extra = {
         "cleanup_jobs_now": GUIDE_NOW,
         "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
         "cleanup_jobs_report_path": str(tmp_path / "report.json"),
+        **(variables or {}),
     }
     env = {
         **os.environ,

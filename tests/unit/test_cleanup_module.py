@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,10 +21,12 @@ from ansible.module_utils.panzoto_archive import (
     latest_jobs,
     read_archive,
     unresolved_audio,
+    unresolved_audio_owners,
 )
 from ansible.module_utils.panzoto_batches import delete_objects
 from ansible.module_utils.panzoto_job_classification import build_rules
 from ansible.module_utils.panzoto_jobs import inspect_job
+from ansible.module_utils.panzoto_scan import ScanStats, query_items
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
@@ -397,3 +400,199 @@ def test_restore_never_overwrites_and_is_idempotent():
     assert cleanup.restore_one(context(same, "restored"), record, params())[0] == "unchanged"
     other = FakeDynamoDB(current=json_to_wire(item_to_json({**archived, "status": "pending"})), fail=True)
     assert cleanup.restore_one(context(other, "restored"), record, params())[0] == "skipped"
+
+
+# --------------------------------------------------------------------------- any table's key, and the user index
+
+
+USER_INDEX = {
+    "IndexName": "user-jobs-index",
+    "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"}],
+    "Projection": {"ProjectionType": "ALL"},
+    "IndexStatus": "ACTIVE",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "indexes", "method", "reason"),
+    [
+        ({"categories": ["timeout"]}, [USER_INDEX], "scan", ""),
+        ({"categories": ["timeout"], "user_ids": ["u1"]}, [USER_INDEX], "query", "Query on user-jobs-index"),
+        ({"categories": ["timeout"], "user_ids": ["u1"], "delete_audio": True}, [USER_INDEX], "query", "Query"),
+        (
+            {"categories": ["timeout"], "user_ids": ["u1"], "delete_audio": True, "audio_key_template": "a/{job_id}"},
+            [USER_INDEX],
+            "scan",
+            "has no {user_id}",
+        ),
+        (
+            {"categories": ["timeout"], "user_ids": ["u1"], "audio_key_template": "a/{job_id}"},
+            [USER_INDEX],
+            "query",
+            "",
+        ),
+        (
+            {"categories": ["timeout"], "user_ids": ["u1"], "user_index": ""},
+            [USER_INDEX],
+            "scan",
+            "user_index is empty",
+        ),
+        ({"categories": ["timeout"], "user_ids": ["u1"]}, [], "scan", "has no index user-jobs-index"),
+        (
+            {"categories": ["timeout"], "user_ids": ["u1"]},
+            [{**USER_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+            "scan",
+            "does not project ALL",
+        ),
+        (
+            {"categories": ["timeout"], "user_ids": ["u1"]},
+            [{**USER_INDEX, "KeySchema": [{"AttributeName": "job_type", "KeyType": "HASH"}]}],
+            "scan",
+            "keyed by job_type",
+        ),
+        ({"state": "restored", "user_ids": ["u1"]}, [USER_INDEX], "archive", "reads the archive"),
+    ],
+)
+def test_user_ids_are_read_through_the_index_only_when_that_sees_every_job_the_run_needs(
+    overrides, indexes, method, reason
+):
+    plan = cleanup.read_plan(params(**overrides), {"GlobalSecondaryIndexes": indexes})
+    assert plan.method == method and reason in plan.reason
+    assert plan.index == ("user-jobs-index" if method == "query" else None)
+
+
+def any_context(hash_key: str, range_key: str | None = None, state: str = "absent") -> cleanup.Context:
+    return cleanup.Context(FakeModule(), None, "t", hash_key, state, NOW, "run-1", cleanup.Abort(), None, range_key)
+
+
+def test_items_of_any_table_are_named_and_keyed_by_its_key_schema():
+    transcripts = any_context("transcript_id")
+    assert not transcripts.jobs_table and any_context("job_id").jobs_table
+    assert not any_context("job_id", "created_at").jobs_table
+    entry = {"transcript_id": "t-1", "user_id": "u1", "text": "hello"}
+    job = cleanup.as_job(transcripts, entry, RULES)
+    assert job.job_id == "t-1" and job.malformed is None
+    assert cleanup.Selection(now=NOW, stuck_after=timedelta(hours=1), wipe_all=True).matches(job)
+    assert cleanup._key(transcripts, job) == {"transcript_id": {"S": "t-1"}}
+
+    ranged = any_context("user_id", "sequence")
+    row = {"user_id": "u1", "sequence": Decimal("7"), "blob": Binary(b"\x00")}
+    assert cleanup.item_id(ranged, row) == '["u1", "7"]'
+    assert cleanup._key(ranged, cleanup.as_job(ranged, row, RULES)) == {"user_id": {"S": "u1"}, "sequence": {"N": "7"}}
+    assert cleanup.key_text(Binary(b"\x00\xff")) == "AP8="
+
+
+def test_restore_puts_back_by_the_whole_key_of_any_table():
+    archived = {"user_id": "u1", "sequence": Decimal(3), "text": "x"}
+    record = cleanup.ArchivedJob('["u1", "3"]', item_to_json(archived), "item", None, None, "run-0")
+    table = FakeDynamoDB()
+    context = cleanup.Context(
+        FakeModule(), table, "t", "user_id", "restored", NOW, "r", cleanup.Abort(), None, "sequence"
+    )
+    assert cleanup.restore_one(context, record, params()) == ("changed", None)
+    assert table.requests[0][1]["Item"] == json_to_wire(item_to_json(archived))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"categories": ["legacy_encryption"]}, "categories: only for a jobs table"),
+        ({"wipe_all": True, "delete_audio": True}, "delete_audio: only for a jobs table"),
+        ({"job_ids": ["t-1"], "user_ids": ["u1"]}, "user_ids: only for"),
+        ({"statuses": ["failed"], "older_than": "7d"}, "statuses, older_than: only for"),
+    ],
+)
+def test_selections_that_need_jobs_are_refused_on_other_tables(overrides, message):
+    error = cleanup.jobs_only_error(any_context("transcript_id"), params(**overrides))
+    assert message in error and "keyed by transcript_id" in error and "\n" not in error
+    assert cleanup.jobs_only_error(any_context("job_id"), params(**overrides)) is None
+
+
+@pytest.mark.parametrize("state", ["requeued", "expiring"])
+def test_requeue_and_expiry_are_jobs_only(state):
+    error = cleanup.jobs_only_error(any_context("transcript_id", state=state), params(job_ids=["t-1"]))
+    assert error.startswith(f"state={state}: only for a jobs table")
+
+
+@pytest.mark.parametrize("overrides", [{"wipe_all": True}, {"job_ids": ["t-1"]}, {"state": "restored"}])
+def test_wipe_job_ids_and_restore_work_on_any_table(overrides):
+    assert cleanup.jobs_only_error(any_context("transcript_id"), params(**overrides)) is None
+
+
+def test_unresolved_audio_owners_name_the_user_of_each_leftover():
+    def job_record(job_id: str, user: str) -> dict:
+        return {
+            "format": ARCHIVE_FORMAT, "record": "job", "table": "jobs", "job_id": job_id, "delete_audio": True,
+            "audio_key": f"audio/{user}/{job_id}", "item": item_to_json({"job_id": job_id, "user_id": user}),
+        }  # fmt: skip
+
+    records = [job_record("j1", "alice"), job_record("j2", "bob"), {**job_record("j3", "x"), "table": "other"}]
+    owners = unresolved_audio_owners(records, "jobs")
+    assert owners == {"j1": ("audio/alice/j1", "alice"), "j2": ("audio/bob/j2", "bob")}
+    assert unresolved_audio(records, "jobs") == {"j1": "audio/alice/j1", "j2": "audio/bob/j2"}
+
+
+class FakeQueries:
+    """Serves `pages` pages per user on Query, recording each request."""
+
+    def __init__(self, pages: int, fail_for: str | None = None) -> None:
+        self.pages, self.fail_for = pages, fail_for
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+    def query(self, **request) -> dict:
+        with self.lock:
+            self.requests.append(request)
+        user = request["ExpressionAttributeValues"][":qv"]["S"]
+        if user == self.fail_for:
+            raise RuntimeError(f"boom for {user}")
+        page = int(request.get("ExclusiveStartKey", {}).get("page", {"N": "0"})["N"])
+        answer = {"Items": [{"job_id": {"S": f"{user}-{page}-{i}"}, "user_id": {"S": user}} for i in range(3)]}
+        if page + 1 < self.pages:
+            answer["LastEvaluatedKey"] = {"page": {"N": str(page + 1)}}
+        return answer
+
+
+def test_query_items_reads_every_page_of_each_distinct_user_once_on_the_index():
+    client = FakeQueries(pages=2)
+    stats = ScanStats()
+    items = list(query_items(client, "jobs", "user-jobs-index", "user_id", ["a", "b", "a"], None, 2, None, stats))
+    assert sorted(entry["job_id"] for entry in items) == sorted(
+        f"{u}-{p}-{i}" for u in "ab" for p in (0, 1) for i in range(3)
+    )
+    assert len(client.requests) == 4 and stats.pages == 4 and stats.items == 12
+    assert {r["IndexName"] for r in client.requests} == {"user-jobs-index"}
+    assert {r["KeyConditionExpression"] for r in client.requests} == {"#qk = :qv"}
+    assert all(r["ExpressionAttributeNames"]["#qk"] == "user_id" for r in client.requests)
+    assert list(query_items(client, "jobs", "i", "user_id", [])) == []
+
+
+def test_query_items_raises_the_first_error():
+    with pytest.raises(RuntimeError, match="boom for b"):
+        list(query_items(FakeQueries(pages=3, fail_for="b"), "jobs", "i", "user_id", ["a", "b", "c"], None, 3))
+
+
+def test_a_query_run_finishes_only_the_queried_users_leftover_audio(tmp_path: Path):
+    archive = tmp_path / "archive.jsonl"
+    writer = ArchiveWriter(archive).open()
+    writer.append(
+        {
+            "format": ARCHIVE_FORMAT,
+            "record": "job",
+            "table": "jobs",
+            "job_id": job_id,
+            "delete_audio": True,
+            "audio_key": f"audio/{user}/{job_id}",
+            "item": item_to_json({"job_id": job_id, "user_id": user}),
+        }
+        for job_id, user in (("j1", "alice"), ("j2", "bob"))
+    )
+    writer.close()
+    options = params(categories=["legacy_encryption"], delete_audio=True, user_ids=["alice"], archive_path=str(archive))
+    query, scan = cleanup.ReadPlan("query", "user-jobs-index"), cleanup.ReadPlan("scan")
+    # Bob's jobs are not read by the query: whether another of his jobs uses his key is unknown, so it waits.
+    assert cleanup.load_pending_audio(options, "jobs", ReadStats(), query) == {"j1": "audio/alice/j1"}
+    assert cleanup.load_pending_audio(options, "jobs", ReadStats(), scan) == {
+        "j1": "audio/alice/j1",
+        "j2": "audio/bob/j2",
+    }
