@@ -32,8 +32,10 @@ lint: venv
 unit: venv
 	pytest tests/unit
 
+# Whole test files go to each of two workers, so module-scoped fixtures (a deployed host, a
+# seeded table) are built once.
 test: venv system-packages lint
-	pytest
+	pytest -n 2 --dist loadfile
 
 # The modules side by side with the ops guide's scripts (see benchmarks/README.md).
 bench: venv
