@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     import local_aws
 
     os.environ.update(local_aws.FAKE_CREDENTIALS)
-    server = local_aws.start_server()
+    server = local_aws.start_server(die_with_parent=True)
     try:
         wanted = args.sides.split(",")
         unknown = set(wanted) - {*SIDES, "module_audit_1seg"}

@@ -12,6 +12,7 @@ The same functions are imported by the pytest fixtures.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -76,8 +77,19 @@ def wait_until_answering(url: str, process: subprocess.Popen, timeout: float) ->
     raise RuntimeError(f"moto_server did not answer on {url} within {timeout:.0f}s")
 
 
-def start_server(port: int = 0, log_path: Path | None = None, timeout: float = 30) -> LocalAws:
-    """Start moto_server detached from this process; return once it answers."""
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies (a killed test run)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_server(
+    port: int = 0, log_path: Path | None = None, timeout: float = 30, die_with_parent: bool = False
+) -> LocalAws:
+    """Start moto_server in its own session; return once it answers.
+
+    `die_with_parent` ties it to this process (tests); otherwise it outlives it (`local_aws.py start`).
+    """
     port = port or free_port()
     log_path = log_path or Path(os.devnull)
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
@@ -87,6 +99,7 @@ def start_server(port: int = 0, log_path: Path | None = None, timeout: float = 3
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # survives a Ctrl-C meant for the caller
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     server = LocalAws(pid=process.pid, port=port)
     wait_until_answering(server.endpoint_url, process, timeout)
@@ -114,7 +127,7 @@ def stop_server(server: LocalAws, timeout: float = 10) -> None:
 def running_server(log_path: Path | None = None) -> Iterator[LocalAws]:
     """A moto server for the duration of a `with` block, with the fake credentials exported."""
     os.environ.update(FAKE_CREDENTIALS)
-    server = start_server(log_path=log_path)
+    server = start_server(log_path=log_path, die_with_parent=True)
     try:
         yield server
     finally:

@@ -104,7 +104,7 @@ def test_two_processors_never_take_the_same_job(backend_aws, start_backend):
 
 def test_health_is_503_with_a_reason_once_the_endpoint_is_gone(local_aws_server, start_backend, tmp_path):
     # local_aws_server only for the fake credentials it exports; this test stops its own endpoint.
-    own = local_aws.start_server(log_path=tmp_path / "own-moto.log")  # ours to stop
+    own = local_aws.start_server(log_path=tmp_path / "own-moto.log", die_with_parent=True)  # ours to stop
     try:
         backend_jobs.create_backend_resources(own.endpoint_url)
         app = start_backend(own.endpoint_url)

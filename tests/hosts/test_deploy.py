@@ -95,7 +95,7 @@ def group_vars(backend: Backend) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """This module's own AWS endpoint with the backend's tables and the OpenAI key secret."""
-    server = local_aws.start_server(log_path=tmp_path_factory.mktemp("deploy-aws") / "moto.log")
+    server = local_aws.start_server(log_path=tmp_path_factory.mktemp("deploy-aws") / "moto.log", die_with_parent=True)
     with pytest.MonkeyPatch.context() as env:
         # The control node's Secrets Manager look-up (inside ansible-playbook) signs with these.
         for name, value in local_aws.FAKE_CREDENTIALS.items():
