@@ -61,14 +61,13 @@ def projection(attributes: Iterable[str]) -> dict:
     return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 
-def _scan_segment(client, request: dict, segment: int, total: int, out: queue.Queue, stop: threading.Event, stats):
+def _read_pages(read, request: dict, out: queue.Queue, stop: threading.Event, stats: ScanStats) -> None:
+    """Follow LastEvaluatedKey through `read` (client.scan or client.query), handing each page over."""
     deserialize = TypeDeserializer().deserialize
     kwargs = dict(request)
-    if total > 1:
-        kwargs.update(Segment=segment, TotalSegments=total)
     try:
         while not stop.is_set():
-            page = client.scan(**kwargs)
+            page = read(**kwargs)
             items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
             stats.add_page(len(items))
             _put(out, items, stop)
@@ -90,34 +89,20 @@ def _put(out: queue.Queue, value, stop: threading.Event) -> None:
             continue
 
 
-def scan_items(
-    client,
-    table: str,
-    attributes: Iterable[str] | None = None,
-    segments: int = 1,
-    page_size: int | None = None,
-    stats: ScanStats | None = None,
-    consistent_read: bool = False,
-) -> Iterator[dict]:
-    """Yield every item of `table` as plain Python values, scanning `segments` in parallel.
+def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str) -> Iterator[dict]:
+    """Run every (read, request) pagination, `workers` at once, yielding items as pages arrive.
 
-    The first error from any segment stops the others and is raised here.
+    One page waits per worker in a bounded queue, so memory stays at a few pages whatever
+    the table's size. The first error stops the others and is raised here.
     """
-    request: dict = {"TableName": table, "ConsistentRead": consistent_read}
-    if attributes:
-        request.update(projection(attributes))
-    if page_size:
-        request["Limit"] = page_size
-    stats = stats if stats is not None else ScanStats()
-    # One page waiting per segment: memory stays at a few pages whatever the table size.
-    out: queue.Queue = queue.Queue(maxsize=segments)
+    out: queue.Queue = queue.Queue(maxsize=workers)
     stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="scan") as pool:
-        for segment in range(segments):
-            pool.submit(_scan_segment, client, request, segment, segments, out, stop, stats)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name) as pool:
+        for read, request in reads:
+            pool.submit(_read_pages, read, request, out, stop, stats)
         finished = 0
         try:
-            while finished < segments:
+            while finished < len(reads):
                 value = out.get()
                 if value is _DONE:
                     finished += 1
@@ -129,22 +114,26 @@ def scan_items(
             stop.set()
 
 
-def _query_partition(client, request: dict, out: queue.Queue, stop: threading.Event, stats) -> None:
-    deserialize = TypeDeserializer().deserialize
-    kwargs = dict(request)
-    try:
-        while not stop.is_set():
-            page = client.query(**kwargs)
-            items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
-            stats.add_page(len(items))
-            _put(out, items, stop)
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    except Exception as exc:  # handed to the consumer, which raises it
-        _put(out, exc, stop)
-    finally:
-        _put(out, _DONE, stop)
+def scan_items(
+    client,
+    table: str,
+    attributes: Iterable[str] | None = None,
+    segments: int = 1,
+    page_size: int | None = None,
+    stats: ScanStats | None = None,
+    consistent_read: bool = False,
+) -> Iterator[dict]:
+    """Yield every item of `table` as plain Python values, scanning `segments` in parallel."""
+    request: dict = {"TableName": table, "ConsistentRead": consistent_read}
+    if attributes:
+        request.update(projection(attributes))
+    if page_size:
+        request["Limit"] = page_size
+    reads = [
+        (client.scan, {**request, "Segment": segment, "TotalSegments": segments} if segments > 1 else request)
+        for segment in range(segments)
+    ]
+    return _stream(reads, segments, stats if stats is not None else ScanStats(), "scan")
 
 
 def query_items(
@@ -160,44 +149,28 @@ def query_items(
 ) -> Iterator[dict]:
     """Yield every item whose `key_name` is one of `values`, by Query on `index` (or the table), as plain Python values.
 
-    One Query (following pages) per distinct value, at most `workers` at once,
-    handed over through the same bounded queue as scan_items(): memory holds a
-    few pages whatever the partitions' sizes. Index reads are eventually
-    consistent, like the scans. The first error stops the rest and is raised here.
+    One Query (following pages) per distinct value, at most `workers` at once. Index reads
+    are eventually consistent, like the scans.
     """
     distinct = list(dict.fromkeys(values))
     if not distinct:
-        return
-    stats = stats if stats is not None else ScanStats()
+        return iter(())
+    reads = []
+    for value in distinct:
+        request: dict = {
+            "TableName": table,
+            "KeyConditionExpression": "#qk = :qv",
+            "ExpressionAttributeNames": {"#qk": key_name},
+            "ExpressionAttributeValues": {":qv": {"S": value}},
+        }
+        if index:
+            request["IndexName"] = index
+        if attributes:
+            extra = projection(attributes)
+            request["ProjectionExpression"] = extra["ProjectionExpression"]
+            request["ExpressionAttributeNames"].update(extra["ExpressionAttributeNames"])
+        if page_size:
+            request["Limit"] = page_size
+        reads.append((client.query, request))
     workers = max(1, min(workers, len(distinct)))
-    out: queue.Queue = queue.Queue(maxsize=workers)
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="query") as pool:
-        for value in distinct:
-            request: dict = {
-                "TableName": table,
-                "KeyConditionExpression": "#qk = :qv",
-                "ExpressionAttributeNames": {"#qk": key_name},
-                "ExpressionAttributeValues": {":qv": {"S": value}},
-            }
-            if index:
-                request["IndexName"] = index
-            if attributes:
-                extra = projection(attributes)
-                request["ProjectionExpression"] = extra["ProjectionExpression"]
-                request["ExpressionAttributeNames"].update(extra["ExpressionAttributeNames"])
-            if page_size:
-                request["Limit"] = page_size
-            pool.submit(_query_partition, client, request, out, stop, stats)
-        finished = 0
-        try:
-            while finished < len(distinct):
-                value = out.get()
-                if value is _DONE:
-                    finished += 1
-                elif isinstance(value, Exception):
-                    raise value
-                else:
-                    yield from value
-        finally:
-            stop.set()
+    return _stream(reads, workers, stats if stats is not None else ScanStats(), "query")
