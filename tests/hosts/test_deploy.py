@@ -23,7 +23,7 @@ import pytest
 from support import backend_jobs
 from support.hosts import HostPool, write_inventory
 from support.local_http import fake_openai
-from support.playbook import PlaybookRun, run_playbook
+from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAI_SECRET_ID = "panzoto/openai"
@@ -344,15 +344,6 @@ def preflight(deployment: Deployment, backend: Backend, api_base: str) -> Playbo
     )
 
 
-def checklist_lines(run: PlaybookRun) -> dict[str, str]:
-    items = {}
-    for line in run.stdout.splitlines():
-        verdict, _, rest = line.strip().partition("  ")
-        if verdict in ("PASS", "FAIL"):
-            items[rest.split(" (")[0]] = verdict
-    return items
-
-
 def test_preflight_passes_every_item_on_the_deployed_host_and_changes_nothing(
     deployment: Deployment, backend: Backend
 ) -> None:
@@ -363,7 +354,7 @@ def test_preflight_passes_every_item_on_the_deployed_host_and_changes_nothing(
 
     assert run.returncode == 0, run.output[-4000:]
     host = deployment.host.name
-    items = checklist_lines(run)
+    items = checklist_verdicts(run.stdout)
     for item in ("ffmpeg installed and converting", "Python dependencies installed", "Environment file private",
                  "Background processor started", "Health endpoint healthy"):  # fmt: skip
         assert items[f"{host}: {item}"] == "PASS"
@@ -383,7 +374,7 @@ def test_preflight_fails_on_a_stopped_processor(deployment: Deployment, backend:
         host.exec("systemctl", "start", SERVICE)
 
     assert run.returncode != 0
-    items = checklist_lines(run)
+    items = checklist_verdicts(run.stdout)
     assert items[f"{host.name}: Background processor started"] == "FAIL"
     assert items[f"{host.name}: Health endpoint healthy"] == "FAIL"
     assert items[f"{host.name}: ffmpeg installed and converting"] == "PASS"

@@ -9,7 +9,7 @@ import boto3
 import pytest
 import seed_jobs
 from support.local_http import capturing_webhook
-from support.playbook import run_playbook
+from support.playbook import PlaybookRun, run_playbook
 
 
 @pytest.fixture
@@ -18,17 +18,22 @@ def guide_snapshot(aws):
     return aws
 
 
-def test_audit_publishes_its_counts_as_cloudwatch_metrics(guide_snapshot, tmp_path: Path) -> None:
+def audit_publishing_metrics(endpoint_url: str, report_dir: Path, check: bool = False) -> PlaybookRun:
     # No fixed audit_now: CloudWatch only takes recent data points.
-    run = run_playbook(
+    return run_playbook(
         "audit_jobs.yml",
         extra_vars={
-            "audit_report_dir": str(tmp_path),
+            "audit_report_dir": str(report_dir),
             "audit_fail_on_breach": False,
             "audit_cloudwatch_namespace": "Panzoto",
         },
-        env={"AWS_ENDPOINT_URL": guide_snapshot.endpoint_url},
+        env={"AWS_ENDPOINT_URL": endpoint_url},
+        check=check,
     )
+
+
+def test_audit_publishes_its_counts_as_cloudwatch_metrics(guide_snapshot, tmp_path: Path) -> None:
+    run = audit_publishing_metrics(guide_snapshot.endpoint_url, tmp_path)
     assert run.returncode == 0, run.output
 
     cloudwatch = boto3.client("cloudwatch", endpoint_url=guide_snapshot.endpoint_url)
@@ -67,16 +72,7 @@ def test_audit_publishes_its_counts_as_cloudwatch_metrics(guide_snapshot, tmp_pa
 
 
 def test_check_mode_audit_publishes_nothing(guide_snapshot, tmp_path: Path) -> None:
-    run = run_playbook(
-        "audit_jobs.yml",
-        extra_vars={
-            "audit_report_dir": str(tmp_path),
-            "audit_fail_on_breach": False,
-            "audit_cloudwatch_namespace": "Panzoto",
-        },
-        env={"AWS_ENDPOINT_URL": guide_snapshot.endpoint_url},
-        check=True,
-    )
+    run = audit_publishing_metrics(guide_snapshot.endpoint_url, tmp_path, check=True)
     assert run.returncode == 0, run.output
     cloudwatch = boto3.client("cloudwatch", endpoint_url=guide_snapshot.endpoint_url)
     assert cloudwatch.list_metrics(Namespace="Panzoto")["Metrics"] == []

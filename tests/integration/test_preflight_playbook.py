@@ -7,7 +7,7 @@ import pytest
 import seed_jobs
 import yaml
 from support.local_http import fake_openai
-from support.playbook import PlaybookRun, run_playbook
+from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
 GOOD_KEY = "sk-test-preflight-good-0123456789"
 
@@ -21,16 +21,6 @@ def preflight(endpoint_url: str, api_base: str, key: str, check: bool = True, **
     )
 
 
-def checklist(run: PlaybookRun) -> dict[str, str]:
-    """{item: 'PASS'|'FAIL'} from the printed checklist lines."""
-    items = {}
-    for line in run.stdout.splitlines():
-        verdict, _, rest = line.strip().partition("  ")
-        if verdict in ("PASS", "FAIL"):
-            items[rest.split(" (")[0]] = verdict
-    return items
-
-
 @pytest.fixture
 def seeded(aws):
     seed_jobs.seed_guide_snapshot(aws.endpoint_url)
@@ -42,7 +32,7 @@ def test_a_healthy_account_passes_every_item_and_changes_nothing(seeded) -> None
         run = preflight(seeded.endpoint_url, api_base, GOOD_KEY)
 
     assert run.returncode == 0, run.output
-    items = checklist(run)
+    items = checklist_verdicts(run.stdout)
     assert items == {
         "DynamoDB table panzoto-processing-jobs": "PASS",
         "DynamoDB table panzoto-audio-files": "PASS",
@@ -70,7 +60,7 @@ def test_each_broken_item_fails_on_its_own_line(seeded) -> None:
         run = preflight(seeded.endpoint_url, api_base, "sk-wrong-key")
 
     assert run.returncode == 2
-    items = checklist(run)
+    items = checklist_verdicts(run.stdout)
     assert items["DynamoDB table panzoto-transcripts"] == "FAIL"
     assert items["DynamoDB table panzoto-processing-jobs"] == "PASS"
     assert items["Encryption keys in Secrets Manager"] == "FAIL"
@@ -91,7 +81,7 @@ def test_a_malformed_key_and_a_missing_bucket_fail(seeded) -> None:
         run = preflight(seeded.endpoint_url, api_base, GOOD_KEY, preflight_bucket="no-such-bucket")
 
     assert run.returncode == 2
-    items = checklist(run)
+    items = checklist_verdicts(run.stdout)
     assert items["Encryption keys are well formed"] == "FAIL"
     assert items["S3 bucket no-such-bucket"] == "FAIL"
     assert "malformed: " + name in run.stdout
@@ -105,7 +95,7 @@ def test_write_probe_proves_write_access_and_leaves_nothing_behind(seeded) -> No
         run = preflight(seeded.endpoint_url, api_base, GOOD_KEY, check=False, preflight_s3_write_probe=True)
 
     assert run.returncode == 0, run.output
-    assert checklist(run)["S3 write access panzoto"] == "PASS"
+    assert checklist_verdicts(run.stdout)["S3 write access panzoto"] == "PASS"
     assert s3.list_objects_v2(Bucket="panzoto")["KeyCount"] == before
 
 
@@ -144,5 +134,5 @@ def test_the_key_is_read_from_secrets_manager_like_the_app_role_does(seeded, tmp
         )
 
     assert run.returncode == 0, run.output
-    assert checklist(run)["OpenAI API key"] == "PASS"
+    assert checklist_verdicts(run.stdout)["OpenAI API key"] == "PASS"
     assert GOOD_KEY not in run.output

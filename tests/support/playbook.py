@@ -30,6 +30,16 @@ class PlaybookRun:
         return self.stats[host]["changed"]
 
 
+def checklist_verdicts(stdout: str) -> dict[str, str]:
+    """{item: "PASS" | "FAIL"} from the lines playbooks/preflight.yml prints ("PASS  item (detail)")."""
+    verdicts = {}
+    for line in stdout.splitlines():
+        verdict, _, rest = line.strip().partition("  ")
+        if verdict in ("PASS", "FAIL"):
+            verdicts[rest.split(" (")[0]] = verdict
+    return verdicts
+
+
 def parse_recap(stdout: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP lines as {host: {"ok": n, "changed": n, ...}}."""
     stats: dict[str, dict[str, int]] = {}
