@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import local_aws
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,15 +53,20 @@ def molecule_env(host_image: str, owner: str, state_dir: Path) -> dict[str, str]
 def test_molecule_scenario_passes(
     role: str, scenario: str, host_image: str, test_run_owner: str, tmp_path: Path
 ) -> None:
-    completed = subprocess.run(
-        [str(VENV_BIN / "molecule"), "test", "--scenario-name", scenario],
-        cwd=REPO_ROOT / "roles" / role,
-        env=molecule_env(host_image, test_run_owner, tmp_path / "molecule"),
-        capture_output=True,
-        text=True,
-        timeout=MOLECULE_TIMEOUT_S,
-        check=False,
-    )
+    state_dir = tmp_path / "molecule"
+    try:
+        completed = subprocess.run(
+            [str(VENV_BIN / "molecule"), "test", "--scenario-name", scenario],
+            cwd=REPO_ROOT / "roles" / role,
+            env=molecule_env(host_image, test_run_owner, state_dir),
+            capture_output=True,
+            text=True,
+            timeout=MOLECULE_TIMEOUT_S,
+            check=False,
+        )
+    finally:
+        # A scenario that failed before its cleanup step leaves its local AWS endpoint running.
+        local_aws.main(["stop", "--state-dir", str(state_dir / "local-aws")])
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, f"molecule test -s {scenario} in roles/{role} failed:\n{output[-12000:]}"
     assert "idempotence: Executed: Successful" in output, output[-4000:]
