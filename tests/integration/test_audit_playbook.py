@@ -18,15 +18,8 @@ from fault_proxy import FaultPlan, FaultProxy, FaultRule
 from support.playbook import PlaybookRun, run_playbook
 
 GUIDE_NOW = "2025-10-19T18:00:00Z"
-CATEGORIES = [
-    "legacy_encryption",
-    "max_retries",
-    "transcription_failed",
-    "decryption_error",
-    "format_error",
-    "timeout",
-    "other",
-]
+# Every category the seeder writes (DESIGN §4), the catch-all included.
+CATEGORIES = seed_jobs.CATEGORIES
 
 
 def audit(tmp_path: Path, endpoint_url: str, **extra_vars) -> tuple[PlaybookRun, dict | None]:
