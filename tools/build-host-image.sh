@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the local systemd Debian image the target-host tests run (DESIGN §5), once:
-# the tag is a hash of this recipe (this script and the mirror), so an existing image
-# is reused until the recipe changes. Prints the image reference on stdout; progress
-# goes to stderr.
+# Builds a local systemd Debian image for the target-host tests (DESIGN §5), once per
+# suite: the tag is the suite and a hash of this recipe (this script, the suite and the
+# mirror), so an existing image is reused until the recipe changes. Prints the image
+# reference on stdout; progress goes to stderr.
 #
-# Usage: tools/build-host-image.sh [--print-ref]
+# Usage: tools/build-host-image.sh [--suite bookworm|trixie] [--print-ref]
+#   --suite       Debian 12 (bookworm, the default) or Debian 13 (trixie)
 #   --print-ref   print the reference the recipe would produce, build nothing
 # Environment:
 #   PANZOTO_APT_MIRROR   Debian mirror (default: the machine's apt sources, else deb.debian.org)
@@ -16,6 +17,19 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo_root/tests/hosts/containers.con
 
 image_repo="localhost/panzoto-ops-host"
 suite="bookworm"
+print_ref=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --suite) suite="${2:-}"; shift 2 ;;
+    --suite=*) suite="${1#--suite=}"; shift ;;
+    --print-ref) print_ref=true; shift ;;
+    *) echo "build-host-image: unknown argument '$1' (usage: [--suite bookworm|trixie] [--print-ref])" >&2; exit 2 ;;
+  esac
+done
+case "$suite" in
+  bookworm | trixie) ;;
+  *) echo "build-host-image: --suite must be bookworm or trixie, got '$suite'" >&2; exit 2 ;;
+esac
 # What the guide's servers have: systemd as init, Python (with python3-apt, as on Debian's cloud
 # images: Ansible's apt module needs it in check mode) and sudo for Ansible, iproute2 (ss) and
 # procps (ps) for Testinfra, CA certificates for HTTPS clients.
@@ -38,10 +52,10 @@ machine_mirror() {
 mirror="${PANZOTO_APT_MIRROR:-$(machine_mirror)}"
 mirror="${mirror:-http://deb.debian.org/debian}"
 
-recipe_hash="$( (cat "${BASH_SOURCE[0]}"; echo "$mirror") | sha256sum | cut -c1-12)"
-image_ref="$image_repo:$recipe_hash"
+recipe_hash="$( (cat "${BASH_SOURCE[0]}"; echo "$suite $mirror") | sha256sum | cut -c1-12)"
+image_ref="$image_repo:$suite-$recipe_hash"
 
-if [ "${1:-}" = "--print-ref" ]; then
+if [ "$print_ref" = true ]; then
   echo "$image_ref"
   exit 0
 fi
@@ -54,7 +68,7 @@ fi
 # Concurrent test runs wait for one build instead of racing two debootstraps.
 lock_dir="$repo_root/.cache"
 mkdir -p "$lock_dir"
-exec 9>"$lock_dir/build-host-image.lock"
+exec 9>"$lock_dir/build-host-image-$suite.lock"
 flock 9
 if podman image exists "$image_ref"; then
   echo "$image_ref"

@@ -1,8 +1,9 @@
 """Fixtures for host tests: real Debian containers with systemd as PID 1 under podman (DESIGN §5).
 
-- `host_image`: the image reference from tools/build-host-image.sh (built when missing).
-- `target_hosts`: a factory; `target_hosts(count=2, prefix="svc")` starts booted hosts and removes them
-  when the test ends. Each `TargetHost` has a unique `.name`, its own free `.app_port` (every host shares
+- `host_image`: the Debian 12 image reference from tools/build-host-image.sh (built when missing);
+  `host_image_for(suite)` gives the image of either supported suite (`bookworm`, `trixie`).
+- `target_hosts`: a factory; `target_hosts(count=2, prefix="svc", suite="trixie")` starts booted hosts
+  (Debian 12 unless `suite` says otherwise) and removes them when the test ends. Each `TargetHost` has a unique `.name`, its own free `.app_port` (every host shares
   the machine's network, so ports must not collide) and a `.testinfra` host.
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
 
@@ -12,17 +13,16 @@ The helpers behind them live in tests/support/hosts.py.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support.hosts import (
-    BUILD_SCRIPT,
     CONTAINERS_CONF,
-    REPO_ROOT,
+    DEFAULT_SUITE,
     HostPool,
     TargetHost,
+    build_host_image,
     owner_label_value,
     remove_containers,
     stale_test_containers,
@@ -56,14 +56,22 @@ def sweep_stale_test_containers_fixture() -> Callable[[], list[str]]:
 
 
 @pytest.fixture(scope="session")
-def host_image(podman_environment: None) -> str:
-    """The systemd Debian image reference, built by tools/build-host-image.sh when missing."""
-    completed = subprocess.run(
-        [str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=900, check=False, cwd=REPO_ROOT
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{BUILD_SCRIPT.name} failed:\n{completed.stderr}")
-    return completed.stdout.strip().splitlines()[-1]
+def host_image_for(podman_environment: None) -> Callable[[str], str]:
+    """The systemd Debian image reference of a suite, built by tools/build-host-image.sh when missing."""
+    built: dict[str, str] = {}
+
+    def image(suite: str = DEFAULT_SUITE) -> str:
+        if suite not in built:
+            built[suite] = build_host_image(suite)
+        return built[suite]
+
+    return image
+
+
+@pytest.fixture(scope="session")
+def host_image(host_image_for: Callable[[str], str]) -> str:
+    """The Debian 12 image reference."""
+    return host_image_for(DEFAULT_SUITE)
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +86,11 @@ def reserved_ports() -> set[int]:
 
 
 @pytest.fixture
-def target_hosts(host_image: str, reserved_ports: set[int]) -> Iterator[Callable[..., list[TargetHost]]]:
+def target_hosts(
+    host_image_for: Callable[[str], str], reserved_ports: set[int]
+) -> Iterator[Callable[..., list[TargetHost]]]:
     """Factory of booted target hosts, all removed when the test ends (even if it fails)."""
-    pool = HostPool(host_image, reserved_ports)
+    pool = HostPool(host_image_for, reserved_ports)
     yield pool.make
     pool.remove()
 

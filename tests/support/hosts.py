@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "build-host-image.sh"
 TEST_LABEL = "panzoto-ops-test"
 OWNER_LABEL = "panzoto-ops-test.owner"
 OWNER_FORMAT = re.compile(r"\d+:\d+")
+# The Debian releases the roles support: 12 (bookworm) and 13 (trixie).
+SUITES = ("bookworm", "trixie")
+DEFAULT_SUITE = "bookworm"
 BOOT_TIMEOUT_S = 90
 PODMAN_TIMEOUT_S = 120
 
@@ -117,6 +120,18 @@ class TargetHost:
         return podman("exec", self.name, *command, check=check, timeout=timeout)
 
 
+def build_host_image(suite: str = DEFAULT_SUITE) -> str:
+    """The image reference of `suite`, built by tools/build-host-image.sh when missing (cached by recipe)."""
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    completed = subprocess.run(
+        [str(BUILD_SCRIPT), "--suite", suite], capture_output=True, text=True, timeout=900, check=False, cwd=REPO_ROOT
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{BUILD_SCRIPT.name} --suite {suite} failed:\n{completed.stderr}")
+    return completed.stdout.strip().splitlines()[-1]
+
+
 def boot_state(name: str) -> str:
     """What `systemctl is-system-running --wait` settles on, bounded; '' while systemd's bus is not up yet."""
     completed = podman(
@@ -147,19 +162,21 @@ def start_target_host(image: str, name: str, app_port: int) -> TargetHost:
 
 
 class HostPool:
-    """Starts uniquely named, booted hosts on free ports; `remove()` takes every one of them away."""
+    """Starts uniquely named, booted hosts on free ports; `remove()` takes every one of them away.
 
-    def __init__(self, image: str, reserved_ports: set[int]) -> None:
-        self.image = image
+    `image_for(suite)` gives the image of a Debian suite (the `host_image_for` fixture)."""
+
+    def __init__(self, image_for: Callable[[str], str], reserved_ports: set[int]) -> None:
+        self.image_for = image_for
         self.reserved_ports = reserved_ports
         self.started: list[str] = []
 
-    def make(self, count: int = 1, prefix: str = "host") -> list[TargetHost]:
+    def make(self, count: int = 1, prefix: str = "host", suite: str = DEFAULT_SUITE) -> list[TargetHost]:
         hosts = []
         for _ in range(count):
             name = f"panzoto-ops-{prefix}-{uuid.uuid4().hex[:8]}"
             self.started.append(name)  # before booting, so a host that fails to boot is removed too
-            hosts.append(start_target_host(self.image, name, free_tcp_port(self.reserved_ports)))
+            hosts.append(start_target_host(self.image_for(suite), name, free_tcp_port(self.reserved_ports)))
         return hosts
 
     def remove(self) -> None:
