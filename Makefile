@@ -1,27 +1,57 @@
-# Two entry points for a fresh Debian machine (see README.md):
-#   make demo   audit the ops guide's snapshot on a local AWS endpoint
-#   make test   linters and the whole test suite (what CI runs)
+# Entry points on a fresh Debian machine (see README.md):
+#   make demo          audit the ops guide's snapshot on a local AWS endpoint
+#   make sandbox       keep that endpoint up, seeded, to try every README command on it (make sandbox-stop)
+#   make test          linters and the whole test suite (what CI runs)
+#   make runtime       only what a control node or scheduled CI runner needs to run the playbooks
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint unit bench venv system-packages clean
+# Debian packages the test suite uses on the control node: podman, runc and debootstrap run the
+# systemd target hosts; ffmpeg makes the test clips and runs the fake backend's conversions.
+TEST_SYSTEM_PACKAGES := podman runc debootstrap ffmpeg
 
-venv: $(VENV)/.installed
+.PHONY: demo sandbox sandbox-stop test lint unit bench runtime venv system-packages clean
 
-$(VENV)/.installed: requirements.txt
+# The venv in three layers, each remade only when its pins change: the runtime (ansible-core, boto3,
+# collections/requirements.yml), plus the local AWS endpoint (the demo), plus the development tools.
+$(VENV)/.created:
 	@# Debian splits venv support out of python3: install it when missing.
 	python3 -m venv $(VENV) || { rm -rf $(VENV); tools/install-system-packages.sh python3-venv; python3 -m venv $(VENV); }
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-system-packages:
-	tools/install-system-packages.sh
+$(VENV)/.runtime: requirements/runtime.txt requirements/collections-source.txt collections/requirements.yml \
+		tools/install-collections.py | $(VENV)/.created
+	$(PIP_INSTALL) -r requirements/runtime.txt
+	$(BIN)/python tools/install-collections.py collections/requirements.yml
+	touch $@
 
-demo: venv
+$(VENV)/.local-aws: requirements/local-aws.txt $(VENV)/.runtime
+	$(PIP_INSTALL) -r requirements/local-aws.txt
+	touch $@
+
+$(VENV)/.dev: requirements/dev.txt collections/requirements-dev.yml $(VENV)/.local-aws
+	$(PIP_INSTALL) -r requirements/dev.txt
+	$(BIN)/python tools/install-collections.py collections/requirements.yml collections/requirements-dev.yml
+	touch $@
+
+runtime: $(VENV)/.runtime
+venv: $(VENV)/.dev
+
+system-packages:
+	tools/install-system-packages.sh $(TEST_SYSTEM_PACKAGES)
+
+demo: $(VENV)/.local-aws
 	tools/demo.sh
+
+sandbox: $(VENV)/.local-aws
+	tools/sandbox.sh start
+
+sandbox-stop:
+	tools/sandbox.sh stop
 
 lint: venv
 	yamllint --strict .
@@ -42,4 +72,4 @@ bench: venv
 	python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .cache reports .local-aws .pytest_cache .ruff_cache
+	rm -rf .cache/ansible-facts reports .local-aws .pytest_cache .ruff_cache

@@ -22,3 +22,4 @@ echo "Seeded the ops guide's snapshot of October 19, 2025 (60 jobs)."
 .venv/bin/ansible-playbook playbooks/audit_jobs.yml \
   -e audit_now=2025-10-19T18:00:00Z -e audit_fail_on_breach=false "$@"
 echo "Reports written to reports/job-audit.{txt,json} and reports/job-audit-junit.xml"
+echo "The endpoint is stopped again. To try the other commands on the same data: make sandbox"
