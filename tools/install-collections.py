@@ -9,8 +9,9 @@ the project never uses (about 470 MB), so this takes only the named ones out of 
 
 - The wheel's version is pinned in requirements/collections-source.txt; the wheel is kept in
   .cache/wheels, so a second install downloads nothing.
-- Each collection is extracted into the running Python's site-packages/ansible_collections (the venv's,
-  when run with the venv's python), where ansible-core finds it without any ansible.cfg setting, and must have exactly the version the file asks for.
+- Each collection is extracted into the running Python's site-packages/ansible_collections (the
+  venv's, when run with the venv's python), where ansible-core finds it without any ansible.cfg
+  setting, and must have exactly the version the file asks for.
 - Dependencies a collection declares must be named too, so requirements.yml stays the whole list
   (what AWX and `ansible-galaxy collection install -r` read where Galaxy is reachable).
 A collection already installed at the wanted version is left alone.

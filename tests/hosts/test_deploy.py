@@ -112,9 +112,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="module")
-def module_hosts(
-    host_image_for: Callable[[str], str], reserved_ports: set[int]
-) -> Iterator[Callable[..., list[Any]]]:
+def module_hosts(host_image_for: Callable[[str], str], reserved_ports: set[int]) -> Iterator[Callable[..., list[Any]]]:
     """Like the harness's `target_hosts`, but the hosts live as long as this module."""
     pool = HostPool(host_image_for, reserved_ports)
     yield pool.make
