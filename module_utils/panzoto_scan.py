@@ -3,6 +3,11 @@
 Pages are read by one thread per segment and handed over through a bounded
 queue, so memory holds at most a few pages whatever the table's size. Every
 HTTP attempt (retries included) is counted, for reports and benchmarks.
+
+On a botocore client, pages are decoded by panzoto_dynamodb_json's typed reader
+(installed on the client passed in) instead of botocore's generic shape walk and
+TypeDeserializer: the same items for a fraction of the CPU. Anything that reader
+does not take is read the usual way, so results, retries and errors are unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from ansible.module_utils.panzoto_dynamodb_json import DECODED_ITEMS, install, reading
 
 try:
     from boto3.dynamodb.types import TypeDeserializer
@@ -66,14 +73,20 @@ def _read_pages(read, request: dict, out: queue.Queue, stop: threading.Event, st
     deserialize = TypeDeserializer().deserialize
     kwargs = dict(request)
     try:
-        while not stop.is_set():
-            page = read(**kwargs)
-            items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
-            stats.add_page(len(items))
-            _put(out, items, stop)
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        with reading():
+            while not stop.is_set():
+                page = read(**kwargs)
+                items = page.pop(DECODED_ITEMS, None)  # set by the typed reader when it took the page
+                if items is None:
+                    items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
+                stats.add_page(len(items))
+                _put(out, items, stop)
+                # Drop this page before reading the next: a segment holds one page, not two.
+                last_key = page.get("LastEvaluatedKey")
+                del items, page
+                if last_key is None:
+                    break
+                kwargs["ExclusiveStartKey"] = last_key
     except Exception as exc:  # handed to the consumer, which raises it
         _put(out, exc, stop)
     finally:
@@ -124,6 +137,7 @@ def scan_items(
     consistent_read: bool = False,
 ) -> Iterator[dict]:
     """Yield every item of `table` as plain Python values, scanning `segments` in parallel."""
+    install(client)
     request: dict = {"TableName": table, "ConsistentRead": consistent_read}
     if attributes:
         request.update(projection(attributes))
@@ -155,6 +169,7 @@ def query_items(
     distinct = list(dict.fromkeys(values))
     if not distinct:
         return iter(())
+    install(client)
     reads = []
     for value in distinct:
         request: dict = {
