@@ -246,9 +246,23 @@ def side_module_user_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, A
     return {"counts": result.get("counts"), "read": result.get("read")}
 
 
+def side_module_audit_botocore_parser(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The module with the typed reader switched off: pages parsed by botocore and TypeDeserializer, as before it."""
+    import ansible.module_utils
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    from ansible.module_utils import panzoto_scan
+
+    panzoto_scan.install = lambda client: False
+    return side_module_audit(endpoint, args)
+
+
 SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "guide_check_jobs": side_guide_check_jobs,
     "module_audit": side_module_audit,
+    "module_audit_botocore_parser": side_module_audit_botocore_parser,
     "guide_cleanup": side_guide_cleanup,
     "module_cleanup": side_module_cleanup,
     "guide_user_cleanup": side_guide_user_cleanup,
@@ -275,11 +289,14 @@ def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, A
     baseline = current_rss_mib()
     with RssSampler() as sampler:
         started = time.perf_counter()
+        cpu_started = time.process_time()  # this process, every thread: the client's CPU, not the endpoint's
         outcome = SIDES[name](endpoint, args)
+        cpu = time.process_time() - cpu_started
         wall = time.perf_counter() - started
     return {
         "outcome": outcome,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "rss_baseline_mib": baseline,
         "rss_peak_mib": sampler.peak,
         "rss_growth_mib": sampler.peak - baseline,
@@ -308,6 +325,121 @@ def run_side(name: str, upstream: str, args: dict[str, Any]) -> dict[str, Any]:
         bytes_from_client=summary["bytes_in"],
     )
     return measured
+
+
+class ReplayEndpoint:
+    """tools/replay_endpoint.py in a process of its own, so its CPU is never counted as the client's."""
+
+    def __init__(self, jobs: int, seed: int = 0, extra_attributes: bool = True) -> None:
+        self.command = [sys.executable, str(REPO / "tools" / "replay_endpoint.py"), "--jobs", str(jobs)]
+        self.command += ["--seed", str(seed)] + ([] if extra_attributes else ["--no-extra-attributes"])
+        self.process: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> ReplayEndpoint:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=10)
+            raise RuntimeError(f"the replay endpoint did not start (exit {self.process.returncode})")
+        self.info = json.loads(line)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def url(self) -> str:
+        return self.info["endpoint_url"]
+
+    def _call(self, method: str, path: str) -> dict[str, Any]:
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        self._call("POST", "/__replay/reset")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/__replay/stats")
+
+
+REPLAY_SIDES = ("guide_check_jobs", "module_audit", "module_audit_1seg", "module_audit_botocore_parser")
+
+
+def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any]) -> dict[str, Any]:
+    """One side in a fresh process against the replay endpoint, which counts its requests."""
+    endpoint.reset()
+    command = [sys.executable, __file__, "_side", name, endpoint.url, json.dumps(args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"side {name} failed:\n{done.stderr[-4000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = endpoint.stats()
+    items = measured["outcome"]["items"] or 0
+    measured.update(
+        requests=sum(stats["requests"].values()),
+        requests_by_operation=dict(sorted(stats["requests"].items())),
+        bytes_to_client=stats["bytes_out"],
+        items_per_cpu_second=items / measured["cpu_seconds"] if measured["cpu_seconds"] else None,
+    )
+    return measured
+
+
+def run_replay(sizes: list[int], wanted: list[str], seed: int, extra_attributes: bool, page_size: int | None) -> dict:
+    """Every wanted audit side at every size, each against a fresh replay endpoint of that size."""
+    runs = {}
+    for jobs in sizes:
+        with ReplayEndpoint(jobs, seed, extra_attributes) as endpoint:
+            table = endpoint.info["table"]
+            sides = {}
+            for label in REPLAY_SIDES:
+                if label not in wanted:
+                    continue
+                segments = 1 if label == "module_audit_1seg" else 4
+                side = "module_audit" if label == "module_audit_1seg" else label
+                print(f"running {label} on {jobs:,} replayed jobs ...", flush=True)
+                extra = {} if side == "guide_check_jobs" else {"segments": segments, "page_size": page_size}
+                sides[label] = run_replay_side(side, endpoint, {"table": table, **extra})
+                sides[label]["name"] = side
+            runs[str(jobs)] = {"jobs": jobs, "expected": endpoint.info["expected"], "sides": sides}
+    return {"endpoint": "replay", "seed": seed, "extra_attributes": extra_attributes, "runs": runs}
+
+
+def render_replay(results: dict[str, Any]) -> str:
+    lines = [
+        f"{'jobs':>9} {'side':<30}{'client CPU s':>13}{'items/s/core':>14}{'peak RSS MiB':>14}"
+        f"{'RSS growth MiB':>16}{'requests':>10}  requests by operation"
+    ]
+    for run in results["runs"].values():
+        for name, row in run["sides"].items():
+            lines.append(
+                f"{run['jobs']:>9,} {name:<30}{row['cpu_seconds']:>13.2f}{row['items_per_cpu_second'] or 0:>14,.0f}"
+                f"{row['rss_peak_mib']:>14.1f}{row['rss_growth_mib']:>16.1f}{row['requests']:>10}"
+                f"  {json.dumps(row['requests_by_operation'])}"
+            )
+    lines.append("")
+    for run in results["runs"].values():
+        sides = run["sides"]
+        guide = sides.get("guide_check_jobs")
+        if not guide:
+            continue
+        for name, row in sides.items():
+            if name != "guide_check_jobs":
+                lines.append(
+                    f"{run['jobs']:>9,} jobs: {name} / guide_check_jobs: client CPU "
+                    f"{row['cpu_seconds'] / guide['cpu_seconds']:.2f}, peak RSS "
+                    f"{row['rss_peak_mib'] / guide['rss_peak_mib']:.2f}, "
+                    f"requests {row['requests']} vs {guide['requests']}"
+                )
+    return "\n".join(lines)
 
 
 def seed_copies(endpoint: str, jobs: int, seed: int, wanted: list[str]) -> dict[str, Any]:
@@ -399,7 +531,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_side_here(name, endpoint, json.loads(raw))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument(
+        "--jobs", default="20000", help="jobs in the table; with --endpoint replay, a comma-separated list of sizes"
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=("moto", "replay"),
+        default="moto",
+        help="moto: every side, correctness included (default); replay: the audits against tools/replay_endpoint.py, "
+        "which costs the client nothing, to measure client CPU at any size",
+    )
+    parser.add_argument(
+        "--no-extra-attributes",
+        dest="extra_attributes",
+        action="store_false",
+        help="replay items without the 3 attributes the audit does not read",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sides", default=",".join([*SIDES, "module_audit_1seg"]), help="comma-separated sides to run")
     parser.add_argument(
@@ -407,6 +554,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    try:
+        sizes = [int(size) for size in args.jobs.split(",")]
+    except ValueError:
+        parser.error(f"--jobs must be a number or a comma-separated list of numbers, got {args.jobs!r}")
+    if args.endpoint == "replay":
+        return main_replay(parser, args, sizes)
+    if len(sizes) != 1:
+        parser.error("--jobs takes one size with --endpoint moto")
+    args.jobs = sizes[0]
 
     import local_aws
 
@@ -468,6 +624,23 @@ def main(argv: list[str] | None = None) -> int:
         local_aws.stop_server(server)
     print()
     print(render(results))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    return 0
+
+
+def main_replay(parser: argparse.ArgumentParser, args: argparse.Namespace, sizes: list[int]) -> int:
+    wanted = REPLAY_SIDES if args.sides == parser.get_default("sides") else tuple(args.sides.split(","))
+    unknown = set(wanted) - set(REPLAY_SIDES)
+    if unknown:
+        parser.error(f"sides not served by the replay endpoint: {', '.join(sorted(unknown))}")
+    import local_aws
+
+    os.environ.update(local_aws.FAKE_CREDENTIALS)
+    results = run_replay(sizes, list(wanted), args.seed, args.extra_attributes, args.audit_page_size)
+    print()
+    print(render_replay(results))
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(results, indent=2, sort_keys=True))
