@@ -86,7 +86,7 @@ def _read_tagged(tag: str, value):
 
 
 def _read_value(typed):
-    if typed.__class__ is not dict or len(typed) != 1:
+    if typed.__class__ is not dict:
         raise Unreadable
     ((tag, value),) = typed.items()
     if tag == "S" and value.__class__ is str:
@@ -95,11 +95,10 @@ def _read_value(typed):
 
 
 def read_item(raw: dict) -> dict:
-    """An item (or an M value) from DynamoDB JSON to Python values."""
+    """An item (or an M value) from DynamoDB JSON to Python values; raises on anything else."""
     item = {}
     for name, typed in raw.items():
-        if typed.__class__ is not dict or len(typed) != 1:
-            raise Unreadable
+        # Exactly one (tag, value) pair, or this raises: no wrapper with two tags gets through.
         ((tag, value),) = typed.items()
         # Strings are most attributes: no call for them.
         item[name] = value if tag == "S" and value.__class__ is str else _read_tagged(tag, value)

@@ -12,6 +12,7 @@ does not take is read the usual way, so results, retries and errors are unchange
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,28 @@ except ImportError:  # the modules report a missing boto3 themselves
     TypeDeserializer = None
 
 _DONE = object()
+_frozen = {"scans": 0}
+_frozen_lock = threading.Lock()
+
+
+def _freeze_heap() -> None:
+    """Leave what exists before the scan out of the collector's full passes while it runs.
+
+    A scan allocates a million short-lived dicts; each allocation burst triggers collections,
+    and the full ones would otherwise walk everything ansible and botocore loaded, again and
+    again. gc.freeze() parks those objects (nothing is freed or leaked; they rejoin at the end).
+    """
+    with _frozen_lock:
+        _frozen["scans"] += 1
+        if _frozen["scans"] == 1:
+            gc.freeze()
+
+
+def _thaw_heap() -> None:
+    with _frozen_lock:
+        _frozen["scans"] -= 1
+        if _frozen["scans"] == 0:
+            gc.unfreeze()
 
 
 @dataclass
@@ -114,6 +137,7 @@ def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str
         for read, request in reads:
             pool.submit(_read_pages, read, request, out, stop, stats)
         finished = 0
+        _freeze_heap()
         try:
             while finished < len(reads):
                 value = out.get()
@@ -125,6 +149,7 @@ def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str
                     yield from value
         finally:
             stop.set()
+            _thaw_heap()
 
 
 def scan_items(
