@@ -279,7 +279,8 @@ def warm_up(name: str) -> None:
     session.client("s3", endpoint_url="http://127.0.0.1:9")
     session.resource("dynamodb", endpoint_url="http://127.0.0.1:9")
     if name.startswith("module_"):
-        import ansible.module_utils.basic  # noqa: F401
+        import ansible.module_utils.basic
+        import ansible.module_utils.testing  # noqa: F401  (this harness's, not the module's)
 
 
 def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -374,8 +375,20 @@ class ReplayEndpoint:
 REPLAY_SIDES = ("guide_check_jobs", "module_audit", "module_audit_1seg", "module_audit_botocore_parser")
 
 
-def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any]) -> dict[str, Any]:
-    """One side in a fresh process against the replay endpoint, which counts its requests."""
+def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any], repeat: int = 1) -> dict[str, Any]:
+    """The side `repeat` times, each in a fresh process; the run with the least client CPU is reported.
+
+    On a shared machine other processes only ever add to a run's CPU (caches, scheduling), so
+    the minimum is the least disturbed measurement; every run's CPU is kept in `cpu_seconds_runs`.
+    """
+    runs = [_run_replay_side_once(name, endpoint, args) for _ in range(max(repeat, 1))]
+    best = min(runs, key=lambda run: run["cpu_seconds"])
+    best["cpu_seconds_runs"] = [round(run["cpu_seconds"], 3) for run in runs]
+    best["rss_peak_mib_runs"] = [round(run["rss_peak_mib"], 1) for run in runs]
+    return best
+
+
+def _run_replay_side_once(name: str, endpoint: ReplayEndpoint, args: dict[str, Any]) -> dict[str, Any]:
     endpoint.reset()
     command = [sys.executable, __file__, "_side", name, endpoint.url, json.dumps(args)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -393,7 +406,9 @@ def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any]) -
     return measured
 
 
-def run_replay(sizes: list[int], wanted: list[str], seed: int, extra_attributes: bool, page_size: int | None) -> dict:
+def run_replay(
+    sizes: list[int], wanted: list[str], seed: int, extra_attributes: bool, page_size: int | None, repeat: int
+) -> dict:
     """Every wanted audit side at every size, each against a fresh replay endpoint of that size."""
     runs = {}
     for jobs in sizes:
@@ -407,10 +422,10 @@ def run_replay(sizes: list[int], wanted: list[str], seed: int, extra_attributes:
                 side = "module_audit" if label == "module_audit_1seg" else label
                 print(f"running {label} on {jobs:,} replayed jobs ...", flush=True)
                 extra = {} if side == "guide_check_jobs" else {"segments": segments, "page_size": page_size}
-                sides[label] = run_replay_side(side, endpoint, {"table": table, **extra})
+                sides[label] = run_replay_side(side, endpoint, {"table": table, **extra}, repeat)
                 sides[label]["name"] = side
             runs[str(jobs)] = {"jobs": jobs, "expected": endpoint.info["expected"], "sides": sides}
-    return {"endpoint": "replay", "seed": seed, "extra_attributes": extra_attributes, "runs": runs}
+    return {"endpoint": "replay", "seed": seed, "extra_attributes": extra_attributes, "repeat": repeat, "runs": runs}
 
 
 def render_replay(results: dict[str, Any]) -> str:
@@ -542,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         "which costs the client nothing, to measure client CPU at any size",
     )
     parser.add_argument(
+        "--repeat", type=int, default=3, help="with --endpoint replay: runs per side; the least client CPU is reported"
+    )
+    parser.add_argument(
         "--no-extra-attributes",
         dest="extra_attributes",
         action="store_false",
@@ -638,7 +656,7 @@ def main_replay(parser: argparse.ArgumentParser, args: argparse.Namespace, sizes
     import local_aws
 
     os.environ.update(local_aws.FAKE_CREDENTIALS)
-    results = run_replay(sizes, list(wanted), args.seed, args.extra_attributes, args.audit_page_size)
+    results = run_replay(sizes, list(wanted), args.seed, args.extra_attributes, args.audit_page_size, args.repeat)
     print()
     print(render_replay(results))
     if args.json_out:
