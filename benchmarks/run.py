@@ -185,6 +185,7 @@ def side_module_audit(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "items": result.get("total_items"),
         "by_status": result.get("by_status"),
+        "malformed": (result.get("malformed") or {}).get("count"),
         "requests": result.get("requests"),
     }
 

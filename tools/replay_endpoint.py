@@ -151,7 +151,7 @@ class ReplayTable:
         rng = random.Random(seed)
         users = [seed_jobs.make_uuid(rng) for _ in range(20)]
         generator = seed_jobs.Generator(
-            rng=rng, now=seed_jobs.DEFAULT_NOW, users=users, expected=seed_jobs.Expected(keep_ids=False)
+            rng=rng, now=seed_jobs.DEFAULT_NOW, users=users, expected=seed_jobs.Expected(keep_ids=True)
         )
         items = list(generator.items(max(min(jobs, templates), seed_jobs.MIN_SYNTHETIC_JOBS)))
         audio_uses = Counter(item.get("audio_file_id") for item in items if "audio_file_id" in item)
@@ -166,6 +166,12 @@ class ReplayTable:
                     "attempts": [extra_rng.randrange(1, 400) for _ in range(extra_rng.randrange(1, 4))],
                 }
         self.templates = [Template(item, audio_uses[item.get("audio_file_id")] > 1) for item in items]
+        # What the generator decided each template is ("status:failed", "malformed:status_unknown", ...).
+        groups_of: dict[str, list[str]] = {}
+        for group, jobs in generator.expected.ids.items():
+            for job in jobs:
+                groups_of.setdefault(job, []).append(group)
+        self.labels = [groups_of.get(item["job_id"], []) for item in items]
         self.users = users
         self._by_user: dict[str, list[int]] = {}
         for number, template in enumerate(self.templates):
@@ -173,12 +179,31 @@ class ReplayTable:
                 self._by_user.setdefault(template.user, []).append(number)
 
     def expected(self) -> dict[str, Any]:
-        """What a full read sees, by raw `status` value as the guide's way counts it (str of the value)."""
+        """What reading every item must find: the generator's decisions, and raw status values as the guide counts them.
+
+        Taken from how tools/seed_jobs.py built each template, not from the project's classification.
+        """
         count = len(self.templates)
-        by_status: Counter[str] = Counter()
+        raw_status: Counter[str] = Counter()
+        decided: Counter[str] = Counter()
         for number, template in enumerate(self.templates):
-            by_status[str(template.status)] += self.jobs // count + (number < self.jobs % count)
-        return {"items": self.jobs, "by_status_raw": dict(sorted(by_status.items())), "users": self.users}
+            copies = self.jobs // count + (number < self.jobs % count)
+            raw_status[str(template.status)] += copies
+            for group in self.labels[number]:
+                decided[group] += copies
+
+        def part(prefix: str) -> dict[str, int]:
+            return {g[len(prefix) :]: n for g, n in sorted(decided.items()) if g.startswith(prefix) and n}
+
+        return {
+            "items": self.jobs,
+            "by_status_raw": dict(sorted(raw_status.items())),
+            "by_status": part("status:"),
+            "by_category": part("category:"),
+            "malformed_by_reason": part("malformed:"),
+            "pending_stuck": decided["pending_stuck"],
+            "users": self.users,
+        }
 
     def description(self) -> dict[str, Any]:
         return {
