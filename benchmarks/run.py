@@ -22,6 +22,13 @@ fresh Python process talking to moto through its own tools/fault_proxy.py
     module_user_cleanup the module with statuses [failed] and user_ids [that user]: a Query on the
                        index instead of a scan
 
+With --endpoint replay, the audits run instead against tools/replay_endpoint.py (a
+DynamoDB endpoint serving generated pages at wire speed, in its own process), so a
+side's client CPU is measured without moto's cost, at any size:
+
+    .venv/bin/python benchmarks/run.py --endpoint replay --jobs 10000,100000,1000000
+
+Client CPU is time.process_time() of the side's process (every thread) around its work.
 Peak memory is the growth of the side's own process: its highest resident set size
 while running (sampled every 20 ms) minus the size before, after boto3, its models
 and ansible were loaded. Wall times depend on moto (slow, DESIGN §5) and the
@@ -487,17 +494,20 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"jobs: {results['jobs']}  legacy_encryption: {results['legacy_jobs']}  audio objects: {results['s3_objects']}",
         "",
-        f"{'side':<20}{'wall s':>9}{'requests':>10}{'MiB to client':>15}{'RSS growth MiB':>16}  requests by operation",
+        f"{'side':<20}{'wall s':>9}{'client CPU s':>13}{'requests':>10}{'MiB to client':>15}{'RSS growth MiB':>16}"
+        "  requests by operation",
     ]
     for name, row in results["sides"].items():
         lines.append(
-            f"{name:<20}{row['wall_seconds']:>9.2f}{row['requests']:>10}{row['bytes_to_client'] / 2**20:>15.2f}"
+            f"{name:<20}{row['wall_seconds']:>9.2f}{row['cpu_seconds']:>13.2f}{row['requests']:>10}"
+            f"{row['bytes_to_client'] / 2**20:>15.2f}"
             f"{row['rss_growth_mib']:>16.1f}  {json.dumps(row['requests_by_operation'])}"
         )
     sides = results["sides"]
     lines.append("")
     pairs = (
         ("guide_check_jobs", "module_audit"),
+        ("guide_check_jobs", "module_audit_1seg"),
         ("guide_cleanup", "module_cleanup"),
         ("guide_user_cleanup", "module_user_cleanup"),
     )
@@ -506,6 +516,7 @@ def render(results: dict[str, Any]) -> str:
             g, m = sides[guide], sides[module]
             lines.append(
                 f"{guide} / {module}: wall {ratio(g['wall_seconds'], m['wall_seconds'])}, "
+                f"client CPU module/guide {m['cpu_seconds'] / g['cpu_seconds']:.2f}, "
                 f"requests {ratio(g['requests'], m['requests'])}, "
                 f"bytes {ratio(g['bytes_to_client'], m['bytes_to_client'])}, "
                 f"RSS growth {g['rss_growth_mib']:.1f} vs {m['rss_growth_mib']:.1f} MiB"
