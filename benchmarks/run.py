@@ -267,7 +267,34 @@ def side_module_audit_botocore_parser(endpoint: str, args: dict[str, Any]) -> di
     return side_module_audit(endpoint, args)
 
 
+def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """panzoto_scan alone (the audit's projection, segments, client settings), counting items by raw status.
+
+    Separates the reading from what the audit keeps per job, for memory against table size.
+    """
+    import ansible.module_utils
+    import boto3
+    from botocore.config import Config
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    from ansible.module_utils.panzoto_jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto_scan import ScanStats, scan_items
+
+    segments = args.get("segments", 4)
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
+    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+    stats = ScanStats()
+    statuses: dict[str, int] = {}
+    for item in scan_items(client, args["table"], JOB_ATTRIBUTES, segments, args.get("page_size"), stats):
+        status = str(item.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"items": stats.items, "by_status": statuses, "pages": stats.pages}
+
+
 SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "module_scan": side_module_scan,
     "guide_check_jobs": side_guide_check_jobs,
     "module_audit": side_module_audit,
     "module_audit_botocore_parser": side_module_audit_botocore_parser,
@@ -380,7 +407,24 @@ class ReplayEndpoint:
         return self._call("GET", "/__replay/stats")
 
 
-REPLAY_SIDES = ("guide_check_jobs", "module_audit", "module_audit_1seg", "module_audit_botocore_parser")
+REPLAY_SIDES = (
+    "guide_check_jobs",
+    "module_audit",
+    "module_audit_1seg",
+    "module_audit_botocore_parser",
+    "module_scan",
+    "module_scan_1seg",
+)
+DEFAULT_REPLAY_SIDES = REPLAY_SIDES[:4]
+MOTO_SIDES = (
+    "guide_check_jobs",
+    "module_audit",
+    "module_audit_1seg",
+    "guide_cleanup",
+    "module_cleanup",
+    "guide_user_cleanup",
+    "module_user_cleanup",
+)
 
 
 def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any], repeat: int = 1) -> dict[str, Any]:
@@ -426,8 +470,8 @@ def run_replay(
             for label in REPLAY_SIDES:
                 if label not in wanted:
                     continue
-                segments = 1 if label == "module_audit_1seg" else 4
-                side = "module_audit" if label == "module_audit_1seg" else label
+                segments = 1 if label.endswith("_1seg") else 4
+                side = label.removesuffix("_1seg")
                 print(f"running {label} on {jobs:,} replayed jobs ...", flush=True)
                 extra = {} if side == "guide_check_jobs" else {"segments": segments, "page_size": page_size}
                 sides[label] = run_replay_side(side, endpoint, {"table": table, **extra}, repeat)
@@ -578,7 +622,12 @@ def main(argv: list[str] | None = None) -> int:
         help="replay items without the 3 attributes the audit does not read",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sides", default=",".join([*SIDES, "module_audit_1seg"]), help="comma-separated sides to run")
+    parser.add_argument(
+        "--sides",
+        default=",".join(MOTO_SIDES),
+        help=f"comma-separated sides to run (moto: {', '.join(MOTO_SIDES)}; replay: {', '.join(REPLAY_SIDES)}; "
+        f"default with replay: {', '.join(DEFAULT_REPLAY_SIDES)})",
+    )
     parser.add_argument(
         "--audit-page-size", type=int, help="items per Scan page for the module's audit (default: 1 MB)"
     )
@@ -600,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     server = local_aws.start_server(die_with_parent=True)
     try:
         wanted = args.sides.split(",")
-        unknown = set(wanted) - {*SIDES, "module_audit_1seg"}
+        unknown = set(wanted) - set(MOTO_SIDES)
         if unknown:
             parser.error(f"unknown sides: {', '.join(sorted(unknown))}")
         print(f"seeding {args.jobs} jobs into moto at {server.endpoint_url} ...", flush=True)
@@ -661,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_replay(parser: argparse.ArgumentParser, args: argparse.Namespace, sizes: list[int]) -> int:
-    wanted = REPLAY_SIDES if args.sides == parser.get_default("sides") else tuple(args.sides.split(","))
+    wanted = DEFAULT_REPLAY_SIDES if args.sides == parser.get_default("sides") else tuple(args.sides.split(","))
     unknown = set(wanted) - set(REPLAY_SIDES)
     if unknown:
         parser.error(f"sides not served by the replay endpoint: {', '.join(sorted(unknown))}")
