@@ -22,6 +22,13 @@ fresh Python process talking to moto through its own tools/fault_proxy.py
     module_user_cleanup the module with statuses [failed] and user_ids [that user]: a Query on the
                        index instead of a scan
 
+With --endpoint replay, the audits run instead against tools/replay_endpoint.py (a
+DynamoDB endpoint serving generated pages at wire speed, in its own process), so a
+side's client CPU is measured without moto's cost, at any size:
+
+    .venv/bin/python benchmarks/run.py --endpoint replay --jobs 10000,100000,1000000
+
+Client CPU is time.process_time() of the side's process (every thread) around its work.
 Peak memory is the growth of the side's own process: its highest resident set size
 while running (sampled every 20 ms) minus the size before, after boto3, its models
 and ansible were loaded. Wall times depend on moto (slow, DESIGN §5) and the
@@ -185,6 +192,7 @@ def side_module_audit(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "items": result.get("total_items"),
         "by_status": result.get("by_status"),
+        "malformed": (result.get("malformed") or {}).get("count"),
         "requests": result.get("requests"),
     }
 
@@ -246,9 +254,50 @@ def side_module_user_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, A
     return {"counts": result.get("counts"), "read": result.get("read")}
 
 
+def side_module_audit_botocore_parser(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The module with the typed reader switched off: pages parsed by botocore and TypeDeserializer, as before it."""
+    import ansible.module_utils
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    from ansible.module_utils import panzoto_scan
+
+    panzoto_scan.install = lambda client: False
+    return side_module_audit(endpoint, args)
+
+
+def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """panzoto_scan alone (the audit's projection, segments, client settings), counting items by raw status.
+
+    Separates the reading from what the audit keeps per job, for memory against table size.
+    """
+    import ansible.module_utils
+    import boto3
+    from botocore.config import Config
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    from ansible.module_utils.panzoto_jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto_scan import ScanStats, scan_items
+
+    segments = args.get("segments", 4)
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
+    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+    stats = ScanStats()
+    statuses: dict[str, int] = {}
+    for item in scan_items(client, args["table"], JOB_ATTRIBUTES, segments, args.get("page_size"), stats):
+        status = str(item.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"items": stats.items, "by_status": statuses, "pages": stats.pages}
+
+
 SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "module_scan": side_module_scan,
     "guide_check_jobs": side_guide_check_jobs,
     "module_audit": side_module_audit,
+    "module_audit_botocore_parser": side_module_audit_botocore_parser,
     "guide_cleanup": side_guide_cleanup,
     "module_cleanup": side_module_cleanup,
     "guide_user_cleanup": side_guide_user_cleanup,
@@ -265,7 +314,8 @@ def warm_up(name: str) -> None:
     session.client("s3", endpoint_url="http://127.0.0.1:9")
     session.resource("dynamodb", endpoint_url="http://127.0.0.1:9")
     if name.startswith("module_"):
-        import ansible.module_utils.basic  # noqa: F401
+        import ansible.module_utils.basic
+        import ansible.module_utils.testing  # noqa: F401  (this harness's, not the module's)
 
 
 def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -275,11 +325,14 @@ def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, A
     baseline = current_rss_mib()
     with RssSampler() as sampler:
         started = time.perf_counter()
+        cpu_started = time.process_time()  # this process, every thread: the client's CPU, not the endpoint's
         outcome = SIDES[name](endpoint, args)
+        cpu = time.process_time() - cpu_started
         wall = time.perf_counter() - started
     return {
         "outcome": outcome,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "rss_baseline_mib": baseline,
         "rss_peak_mib": sampler.peak,
         "rss_growth_mib": sampler.peak - baseline,
@@ -308,6 +361,152 @@ def run_side(name: str, upstream: str, args: dict[str, Any]) -> dict[str, Any]:
         bytes_from_client=summary["bytes_in"],
     )
     return measured
+
+
+class ReplayEndpoint:
+    """tools/replay_endpoint.py in a process of its own, so its CPU is never counted as the client's."""
+
+    def __init__(self, jobs: int, seed: int = 0, extra_attributes: bool = True) -> None:
+        self.command = [sys.executable, str(REPO / "tools" / "replay_endpoint.py"), "--jobs", str(jobs)]
+        self.command += ["--seed", str(seed)] + ([] if extra_attributes else ["--no-extra-attributes"])
+        self.process: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> ReplayEndpoint:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=10)
+            raise RuntimeError(f"the replay endpoint did not start (exit {self.process.returncode})")
+        self.info = json.loads(line)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def url(self) -> str:
+        return self.info["endpoint_url"]
+
+    def _call(self, method: str, path: str) -> dict[str, Any]:
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        self._call("POST", "/__replay/reset")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/__replay/stats")
+
+
+REPLAY_SIDES = (
+    "guide_check_jobs",
+    "module_audit",
+    "module_audit_1seg",
+    "module_audit_botocore_parser",
+    "module_scan",
+    "module_scan_1seg",
+)
+DEFAULT_REPLAY_SIDES = REPLAY_SIDES[:4]
+MOTO_SIDES = (
+    "guide_check_jobs",
+    "module_audit",
+    "module_audit_1seg",
+    "guide_cleanup",
+    "module_cleanup",
+    "guide_user_cleanup",
+    "module_user_cleanup",
+)
+
+
+def run_replay_side(name: str, endpoint: ReplayEndpoint, args: dict[str, Any], repeat: int = 1) -> dict[str, Any]:
+    """The side `repeat` times, each in a fresh process; the run with the least client CPU is reported.
+
+    On a shared machine other processes only ever add to a run's CPU (caches, scheduling), so
+    the minimum is the least disturbed measurement; every run's CPU is kept in `cpu_seconds_runs`.
+    """
+    runs = [_run_replay_side_once(name, endpoint, args) for _ in range(max(repeat, 1))]
+    best = min(runs, key=lambda run: run["cpu_seconds"])
+    best["cpu_seconds_runs"] = [round(run["cpu_seconds"], 3) for run in runs]
+    best["rss_peak_mib_runs"] = [round(run["rss_peak_mib"], 1) for run in runs]
+    return best
+
+
+def _run_replay_side_once(name: str, endpoint: ReplayEndpoint, args: dict[str, Any]) -> dict[str, Any]:
+    endpoint.reset()
+    command = [sys.executable, __file__, "_side", name, endpoint.url, json.dumps(args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"side {name} failed:\n{done.stderr[-4000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = endpoint.stats()
+    items = measured["outcome"]["items"] or 0
+    measured.update(
+        requests=sum(stats["requests"].values()),
+        requests_by_operation=dict(sorted(stats["requests"].items())),
+        bytes_to_client=stats["bytes_out"],
+        items_per_cpu_second=items / measured["cpu_seconds"] if measured["cpu_seconds"] else None,
+    )
+    return measured
+
+
+def run_replay(
+    sizes: list[int], wanted: list[str], seed: int, extra_attributes: bool, page_size: int | None, repeat: int
+) -> dict:
+    """Every wanted audit side at every size, each against a fresh replay endpoint of that size."""
+    runs = {}
+    for jobs in sizes:
+        with ReplayEndpoint(jobs, seed, extra_attributes) as endpoint:
+            table = endpoint.info["table"]
+            sides = {}
+            for label in REPLAY_SIDES:
+                if label not in wanted:
+                    continue
+                segments = 1 if label.endswith("_1seg") else 4
+                side = label.removesuffix("_1seg")
+                print(f"running {label} on {jobs:,} replayed jobs ...", flush=True)
+                extra = {} if side == "guide_check_jobs" else {"segments": segments, "page_size": page_size}
+                sides[label] = run_replay_side(side, endpoint, {"table": table, **extra}, repeat)
+                sides[label]["name"] = side
+            runs[str(jobs)] = {"jobs": jobs, "expected": endpoint.info["expected"], "sides": sides}
+    return {"endpoint": "replay", "seed": seed, "extra_attributes": extra_attributes, "repeat": repeat, "runs": runs}
+
+
+def render_replay(results: dict[str, Any]) -> str:
+    lines = [
+        f"{'jobs':>9} {'side':<30}{'client CPU s':>13}{'items/s/core':>14}{'peak RSS MiB':>14}"
+        f"{'RSS growth MiB':>16}{'requests':>10}  requests by operation"
+    ]
+    for run in results["runs"].values():
+        for name, row in run["sides"].items():
+            lines.append(
+                f"{run['jobs']:>9,} {name:<30}{row['cpu_seconds']:>13.2f}{row['items_per_cpu_second'] or 0:>14,.0f}"
+                f"{row['rss_peak_mib']:>14.1f}{row['rss_growth_mib']:>16.1f}{row['requests']:>10}"
+                f"  {json.dumps(row['requests_by_operation'])}"
+            )
+    lines.append("")
+    for run in results["runs"].values():
+        sides = run["sides"]
+        guide = sides.get("guide_check_jobs")
+        if not guide:
+            continue
+        for name, row in sides.items():
+            if name != "guide_check_jobs":
+                lines.append(
+                    f"{run['jobs']:>9,} jobs: {name} / guide_check_jobs: client CPU "
+                    f"{row['cpu_seconds'] / guide['cpu_seconds']:.2f}, peak RSS "
+                    f"{row['rss_peak_mib'] / guide['rss_peak_mib']:.2f}, "
+                    f"requests {row['requests']} vs {guide['requests']}"
+                )
+    return "\n".join(lines)
 
 
 def seed_copies(endpoint: str, jobs: int, seed: int, wanted: list[str]) -> dict[str, Any]:
@@ -339,17 +538,20 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"jobs: {results['jobs']}  legacy_encryption: {results['legacy_jobs']}  audio objects: {results['s3_objects']}",
         "",
-        f"{'side':<20}{'wall s':>9}{'requests':>10}{'MiB to client':>15}{'RSS growth MiB':>16}  requests by operation",
+        f"{'side':<20}{'wall s':>9}{'client CPU s':>13}{'requests':>10}{'MiB to client':>15}{'RSS growth MiB':>16}"
+        "  requests by operation",
     ]
     for name, row in results["sides"].items():
         lines.append(
-            f"{name:<20}{row['wall_seconds']:>9.2f}{row['requests']:>10}{row['bytes_to_client'] / 2**20:>15.2f}"
+            f"{name:<20}{row['wall_seconds']:>9.2f}{row['cpu_seconds']:>13.2f}{row['requests']:>10}"
+            f"{row['bytes_to_client'] / 2**20:>15.2f}"
             f"{row['rss_growth_mib']:>16.1f}  {json.dumps(row['requests_by_operation'])}"
         )
     sides = results["sides"]
     lines.append("")
     pairs = (
         ("guide_check_jobs", "module_audit"),
+        ("guide_check_jobs", "module_audit_1seg"),
         ("guide_cleanup", "module_cleanup"),
         ("guide_user_cleanup", "module_user_cleanup"),
     )
@@ -358,6 +560,7 @@ def render(results: dict[str, Any]) -> str:
             g, m = sides[guide], sides[module]
             lines.append(
                 f"{guide} / {module}: wall {ratio(g['wall_seconds'], m['wall_seconds'])}, "
+                f"client CPU module/guide {m['cpu_seconds'] / g['cpu_seconds']:.2f}, "
                 f"requests {ratio(g['requests'], m['requests'])}, "
                 f"bytes {ratio(g['bytes_to_client'], m['bytes_to_client'])}, "
                 f"RSS growth {g['rss_growth_mib']:.1f} vs {m['rss_growth_mib']:.1f} MiB"
@@ -399,14 +602,46 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_side_here(name, endpoint, json.loads(raw))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument(
+        "--jobs", default="20000", help="jobs in the table; with --endpoint replay, a comma-separated list of sizes"
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=("moto", "replay"),
+        default="moto",
+        help="moto: every side, correctness included (default); replay: the audits against tools/replay_endpoint.py, "
+        "which costs the client nothing, to measure client CPU at any size",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="with --endpoint replay: runs per side; the least client CPU is reported"
+    )
+    parser.add_argument(
+        "--no-extra-attributes",
+        dest="extra_attributes",
+        action="store_false",
+        help="replay items without the 3 attributes the audit does not read",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sides", default=",".join([*SIDES, "module_audit_1seg"]), help="comma-separated sides to run")
+    parser.add_argument(
+        "--sides",
+        default=",".join(MOTO_SIDES),
+        help=f"comma-separated sides to run (moto: {', '.join(MOTO_SIDES)}; replay: {', '.join(REPLAY_SIDES)}; "
+        f"default with replay: {', '.join(DEFAULT_REPLAY_SIDES)})",
+    )
     parser.add_argument(
         "--audit-page-size", type=int, help="items per Scan page for the module's audit (default: 1 MB)"
     )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    try:
+        sizes = [int(size) for size in args.jobs.split(",")]
+    except ValueError:
+        parser.error(f"--jobs must be a number or a comma-separated list of numbers, got {args.jobs!r}")
+    if args.endpoint == "replay":
+        return main_replay(parser, args, sizes)
+    if len(sizes) != 1:
+        parser.error("--jobs takes one size with --endpoint moto")
+    args.jobs = sizes[0]
 
     import local_aws
 
@@ -414,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     server = local_aws.start_server(die_with_parent=True)
     try:
         wanted = args.sides.split(",")
-        unknown = set(wanted) - {*SIDES, "module_audit_1seg"}
+        unknown = set(wanted) - set(MOTO_SIDES)
         if unknown:
             parser.error(f"unknown sides: {', '.join(sorted(unknown))}")
         print(f"seeding {args.jobs} jobs into moto at {server.endpoint_url} ...", flush=True)
@@ -468,6 +703,23 @@ def main(argv: list[str] | None = None) -> int:
         local_aws.stop_server(server)
     print()
     print(render(results))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    return 0
+
+
+def main_replay(parser: argparse.ArgumentParser, args: argparse.Namespace, sizes: list[int]) -> int:
+    wanted = DEFAULT_REPLAY_SIDES if args.sides == parser.get_default("sides") else tuple(args.sides.split(","))
+    unknown = set(wanted) - set(REPLAY_SIDES)
+    if unknown:
+        parser.error(f"sides not served by the replay endpoint: {', '.join(sorted(unknown))}")
+    import local_aws
+
+    os.environ.update(local_aws.FAKE_CREDENTIALS)
+    results = run_replay(sizes, list(wanted), args.seed, args.extra_attributes, args.audit_page_size, args.repeat)
+    print()
+    print(render_replay(results))
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(results, indent=2, sort_keys=True))

@@ -3,15 +3,23 @@
 Pages are read by one thread per segment and handed over through a bounded
 queue, so memory holds at most a few pages whatever the table's size. Every
 HTTP attempt (retries included) is counted, for reports and benchmarks.
+
+On a botocore client, pages are decoded by panzoto_dynamodb_json's typed reader
+(installed on the client passed in) instead of botocore's generic shape walk and
+TypeDeserializer: the same items for a fraction of the CPU. Anything that reader
+does not take is read the usual way, so results, retries and errors are unchanged.
 """
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from ansible.module_utils.panzoto_dynamodb_json import DECODED_ITEMS, install, reading
 
 try:
     from boto3.dynamodb.types import TypeDeserializer
@@ -19,6 +27,28 @@ except ImportError:  # the modules report a missing boto3 themselves
     TypeDeserializer = None
 
 _DONE = object()
+_frozen = {"scans": 0}
+_frozen_lock = threading.Lock()
+
+
+def _freeze_heap() -> None:
+    """Leave what exists before the scan out of the collector's full passes while it runs.
+
+    A scan allocates a million short-lived dicts; each allocation burst triggers collections,
+    and the full ones would otherwise walk everything ansible and botocore loaded, again and
+    again. gc.freeze() parks those objects (nothing is freed or leaked; they rejoin at the end).
+    """
+    with _frozen_lock:
+        _frozen["scans"] += 1
+        if _frozen["scans"] == 1:
+            gc.freeze()
+
+
+def _thaw_heap() -> None:
+    with _frozen_lock:
+        _frozen["scans"] -= 1
+        if _frozen["scans"] == 0:
+            gc.unfreeze()
 
 
 @dataclass
@@ -66,14 +96,20 @@ def _read_pages(read, request: dict, out: queue.Queue, stop: threading.Event, st
     deserialize = TypeDeserializer().deserialize
     kwargs = dict(request)
     try:
-        while not stop.is_set():
-            page = read(**kwargs)
-            items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
-            stats.add_page(len(items))
-            _put(out, items, stop)
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        with reading():
+            while not stop.is_set():
+                page = read(**kwargs)
+                items = page.pop(DECODED_ITEMS, None)  # set by the typed reader when it took the page
+                if items is None:
+                    items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
+                stats.add_page(len(items))
+                _put(out, items, stop)
+                # Drop this page before reading the next: a segment holds one page, not two.
+                last_key = page.get("LastEvaluatedKey")
+                del items, page
+                if last_key is None:
+                    break
+                kwargs["ExclusiveStartKey"] = last_key
     except Exception as exc:  # handed to the consumer, which raises it
         _put(out, exc, stop)
     finally:
@@ -101,6 +137,7 @@ def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str
         for read, request in reads:
             pool.submit(_read_pages, read, request, out, stop, stats)
         finished = 0
+        _freeze_heap()
         try:
             while finished < len(reads):
                 value = out.get()
@@ -112,6 +149,7 @@ def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str
                     yield from value
         finally:
             stop.set()
+            _thaw_heap()
 
 
 def scan_items(
@@ -124,6 +162,7 @@ def scan_items(
     consistent_read: bool = False,
 ) -> Iterator[dict]:
     """Yield every item of `table` as plain Python values, scanning `segments` in parallel."""
+    install(client)
     request: dict = {"TableName": table, "ConsistentRead": consistent_read}
     if attributes:
         request.update(projection(attributes))
@@ -155,6 +194,7 @@ def query_items(
     distinct = list(dict.fromkeys(values))
     if not distinct:
         return iter(())
+    install(client)
     reads = []
     for value in distinct:
         request: dict = {

@@ -77,3 +77,52 @@ def test_benchmark_runs_both_ways_and_the_module_cleanup_loses_no_referenced_aud
     assert after["module_cleanup"]["jobs_left"] == JOBS - legacy - user_deleted
     assert after["guide_cleanup"]["jobs_left"] == JOBS - legacy - guide_user["outcome"]["jobs_deleted"]
     assert "after module_cleanup" in done.stdout and "after guide_cleanup" in done.stdout
+
+
+REPLAY_JOBS = 500
+REPLAY_PAGE = 50  # items per Scan page for the module, so pages and segments are exercised at a tiny size
+
+
+def test_replay_benchmark_measures_every_audit_side_with_the_same_results(tmp_path):
+    """benchmarks/run.py --endpoint replay: each side reads every job once; requests as the paging dictates."""
+    out = tmp_path / "replay.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "run.py"), "--endpoint", "replay"]
+    command += ["--jobs", str(REPLAY_JOBS), "--repeat", "1", "--audit-page-size", str(REPLAY_PAGE)]
+    done = subprocess.run(
+        [*command, "--json-out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a bound on a hang, not a speed assertion
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    run = results["runs"][str(REPLAY_JOBS)]
+    sides = run["sides"]
+    assert set(sides) == {"guide_check_jobs", "module_audit", "module_audit_1seg", "module_audit_botocore_parser"}
+    for side in sides.values():
+        assert side["outcome"]["items"] == REPLAY_JOBS
+        assert side["cpu_seconds"] > 0 and side["rss_peak_mib"] > 0 and side["bytes_to_client"] > 0
+        assert side["requests"] == sum(side["requests_by_operation"].values())
+
+    # The guide's way counts raw status values: exactly what the endpoint served.
+    assert sides["guide_check_jobs"]["outcome"]["by_status"] == run["expected"]["by_status_raw"]
+    assert sides["guide_check_jobs"]["requests_by_operation"] == {"Scan": 1}  # 500 small items fit in one 1 MB page
+
+    # The module's counts are the same whichever way its pages are decoded and however many segments read them.
+    module = sides["module_audit"]["outcome"]
+    assert module["by_status"] == sides["module_audit_1seg"]["outcome"]["by_status"]
+    assert module["by_status"] == sides["module_audit_botocore_parser"]["outcome"]["by_status"]
+    # ... and what the generator decided the served jobs are (well-formed ones by status; malformed apart).
+    assert {status: n for status, n in module["by_status"].items() if n} == run["expected"]["by_status"]
+    assert module["malformed"] == sum(run["expected"]["malformed_by_reason"].values()) > 0
+
+    # 4 segments of 125 jobs in pages of 50: 3 Scans each; 1 segment: 10 full pages. Plus one DescribeTable.
+    assert sides["module_audit"]["requests_by_operation"] == {"DescribeTable": 1, "Scan": 12}
+    assert sides["module_audit_botocore_parser"]["requests_by_operation"] == {"DescribeTable": 1, "Scan": 12}
+    assert sides["module_audit_1seg"]["requests_by_operation"] == {"DescribeTable": 1, "Scan": 10}
+    # The module's own request count (botocore's before-send) agrees with what the endpoint answered.
+    assert module["requests"]["http_requests"] == sides["module_audit"]["requests"] == 13
+    assert module["requests"]["pages"] == 12
+    assert "module_audit / guide_check_jobs: client CPU" in done.stdout
