@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -270,7 +271,30 @@ def read_state(endpoint: str) -> State:
 # --------------------------------------------------------------------------- the module
 
 
+def documented_options() -> set[str]:
+    """The module's documented options, its AWS doc fragments' included (read once, from the files)."""
+    import yaml
+    from ansible.utils.plugin_docs import read_docstring
+
+    options = set(read_docstring(str(MODULE))["doc"].get("options") or {})
+    for fragment in (REPO_ROOT / "plugins" / "doc_fragments").glob("*.py"):
+        namespace: dict[str, Any] = {}
+        exec(compile(fragment.read_text(), str(fragment), "exec"), namespace)  # a class holding YAML, nothing else
+        for name, value in vars(namespace["ModuleDocFragment"]).items():
+            if name.isupper() and isinstance(value, str):
+                options |= set((yaml.safe_load(value) or {}).get("options") or {})
+    return options
+
+
+@functools.cache
+def takes_max_attempts() -> bool:
+    # One attempt per request makes a dead endpoint fail the run at once instead of after botocore's
+    # backoff; should the option go (amazon.aws's modules have none), the sweep is only slower.
+    return "max_attempts" in documented_options()
+
+
 def module_args(endpoint: str, archive: Path, max_attempts: int) -> dict[str, Any]:
+    attempts = {"max_attempts": max_attempts} if takes_max_attempts() else {}
     return {
         "table": TABLE,
         "bucket": BUCKET,
@@ -287,7 +311,7 @@ def module_args(endpoint: str, archive: Path, max_attempts: int) -> dict[str, An
         "region": "us-east-1",
         "access_key": "testing",
         "secret_key": "testing",
-        "max_attempts": max_attempts,
+        **attempts,
         "_ansible_check_mode": False,
         "_ansible_no_log": False,
     }
