@@ -168,8 +168,10 @@ def garbled_fields(entries: dict[str, Any], allowed: set[str], nested: str, wher
 
 
 def run_ansible_doc(
-    modules: list[str], library: Path, module_utils: Path, doc_fragments: Path, config: Path
-) -> dict[str, Any]:
+    module: str, library: Path, module_utils: Path, doc_fragments: Path, config: Path
+) -> tuple[dict[str, Any] | None, str]:
+    """(`ansible-doc --json` of one module, or None; ansible-doc's complaint). One at a time: a module
+    whose documentation does not parse makes ansible-doc print nothing for all of them."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(config),  # only the paths below, whatever ansible.cfg is nearby
@@ -179,16 +181,18 @@ def run_ansible_doc(
     }
     ansible_doc = shutil.which("ansible-doc", path=str(Path(sys.executable).parent)) or "ansible-doc"
     done = subprocess.run(
-        [ansible_doc, "--json", "-t", "module", *modules], env=env, capture_output=True, text=True, check=False
+        [ansible_doc, "--json", "-t", "module", module], env=env, capture_output=True, text=True, check=False
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"ansible-doc failed (rc {done.returncode}): {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout)
+    try:
+        doc = json.loads(done.stdout).get(module)
+    except ValueError:
+        doc = None
+    return doc, " ".join(done.stderr.split())[:1000]
 
 
-def ansible_doc_problems(doc: dict[str, Any] | None) -> list[dict[str, str]]:
+def ansible_doc_problems(doc: dict[str, Any] | None, complaint: str = "") -> list[dict[str, str]]:
     if not doc:
-        return [{"code": "not-rendered", "msg": "ansible-doc returned nothing for this module"}]
+        return [{"code": "not-rendered", "msg": f"ansible-doc cannot render this module: {complaint or 'no output'}"}]
     problems = garbled_fields(doc["doc"].get("options") or {}, OPTION_FIELDS, ("suboptions", "options"), "options.")
     problems += garbled_fields(doc.get("return") or {}, RETURN_FIELDS, ("contains",), "RETURN.")
     return [{"code": "garbled-documentation", "msg": problem} for problem in problems]
@@ -210,12 +214,13 @@ def rendering_problems(
 ) -> dict[str, list[dict[str, str]]]:
     """{module: [{"check", "code", "msg"}]}: what ansible-doc shows garbled, for every module of `library`."""
     modules = sorted(path.stem for path in library.glob("*.py"))
+    results = {}
     with tempfile.TemporaryDirectory(prefix="module-docs-") as tmp:
-        docs = run_ansible_doc(modules, library, module_utils, doc_fragments, empty_config(Path(tmp)))
-    return {
-        module: [{"check": "ansible-doc", **problem} for problem in ansible_doc_problems(docs.get(module))]
-        for module in modules
-    }
+        config = empty_config(Path(tmp))
+        for module in modules:
+            problems = ansible_doc_problems(*run_ansible_doc(module, library, module_utils, doc_fragments, config))
+            results[module] = [{"check": "ansible-doc", **problem} for problem in problems]
+    return results
 
 
 def validate_modules(

@@ -94,6 +94,11 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
         directory.mkdir()
     (library / "tidy_example.py").write_text(TIDY)
     (library / "garbled_example.py").write_text(GARBLED)
+    # Documentation that is not YAML at all: reported for this module, the others still checked.
+    unparsable = TIDY.replace("tidy_example", "unparsable_example").replace(
+        "short_description: A", "short_description: [A"
+    )
+    (library / "unparsable_example.py").write_text(unparsable)
     (module_utils / "planted_helpers.py").write_text('def greet(name):\n    return "hello " + name\n')
     return library, module_utils, fragments
 
@@ -113,6 +118,7 @@ def test_validate_modules_passes_a_clean_module_and_names_each_mistake_of_a_brok
     }
     messages = " ".join(error["msg"] for error in found["garbled_example"])
     assert "sorted." in messages and "loud" in messages and "author" in messages
+    assert found["unparsable_example"], "an unparsable DOCUMENTATION passed"
 
 
 def test_ansible_doc_check_passes_a_clean_module_and_finds_the_split_description(planted) -> None:
@@ -121,6 +127,8 @@ def test_ansible_doc_check_passes_a_clean_module_and_finds_the_split_description
     (problem,) = found["garbled_example"]
     assert problem["code"] == "garbled-documentation"
     assert problem["msg"].startswith("RETURN.greeting.text: unknown field 'sorted.'")
+    (problem,) = found["unparsable_example"]
+    assert problem["code"] == "not-rendered" and "could not parse documentation" in problem["msg"]
 
 
 @pytest.fixture(scope="module")
