@@ -17,6 +17,8 @@ requests per operation, and injects faults that AWS really produces:
     delete_errors            DeleteObjects: every k-th key is withheld from moto and reported
                              as a per-key <Error> inside the 200 response
     die_after (plan-wide)    after N requests, the proxy drops connections and stops listening
+    kill_at (plan-wide)      request k reaches moto, then the client process (proxy.victim_pid) gets
+                             SIGKILL before it sees the answer; requests after k are held, never forwarded
 
 Faults are deterministic: a rule fires on the first N matching requests, on every
 k-th one, or with a rate drawn from a seeded generator (same seed, same faults).
@@ -38,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
+import os
 import random
 import signal
 import sys
@@ -175,6 +179,15 @@ class FaultPlan:
     rules: list[FaultRule] = field(default_factory=list)
     seed: int = 0
     die_after: int | None = None  # requests served before the endpoint goes dead
+    # The client process is SIGKILLed at this request (1-based): the request itself is forwarded
+    # first, so its write lands while the client never learns it did (the harshest moment to die).
+    kill_at: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.die_after is not None and self.die_after < 0:
+            raise PlanError("die_after must be 0 or more")
+        if self.kill_at is not None and self.kill_at < 1:
+            raise PlanError("kill_at must be 1 or more (requests are numbered from 1)")
 
 
 class RuleState:
@@ -329,8 +342,12 @@ class FaultProxy:
         self.batch_sizes: dict[str, list[int]] = {"BatchWriteItem": [], "DeleteObjects": []}
         self.bytes_in = 0  # request bytes received from clients
         self.bytes_out = 0  # response bytes sent to clients
-        self.refused = 0  # requests dropped because the endpoint is dead
+        self.refused = 0  # requests dropped because the endpoint is dead (or its client was killed)
         self.dead = False
+        self.killed = False  # the client was SIGKILLed at plan.kill_at
+        self._victim_pid: int | None = None
+        self._victim_known = threading.Event()
+        self._kill_done = threading.Event()
         self._lock = threading.Lock()
         self._states = [RuleState(rule, self.plan.seed + index) for index, rule in enumerate(self.plan.rules)]
         self._served = 0
@@ -358,6 +375,7 @@ class FaultProxy:
         with self._stop_lock:
             self._closed = True  # kept-alive connections must not be served after this either
             server, self._server = self._server, None
+        self._kill_done.set()  # nothing is held once the proxy stops
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -370,6 +388,30 @@ class FaultProxy:
             self.dead = True
         self.stop()
 
+    @property
+    def victim_pid(self) -> int | None:
+        return self._victim_pid
+
+    @victim_pid.setter
+    def victim_pid(self, pid: int) -> None:
+        """The process that plan.kill_at kills: set it right after starting that process."""
+        self._victim_pid = pid
+        self._victim_known.set()
+
+    def kill_victim(self) -> None:
+        # The victim may reach request k before its starter has told us its pid; wait a little.
+        if not self._victim_known.wait(timeout=30):
+            raise PlanError("kill_at was reached but no victim_pid was set")
+        with contextlib.suppress(ProcessLookupError):  # it exited on its own first: nothing left to kill
+            os.kill(self._victim_pid, signal.SIGKILL)
+        with self._lock:
+            self.killed = True
+        self._kill_done.set()
+
+    def hold_until_killed(self) -> None:
+        if self.plan.kill_at is not None:
+            self._kill_done.wait(timeout=60)
+
     def __enter__(self) -> FaultProxy:
         return self.start()
 
@@ -378,21 +420,28 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ decisions
 
-    def admit(self, operation: str, request_bytes: int) -> bool:
-        """Count the request; False when the endpoint is (or just became) dead."""
+    def admit(self, operation: str, request_bytes: int) -> int:
+        """Count the request and return its number (from 1); 0 when the endpoint is dead or its client killed."""
         with self._lock:
-            if self.dead or self._closed:
+            kill_at = self.plan.kill_at
+            if self.dead or self._closed or (kill_at is not None and self._served >= kill_at):
                 self.refused += 1
-                return False
+                return 0
             die_after = self.plan.die_after
             if die_after is not None and self._served >= die_after:
                 self.dead = True
                 self.refused += 1
-                return False
+                return 0
             self._served += 1
             self.counts[operation] += 1
             self.bytes_in += request_bytes
-            return True
+            return self._served
+
+    @property
+    def served(self) -> int:
+        """Requests admitted so far (faulted and killing ones included)."""
+        with self._lock:
+            return self._served
 
     def choose_fault(self, operation: str, service: str) -> FaultRule | None:
         with self._lock:
@@ -427,6 +476,7 @@ class FaultProxy:
                 "bytes_out": self.bytes_out,
                 "refused": self.refused,
                 "dead": self.dead,
+                "killed": self.killed,
             }
 
 
@@ -436,6 +486,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests read counts, not access logs."""
+
+    def handle(self) -> None:
+        # The client went away (killed, or gave up): there is no one left to answer.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
     def do_GET(self) -> None:
         self.relay()
@@ -461,13 +516,23 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def relay(self) -> None:
         body = self.read_body()
         service, operation = classify_request(self.command, self.path, self.headers, body)
-        if not self.proxy.admit(operation, len(body)):
-            # A dead endpoint: no answer at all, the connection closes and the port stops listening.
-            # (Handler threads are not the serve_forever thread, so stopping here cannot deadlock.)
+        number = self.proxy.admit(operation, len(body))
+        if not number:
             self.close_connection = True
-            self.proxy.stop()
+            # Requests after k are held until the kill, so the client cannot act on their failure.
+            self.proxy.hold_until_killed()
+            if self.proxy.dead:
+                # A dead endpoint: no answer at all, the connection closes and the port stops listening.
+                # (Handler threads are not the serve_forever thread, so stopping here cannot deadlock.)
+                self.proxy.stop()
             return
         headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        if number == self.proxy.plan.kill_at:
+            # The write lands upstream, then its sender dies without seeing the answer.
+            self.forward(headers, body)
+            self.proxy.kill_victim()
+            self.close_connection = True
+            return
         rule = self.proxy.choose_fault(operation, service) if service != "moto" else None
         if rule is None:
             answer = self.forward(headers, body)

@@ -264,3 +264,49 @@ def test_cli_serves_until_terminated_and_reports_counts(resources: str) -> None:
     bad = subprocess.run([*command[:4], "--fault", "nonsense"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "OPERATION:FAULT" in bad.stderr
+
+
+VICTIM = """
+import sys, boto3
+from botocore.config import Config
+config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+dynamodb = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1", config=config)
+for index in range(10):
+    dynamodb.put_item(TableName=sys.argv[2], Item={"job_id": {"S": f"put-{index}"}})
+    print(index, flush=True)
+"""
+
+
+def test_kill_at_k_lets_request_k_land_then_sigkills_its_sender_before_the_answer(resources: str) -> None:
+    with FaultProxy(resources, plan=FaultPlan(kill_at=4)) as proxy:
+        victim = subprocess.Popen(
+            [sys.executable, "-c", VICTIM, proxy.url, TABLE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        proxy.victim_pid = victim.pid
+        stdout, _ = victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert proxy.killed and not proxy.dead
+    assert proxy.counts == {"PutItem": 4} and proxy.served == 4
+    # Request 4 reached moto, but its sender never saw the answer (it printed only 0..2).
+    assert stdout.split() == ["0", "1", "2"]
+    assert stored_ids(resources) == {f"put-{index}" for index in range(4)}
+
+
+def test_requests_after_the_kill_point_never_reach_the_endpoint(resources: str) -> None:
+    with FaultProxy(resources, plan=FaultPlan(kill_at=1)) as proxy:
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        proxy.victim_pid = sleeper.pid
+        dynamodb = client("dynamodb", proxy.url)
+        for job_id in ("landed", "held"):
+            with pytest.raises(ConnectionClosedError):
+                dynamodb.put_item(TableName=TABLE, Item={"job_id": {"S": job_id}})
+        assert sleeper.wait(timeout=30) == -signal.SIGKILL
+    assert proxy.killed and proxy.counts == {"PutItem": 1} and proxy.refused == 1
+    assert stored_ids(resources) == {"landed"}
+
+
+def test_bad_kill_and_die_points_are_refused_with_one_line() -> None:
+    with pytest.raises(fault_proxy.PlanError, match="kill_at must be 1 or more"):
+        FaultPlan(kill_at=0)
+    with pytest.raises(fault_proxy.PlanError, match="die_after must be 0 or more"):
+        FaultPlan(die_after=-1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC
+from check_module_docs import ansible_doc_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(path.stem for path in (REPO_ROOT / "library").glob("*.py"))
@@ -38,3 +39,11 @@ def test_docs_render_with_options_examples_and_return_values(module: str) -> Non
     assert all(option.get("description") for option in options.values())
     assert doc["examples"].strip() and doc["return"]
     assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_options_and_return_values_render_whole(module: str) -> None:
+    """No field ansible-doc does not know, no description cut short (tools/check_module_docs.py explains)."""
+    doc = json.loads(ansible_doc("--json", module).stdout).get(module)
+    problems = ansible_doc_problems(doc)
+    assert problems == [], "\n".join(problem["msg"] for problem in problems)
