@@ -217,6 +217,9 @@ requests:
 """
 
 import heapq
+import json
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -229,6 +232,29 @@ from ansible.module_utils.panzoto_aws import (
     describe_aws_error,
     require_boto3,
     validate_aws_params,
+)
+from ansible.module_utils.panzoto_audit_alerts import (
+    STATE_FILE,
+    deliver_alerts,
+    redact,
+    send_email,
+    send_webhook,
+    webhook_url_problem,
+)
+from ansible.module_utils.panzoto_audit_history import HISTORY_FILE, append_history, read_history
+from ansible.module_utils.panzoto_audit_html import render_html
+from ansible.module_utils.panzoto_audit_reports import (
+    DIAGNOSIS_REPORT,
+    REPORT_FILES,
+    SCHEMA_VERSION,
+    history_entry,
+    next_steps,
+    render_junit,
+    render_markdown,
+    render_prometheus,
+    render_text,
+    threshold_results,
+    write_atomic,
 )
 from ansible.module_utils.panzoto_job_classification import RuleError, build_rules, rules_by_category
 from ansible.module_utils.panzoto_jobs import (
@@ -244,7 +270,7 @@ from ansible.module_utils.panzoto_jobs import (
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
 
 DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
-AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "repeated_failure_audio_files")
+AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")
 P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
 
 
@@ -273,6 +299,9 @@ class JobAudit:
     malformed_by_reason: Counter = field(default_factory=Counter)
     malformed_examples: list[dict] = field(default_factory=list)
     failed_recent: int = 0
+    future_count: int = 0
+    future_examples: list[dict] = field(default_factory=list)
+    failures_by_day: Counter = field(default_factory=Counter)  # (YYYY-MM-DD, category) -> failures
     processing_tenths: Counter = field(default_factory=Counter)
     processing_sum: float = 0.0
     failures_by_audio: Counter = field(default_factory=Counter)
@@ -285,6 +314,8 @@ class JobAudit:
             return
         self.by_status[job.status] += 1
         self.by_job_type[job.job_type] += 1
+        if job.created_at > self.now:
+            self._add_future(job, job.created_at)
         if job.status == "failed":
             self._add_failed(job)
         elif job.status == "pending":
@@ -307,13 +338,25 @@ class JobAudit:
         tally.newest = max(tally.newest or failed_at, failed_at)
         if len(tally.examples) < self.examples and job.job_id:
             tally.examples.append(job.job_id)
-        if self.now - failed_at <= self.recent_window:
+        self.failures_by_day[(failed_at.date().isoformat(), job.category)] += 1
+        if failed_at > self.now:
+            # A failure dated after the audit is clock skew, a finding of its own, never "recent".
+            if job.created_at <= self.now:
+                self._add_future(job, failed_at)
+        elif self.now - failed_at <= self.recent_window:
             self.failed_recent += 1
         if job.audio_file_id:
             self.failures_by_audio[job.audio_file_id] += 1
             jobs = self.audio_example_jobs.setdefault(job.audio_file_id, [])
             if len(jobs) < self.examples and job.job_id:
                 jobs.append(job.job_id)
+
+    def _add_future(self, job: Job, dated: datetime) -> None:
+        self.future_count += 1
+        if len(self.future_examples) < self.examples:
+            self.future_examples.append(
+                {"job_id": job.job_id, "dated": isoformat(dated), "ahead_seconds": (dated - self.now).total_seconds()}
+            )
 
     def _add_pending(self, job: Job) -> None:
         age = job.age(self.now)
@@ -376,6 +419,11 @@ class JobAudit:
                 "examples": self.malformed_examples,
             },
             "failed_recent": self.failed_recent,
+            "future_dated": {"count": self.future_count, "examples": self.future_examples},
+            "failures_by_day": [
+                {"day": day, "category": category, "count": n}
+                for (day, category), n in sorted(self.failures_by_day.items())
+            ],
             "completed": {
                 "success_rate": round(completed / finished, 4) if finished else None,
                 "processing_seconds_count": processing_count,
@@ -402,6 +450,7 @@ def threshold_values(report: dict) -> dict[str, int]:
         pending_stuck=report["pending_stuck"]["count"],
         malformed=report["malformed"]["count"],
         failed_recent=report["failed_recent"],
+        future_dated=report["future_dated"]["count"],
         repeated_failure_audio_files=report["repeated_failures"]["count"],
     )
     return values
@@ -422,14 +471,20 @@ def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, in
     validated = {}
     for name, limit in thresholds.items():
         if name not in known:
-            raise ValueError(f"unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
-        try:
-            validated[name] = int(limit)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold {name!r} must be a whole number, got {limit!r}") from None
+            raise ValueError(f"thresholds: unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
+        validated[name] = whole_number(limit, f"thresholds: {name!r}")
         if validated[name] < 0:
-            raise ValueError(f"threshold {name!r} cannot be negative")
+            raise ValueError(f"thresholds: {name!r} cannot be negative, got {limit!r}")
     return validated
+
+
+def whole_number(value: object, what: str) -> int:
+    """An int from an int or a string of digits; 1.9, true or "5x" are refused, never truncated."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{what} must be a whole number, got {value!r}")
 
 
 def metric_data(report: dict) -> list[dict]:
@@ -462,6 +517,89 @@ def publish_metrics(client, namespace: str, points: list[dict], timestamp: datet
     return len(points)
 
 
+class CannotRun(Exception):
+    """The audit could not read the table; its message is the one-line reason."""
+
+
+class RaisingModule:
+    """The module as the AWS helpers see it, raising CannotRun where they would fail the module,
+    so that an audit that cannot run still writes its error report."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+    def fail_json(self, msg: str, **_: object) -> None:
+        raise CannotRun(msg)
+
+
+def email_settings(params: dict | None) -> dict | None:
+    if not params:
+        return None
+    if not params["to"]:
+        raise ValueError("alert_email.to must name at least one recipient.")
+    if not 1 <= params["smtp_port"] <= 65535:
+        raise ValueError(f"alert_email.smtp_port must be between 1 and 65535, got {params['smtp_port']}.")
+    return params
+
+
+def validate_alert_options(params: dict) -> tuple[dict | None, timedelta | None]:
+    url = params["alert_webhook_url"]
+    if url:
+        problem = webhook_url_problem(url)
+        if problem:
+            # Never quote the value: the URL carries the webhook's token.
+            raise ValueError(f"alert_webhook_url {problem} (its value is not shown: it is a secret).")
+    email = email_settings(params["alert_email"])
+    realert = parse_duration(params["realert_after"]) if params["realert_after"] not in (None, "", "0") else None
+    return email, realert or None
+
+
+def scan_table(module: AnsibleModule, audit: JobAudit, rules: tuple, stats: ScanStats) -> RequestCounter:
+    params = module.params
+    client = aws_client(RaisingModule(module), "dynamodb", max_pool_connections=params["segments"] + 2)
+    counter = RequestCounter().attach(client)
+    table = params["table"]
+    try:
+        client.describe_table(TableName=table)
+        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
+            audit.add(inspect_job(item, rules))
+    except aws_errors() as exc:
+        raise CannotRun(describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url"))) from None
+    return counter
+
+
+def report_path(directory: str | None, name: str) -> str | None:
+    return os.path.join(directory, name) if directory else None
+
+
+def write_reports(params: dict, doc: dict, history: list[dict], previous: dict | None) -> dict[str, str]:
+    """Every report from the one document; returns {format: path}."""
+    directory = params["report_dir"]
+    written = {}
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        diagnosis = os.path.exists(os.path.join(directory, DIAGNOSIS_REPORT))
+        contents = {
+            "json": json.dumps(doc, indent=2, sort_keys=False) + "\n",
+            "text": render_text(doc, params["show_job_ids"]),
+            "markdown": render_markdown(doc, previous),
+            "junit": render_junit(doc),
+            "html": render_html(doc, history, diagnosis),
+        }
+        for kind, content in contents.items():
+            path = os.path.join(directory, REPORT_FILES[kind])
+            write_atomic(path, content)
+            written[kind] = path
+    prometheus = params["prometheus_textfile"] or report_path(directory, REPORT_FILES["prometheus"])
+    if prometheus:
+        write_atomic(prometheus, render_prometheus(doc))
+        written["prometheus"] = prometheus
+    return written
+
+
 def run_module() -> None:
     argument_spec = dict(
         table=dict(type="str", default="panzoto-processing-jobs"),
@@ -474,12 +612,33 @@ def run_module() -> None:
         page_size=dict(type="int"),
         now=dict(type="str"),
         cloudwatch_namespace=dict(type="str"),
+        report_dir=dict(type="path"),
+        state_dir=dict(type="path"),
+        prometheus_textfile=dict(type="path"),
+        show_job_ids=dict(type="bool", default=False),
+        history_size=dict(type="int", default=500),
+        trend_runs=dict(type="int", default=24),
+        alert_webhook_url=dict(type="str", no_log=True),
+        alert_email=dict(
+            type="dict",
+            options=dict(
+                smtp_host=dict(type="str", required=True),
+                smtp_port=dict(type="int", default=587),
+                starttls=dict(type="bool", default=True),
+                username=dict(type="str"),
+                password=dict(type="str", no_log=True),
+                sender=dict(type="str", required=True),
+                to=dict(type="list", elements="str", required=True),
+            ),
+        ),
+        realert_after=dict(type="str", default="24h"),
         **AWS_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_boto3(module)
     validate_aws_params(module)
     params = module.params
+    secrets = [value for value in (params["alert_webhook_url"], (params["alert_email"] or {}).get("password")) if value]
 
     try:
         rules = build_rules(params["classification_rules"])
@@ -487,51 +646,111 @@ def run_module() -> None:
         recent_window = parse_duration(params["recent_window"])
         now = parse_now(params["now"])
         thresholds = validate_thresholds(params["thresholds"], [rule.category for rule in rules])
+        email, realert_after = validate_alert_options(params)
     except (RuleError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    if not 1 <= params["segments"] <= 64:
-        module.fail_json(msg=f"segments must be between 1 and 64, got {params['segments']}.")
-    if params["examples"] < 0:
-        module.fail_json(msg="examples cannot be negative.")
+        module.fail_json(msg=redact(str(exc), secrets))
+    for name, low, high in (
+        ("segments", 1, 64),
+        ("examples", 0, 1000),
+        ("history_size", 1, 100000),
+        ("trend_runs", 1, 1000),
+    ):
+        if not low <= params[name] <= high:
+            module.fail_json(msg=f"{name} must be between {low} and {high}, got {params[name]}.")
     if params["page_size"] is not None and params["page_size"] < 1:
         module.fail_json(msg="page_size must be 1 or more.")
 
-    client = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
-    counter = RequestCounter().attach(client)
+    started = time.monotonic()
     stats = ScanStats()
     audit = JobAudit(now=now, stuck_after=stuck_after, recent_window=recent_window, examples=params["examples"])
     table = params["table"]
-    try:
-        client.describe_table(TableName=table)
-        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
-            audit.add(inspect_job(item, rules))
-    except aws_errors() as exc:
-        module.fail_json(msg=describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url")))
-
-    report = audit.report(rules_by_category(rules))
+    doc = {"schema_version": SCHEMA_VERSION, "status": "ok", "error": None, "table": table, "now": isoformat(now)}
     published = 0
-    if params["cloudwatch_namespace"] and not module.check_mode:
-        cloudwatch = aws_client(module, "cloudwatch")
-        counter.attach(cloudwatch)
-        try:
-            published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
-        except aws_errors() as exc:
-            module.fail_json(msg=describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url")))
-    module.exit_json(
+    try:
+        counter = scan_table(module, audit, rules, stats)
+        report = audit.report(rules_by_category(rules))
+        if params["cloudwatch_namespace"] and not module.check_mode:
+            cloudwatch = aws_client(RaisingModule(module), "cloudwatch")
+            counter.attach(cloudwatch)
+            try:
+                published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
+            except aws_errors() as exc:
+                raise CannotRun(
+                    describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url"))
+                ) from None
+    except CannotRun as exc:
+        doc.update(status="error", error=redact(str(exc), secrets))
+    except Exception as exc:  # an audit that cannot run must still say so in its report
+        doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], secrets))
+    doc["duration_seconds"] = round(time.monotonic() - started, 3)
+    if doc["status"] != "error":
+        values = threshold_values(report)
+        breached = breached_thresholds(thresholds, values)
+        doc.update(
+            status="breached" if breached else "ok",
+            stuck_after=params["stuck_after"],
+            recent_window=params["recent_window"],
+            **report,
+            thresholds=thresholds,
+            threshold_results=threshold_results(thresholds, values),
+            breached=breached,
+            metrics_published=published,
+            requests={
+                "pages": stats.pages,
+                "http_requests": counter.total,
+                "by_operation": dict(sorted(counter.counts.items())),
+                "segments": params["segments"],
+            },
+        )
+    doc["next_steps"] = next_steps(doc)
+
+    state_dir = params["state_dir"] or params["report_dir"]
+    history_file = report_path(state_dir, HISTORY_FILE)
+    history = read_history(history_file, params["history_size"]) if history_file else []
+    previous = history[-1] if history else None
+    entry = history_entry(doc)
+
+    alerts: list[dict] = []
+    channels = {}
+    if params["alert_webhook_url"]:
+        channels["webhook"] = lambda subject, text: send_webhook(params["alert_webhook_url"], text)
+    if email:
+        channels["email"] = lambda subject, text: send_email(email, subject, text)
+    try:
+        if state_dir and not module.check_mode:
+            os.makedirs(state_dir, exist_ok=True)
+        if channels and doc["status"] != "error":
+            if not state_dir:
+                module.fail_json(msg="alerts need report_dir or state_dir, to remember what was already sent.")
+            state_file = os.path.join(state_dir, STATE_FILE)
+            alerts, state = deliver_alerts(channels, doc, state_file, previous, now, realert_after, module.check_mode)
+            if state is not None:
+                write_atomic(state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
+        doc["alerts"] = alerts
+        written = write_reports(params, doc, [*history, entry][-params["trend_runs"] :], previous)
+        if history_file and not module.check_mode:
+            append_history(history_file, entry, params["history_size"])
+    except OSError as exc:
+        module.fail_json(msg=redact(f"cannot write the audit reports: {exc}", secrets))
+    for alert in alerts:
+        if alert["error"]:
+            module.warn(
+                f"{alert['channel']} alert ({alert['alert']}) not delivered: {alert['error']}; the next run retries it."
+            )
+
+    result = dict(
         changed=False,
+        audit_status=doc["status"],
+        error=doc["error"],
         table=table,
-        now=isoformat(now),
-        **report,
-        thresholds=thresholds,
-        breached=breached_thresholds(thresholds, threshold_values(report)),
-        metrics_published=published,
-        requests={
-            "pages": stats.pages,
-            "http_requests": counter.total,
-            "by_operation": dict(sorted(counter.counts.items())),
-            "segments": params["segments"],
-        },
+        now=doc["now"],
+        reports=written,
+        alerts=alerts,
     )
+    if doc["status"] == "error":
+        # Distinct from a breach (a failed task, rc 2): the data could not be reached, rc 4.
+        module.exit_json(unreachable=True, msg=f"The audit could not run: {doc['error']}", **result)
+    module.exit_json(breached=doc["breached"], metrics_published=published, **result)
 
 
 def main() -> None:
