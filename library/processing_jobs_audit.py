@@ -225,14 +225,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_aws import (
-    AWS_ARGUMENT_SPEC,
-    aws_client,
-    aws_errors,
-    describe_aws_error,
-    require_boto3,
-    validate_aws_params,
-)
 from ansible.module_utils.panzoto_audit_alerts import (
     STATE_FILE,
     deliver_alerts,
@@ -255,6 +247,14 @@ from ansible.module_utils.panzoto_audit_reports import (
     render_text,
     threshold_results,
     write_atomic,
+)
+from ansible.module_utils.panzoto_aws import (
+    AWS_ARGUMENT_SPEC,
+    aws_client,
+    aws_errors,
+    describe_aws_error,
+    require_boto3,
+    validate_aws_params,
 )
 from ansible.module_utils.panzoto_job_classification import RuleError, build_rules, rules_by_category
 from ansible.module_utils.panzoto_jobs import (

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import socket
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -223,7 +222,7 @@ def send_email(settings: dict, subject: str, text: str) -> None:
             smtp.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
         raise AlertError(f"the SMTP server refused the login (code {exc.smtp_code})") from None
-    except (smtplib.SMTPException, OSError, socket.timeout, ValueError) as exc:
+    except (TimeoutError, smtplib.SMTPException, OSError, ValueError) as exc:
         raise AlertError(redact(f"cannot send the alert email: {exc}", secrets)) from None
 
 

@@ -6,6 +6,7 @@ JSON report, so a test (or a person) can check the page against the JSON.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from html import escape
 
 from ansible.module_utils.panzoto_audit_reports import (
@@ -74,15 +75,23 @@ def bar_chart(chart_id: str, title: str, bars: list[tuple[str, int, str]]) -> st
     return "".join(parts)
 
 
+def every_day(days: list[str]) -> list[str]:
+    """The days from the first to the last, gaps filled."""
+    if not days:
+        return []
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
 def stacked_days_chart(days: list[dict], colours: dict[str, str]) -> str:
     """Failures per day, one stacked column per day, one colour per category."""
     by_day: dict[str, dict[str, int]] = {}
     for entry in days:
         by_day.setdefault(entry["day"], {})[entry["category"]] = entry["count"]
-    ordered = sorted(by_day)[-31:]  # at most a month of columns
+    ordered = every_day(sorted(by_day))[-31:]  # days without failures too, at most a month of columns
     width, height, bottom = 640, 220, 180
     column = max(min((width - 40) // max(len(ordered), 1), 60), 8)
-    top = max((sum(by_day[day].values()) for day in ordered), default=0) or 1
+    top = max((sum(by_day.get(day, {}).values()) for day in ordered), default=0) or 1
     parts = [
         f'<svg id="chart-failures-per-day" class="chart" role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>Failures per day by category</title>',
@@ -91,7 +100,7 @@ def stacked_days_chart(days: list[dict], colours: dict[str, str]) -> str:
     ]
     for index, day in enumerate(ordered):
         x, y = 34 + index * column, bottom
-        for category, count in sorted(by_day[day].items()):
+        for category, count in sorted(by_day.get(day, {}).items()):
             bar = (bottom - 20) * count / top
             y -= bar
             parts.append(

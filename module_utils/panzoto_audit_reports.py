@@ -76,7 +76,11 @@ def percent(rate: float | None) -> str:
 
 
 def seconds_text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:g} s"
+    if value is None:
+        return "n/a"
+    if value >= 120:
+        return f"{value:.1f} s ({value / 60:.1f} min)"
+    return f"{value:.1f} s"
 
 
 def share(count: int, total: int) -> str:
