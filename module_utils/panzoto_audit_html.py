@@ -94,7 +94,8 @@ def stacked_days_chart(days: list[dict], colours: dict[str, str]) -> str:
     top = max((sum(by_day.get(day, {}).values()) for day in ordered), default=0) or 1
     parts = [
         f'<svg id="chart-failures-per-day" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>Failures per day by category</title>',
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        "<title>Failures per day by category</title>",
         f'<line x1="30" y1="{bottom}" x2="{width}" y2="{bottom}" stroke="#999"/>',
         f'<text x="26" y="{bottom - (bottom - 20) + 4}" text-anchor="end" font-size="11">{top}</text>',
     ]
@@ -104,11 +105,13 @@ def stacked_days_chart(days: list[dict], colours: dict[str, str]) -> str:
             bar = (bottom - 20) * count / top
             y -= bar
             parts.append(
-                f'<rect x="{x}" y="{y:.1f}" width="{column - 4}" height="{bar:.1f}" fill="{colours.get(category, "#999")}">'
+                f'<rect x="{x}" y="{y:.1f}" width="{column - 4}" height="{bar:.1f}" '
+                f'fill="{colours.get(category, "#999")}">'
                 f"<title>{_e(day)} {_e(category)}: {count}</title></rect>"
             )
         parts.append(
-            f'<text x="{x + (column - 4) / 2:.1f}" y="{bottom + 14}" text-anchor="middle" font-size="10">{_e(day[5:])}</text>'
+            f'<text x="{x + (column - 4) / 2:.1f}" y="{bottom + 14}" text-anchor="middle" font-size="10">'
+            f"{_e(day[5:])}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -125,7 +128,8 @@ def trend_chart(history: list[dict]) -> str:
         points = [(left + i * step, bottom - (bottom - top_y) * (r.get(key) or 0) / scale) for i, r in enumerate(runs)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points)
-        return f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"><title>{label}</title></polyline>{dots}'
+        line = f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2">'
+        return f"{line}<title>{label}</title></polyline>{dots}"
 
     parts = [
         f'<svg id="chart-trend" class="chart" role="img" width="{width}" height="{height}" '
@@ -141,7 +145,8 @@ def trend_chart(history: list[dict]) -> str:
         parts.append(series_from(rates, left, step, bottom, top_y))
         parts.append(
             f'<text x="{left}" y="{bottom + 16}" font-size="10">{_e(readable_time(runs[0]["at"]))}</text>'
-            f'<text x="{right}" y="{bottom + 16}" text-anchor="end" font-size="10">{_e(readable_time(runs[-1]["at"]))}</text>'
+            f'<text x="{right}" y="{bottom + 16}" text-anchor="end" font-size="10">'
+            f"{_e(readable_time(runs[-1]['at']))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -225,10 +230,12 @@ def _findings(doc: dict, history: list[dict]) -> str:
     )
     out.append("</div>")
     out.append(
-        '<div class="scroll"><table id="status-table"><tr><th>status</th><th class="num">jobs</th><th class="num">share</th></tr>'
+        '<div class="scroll"><table id="status-table">'
+        '<tr><th>status</th><th class="num">jobs</th><th class="num">share</th></tr>'
     )
     out += [
-        f'<tr><td>{_e(s)}</td><td class="num">{_num(n, "by_status." + s)}</td><td class="num">{share(n, total)}</td></tr>'
+        f'<tr><td>{_e(s)}</td><td class="num">{_num(n, "by_status." + s)}</td>'
+        f'<td class="num">{share(n, total)}</td></tr>'
         for s, n in by_status.items()
     ]
     out.append("</table></div>")
@@ -276,10 +283,12 @@ def _categories(doc: dict) -> str:
         rows.append(
             f'<tr><td>{_e(c["category"])}</td><td class="num">{_num(c["count"], "category." + c["category"])}</td>'
             f"<td>{_e(c['solution'])}</td><td>{'yes' if c['deletable'] else 'no'}</td>"
-            f"<td>{_e(readable_time(c['oldest_failure']))} to {_e(readable_time(c['newest_failure']))}</td><td>{ids}</td></tr>"
+            f"<td>{_e(readable_time(c['oldest_failure']))} to {_e(readable_time(c['newest_failure']))}</td>"
+            f"<td>{ids}</td></tr>"
         )
     return (
-        '<h2>Error categories</h2>\n<div class="scroll"><table id="categories"><tr><th>category</th><th class="num">jobs</th>'
+        '<h2>Error categories</h2>\n<div class="scroll"><table id="categories">'
+        '<tr><th>category</th><th class="num">jobs</th>'
         "<th>solution</th><th>cleanup may delete</th><th>failed between</th><th>example job ids</th></tr>"
         + "".join(rows)
         + "</table></div>"
@@ -294,7 +303,8 @@ def _lists(doc: dict) -> str:
         doc["malformed"],
     )
     out = [
-        f"<h2>Stuck pending jobs ({_num(stuck['count'], 'pending_stuck.count')}, waiting over {_e(doc['stuck_after'])})</h2>"
+        f"<h2>Stuck pending jobs ({_num(stuck['count'], 'pending_stuck.count')},"
+        f" waiting over {_e(doc['stuck_after'])})</h2>"
     ]
     if stuck["jobs"]:
         out.append('<div class="scroll"><table id="stuck-jobs"><tr><th>job id</th><th>created</th><th>age</th></tr>')
@@ -306,7 +316,8 @@ def _lists(doc: dict) -> str:
         out.append("</table></div>")
     if future["count"]:
         out.append(
-            f"<h2>Dated in the future ({_num(future['count'], 'future_dated.count')}): clock skew, not counted as recent</h2>"
+            f"<h2>Dated in the future ({_num(future['count'], 'future_dated.count')}):"
+            " clock skew, not counted as recent</h2>"
         )
         out.append(
             '<div class="scroll"><table id="future-dated"><tr><th>job id</th><th>dated</th><th>ahead by</th></tr>'
@@ -322,7 +333,8 @@ def _lists(doc: dict) -> str:
     )
     if repeated["audio_files"]:
         out.append(
-            '<div class="scroll"><table id="repeated-audio"><tr><th>audio file</th><th class="num">failures</th><th>jobs</th></tr>'
+            '<div class="scroll"><table id="repeated-audio">'
+            '<tr><th>audio file</th><th class="num">failures</th><th>jobs</th></tr>'
         )
         out += [
             f'<tr><td>{_id(a["audio_file_id"])}</td><td class="num">{a["failures"]}</td>'

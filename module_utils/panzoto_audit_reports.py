@@ -186,7 +186,8 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
     by_status = doc["by_status"]
     total = sum(by_status.values())
     lines = [
-        f"Job audit of {doc['table']} at {readable_time(doc['now'])}: {total} jobs ({doc['total_items']} items scanned)",
+        f"Job audit of {doc['table']} at {readable_time(doc['now'])}: {total} jobs"
+        f" ({doc['total_items']} items scanned)",
         "",
         "[SUMMARY] Status Breakdown:",
     ]
@@ -211,7 +212,8 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
     if show_job_ids:
         for job in stuck["jobs"]:
             lines.append(
-                f"    → {job['job_id']} created {readable_time(job['created_at'])} ({readable_age(job['age_seconds'])} ago)"
+                f"    → {job['job_id']} created {readable_time(job['created_at'])}"
+                f" ({readable_age(job['age_seconds'])} ago)"
             )
     future = doc["future_dated"]
     if future["count"]:
@@ -226,7 +228,8 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
     lines += [
         "",
         f"[METRICS] success rate {percent(completed['success_rate'])}, processing time avg "
-        f"{seconds_text(completed['processing_seconds_average'])}, p95 {seconds_text(completed['processing_seconds_p95'])};"
+        f"{seconds_text(completed['processing_seconds_average'])},"
+        f" p95 {seconds_text(completed['processing_seconds_p95'])};"
         f" {doc['failed_recent']} failed in the last {doc['recent_window']}",
         f"[CIRCUIT BREAKER] {doc['repeated_failures']['count']} audio file(s) failed in more than one job",
     ]
@@ -314,7 +317,8 @@ def render_junit(doc: dict) -> str:
         each = elapsed / len(results) if results else 0.0
         cases = []
         for t in results:
-            case = f'  <testcase classname={classname} name={quoteattr(t["name"] + " <= " + str(t["limit"]))} time="{each:.3f}"'
+            name = quoteattr(f"{t['name']} <= {t['limit']}")
+            case = f'  <testcase classname={classname} name={name} time="{each:.3f}"'
             if t["breached"]:
                 message = quoteattr(f"{t['name']}: {t['value']} > {t['limit']}")
                 cases.append(f"{case}>\n    <failure message={message}/>\n  </testcase>")

@@ -57,7 +57,7 @@ def test_github_runs_hourly_keeps_history_publishes_and_goes_red() -> None:
     upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact"))
     for name in REPORT_FILES.values():
         assert f"reports/{name}" in upload["with"]["path"]
-    assert f"reports/{REPORT_FILES['markdown']} >> \"$GITHUB_STEP_SUMMARY\"" in text
+    assert f'reports/{REPORT_FILES["markdown"]} >> "$GITHUB_STEP_SUMMARY"' in text
     # Publishing runs whatever the audit found; the last step turns any non-zero exit red.
     assert all(step.get("if") == "always()" for step in steps[steps.index(audit) + 1 : -1])
     assert steps[-1]["if"] == "steps.audit.outputs.rc != '0'" and "exit 1" in steps[-1]["run"]

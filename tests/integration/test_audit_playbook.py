@@ -120,7 +120,6 @@ def test_job_ids_are_shown_with_verbose_and_reports_are_written(guide, tmp_path:
     assert 'failures="2"' in junit and "failed: 49 &gt; 20" in junit
 
 
-
 def test_breached_thresholds_fail_the_playbook_with_their_names(guide, tmp_path: Path) -> None:
     endpoint_url, _ = guide
 
@@ -218,7 +217,7 @@ def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_brea
     reason = f"Cannot reach the AWS endpoint at {dead} while trying to audit table panzoto-processing-jobs"
     assert_error_report(run, report, reason)
     reports = tmp_path / "reports"
-    assert "panzoto_job_audit_up{table=\"panzoto-processing-jobs\"} 0" in (reports / "job-audit.prom").read_text()
+    assert 'panzoto_job_audit_up{table="panzoto-processing-jobs"} 0' in (reports / "job-audit.prom").read_text()
     assert 'errors="1"' in (reports / "job-audit-junit.xml").read_text()
     assert reason in (reports / "job-audit.md").read_text() and reason in (reports / "job-audit.html").read_text()
     history = [json.loads(line) for line in (reports / "job-audit-history.jsonl").read_text().splitlines()]

@@ -76,7 +76,8 @@ def test_the_history_keeps_one_line_per_run(reports) -> None:
 
 
 def test_text_markdown_and_html_end_with_the_commands_to_run_next(reports) -> None:
-    cleanup = """ansible-playbook playbooks/cleanup_jobs.yml --check --diff -e '{"cleanup_jobs_categories": ["legacy_encryption"]}'"""
+    selection = '{"cleanup_jobs_categories": ["legacy_encryption"]}'
+    cleanup = f"ansible-playbook playbooks/cleanup_jobs.yml --check --diff -e '{selection}'"
     diagnose = "ansible-playbook playbooks/diagnose_jobs.yml"
     text = (reports["dir"] / "job-audit.txt").read_text()
     markdown = (reports["dir"] / "job-audit.md").read_text()
@@ -142,7 +143,14 @@ def test_html_is_self_contained_and_parses_without_errors(reports) -> None:
 def test_html_renders_in_chromium_with_charts_and_the_json_numbers(reports, tmp_path: Path) -> None:
     doc = reports["json"]
     page = reports["dir"] / "job-audit.html"
-    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    browser = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     screenshot = tmp_path / "job-audit.png"
     subprocess.run(
         [*browser, "--window-size=1200,2600", f"--screenshot={screenshot}", page.as_uri()],

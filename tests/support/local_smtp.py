@@ -22,7 +22,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -37,9 +37,7 @@ def capturing_smtp(username: str, password: str) -> Iterator[tuple[int, list[Mes
         return AuthResult(success=ok, handled=False)
 
     port = _free_port()
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
-    )
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False)
     controller.start()
     try:
         yield port, inbox.messages

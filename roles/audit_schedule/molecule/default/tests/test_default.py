@@ -98,7 +98,8 @@ def test_a_run_never_overlaps_another(host) -> None:
     before = host.file(history).content_string if host.file(history).exists else ""
     # Another run holds the lock (as a run started by hand would).
     host.run("rm -f /run/audit-lock-held")
-    host.run(f"systemd-run --unit={NAME}-holder flock /var/lib/{NAME}/audit.lock sh -c 'touch /run/audit-lock-held; sleep 120'")
+    hold = "sh -c 'touch /run/audit-lock-held; sleep 120'"
+    host.run(f"systemd-run --unit={NAME}-holder flock /var/lib/{NAME}/audit.lock {hold}")
     try:
         assert host.run("timeout 60 sh -c 'until [ -e /run/audit-lock-held ]; do sleep 0.2; done'").rc == 0
         run_audit(host)
