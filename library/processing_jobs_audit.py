@@ -14,7 +14,19 @@ description:
     its oldest and newest failure and example job ids; pending jobs stuck longer than O(stuck_after); malformed items (never a crash);
     success rate and average and p95 processing time of completed jobs; audio files that failed in more than one job
     (candidates for a circuit breaker); and which thresholds are breached.
-  - Read-only; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
+  - Writes every report from that one scan into O(report_dir), as C(job-audit.json)
+    (the whole result, with C(schema_version) and a run C(status) of C(ok), C(breached) or C(error)), C(job-audit.txt),
+    C(job-audit.md) (a CI job summary, with the change since the previous run), C(job-audit-junit.xml) (one case per
+    threshold), C(job-audit.prom) (Prometheus text format for node_exporter's textfile collector) and C(job-audit.html)
+    (self-contained, with inline SVG charts). Files are replaced atomically. Text, Markdown and HTML end with the
+    commands to run next.
+  - Appends a compact line per run to C(job-audit-history.jsonl) in O(state_dir) (the HTML's trend) and alerts, when
+    O(alert_webhook_url) or O(alert_email) is set, once when a breach starts, again when it worsens or after
+    O(realert_after), and once when it ends. What was sent is kept in C(job-audit-alert-state.json) (mode 0600).
+  - When the table cannot be read (endpoint unreachable, no credentials, no table), the reports are still written with
+    status C(error) and the one-line reason, and the task ends as unreachable (C(ansible-playbook) exit code 4), apart
+    from a breach.
+  - Read-only on AWS; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
   - Memory stays flat as the table grows, except for one counter per distinct audio file among failed jobs
     (for the repeated-failure report) and one per distinct 0.1 s processing time (for the p95).
 version_added: "1.0.0"
@@ -26,7 +38,7 @@ options:
     default: panzoto-processing-jobs
   classification_rules:
     description:
-      - Rules added to or overriding the default error categories (DESIGN §4), applied in order.
+      - Rules added to or overriding the default error categories (README "Auditing the job table"), applied in order.
       - Each is a dict with C(category) (lower_snake_case) and any of C(match) (case-insensitive substring of the error message),
         C(regex) (treat C(match) as a regular expression), C(solution), C(deletable), or C(remove=true) to drop a default category.
       - A rule naming a default category replaces it in place; a new category is matched before the defaults.
@@ -45,7 +57,8 @@ options:
     description:
       - Counts that must not be exceeded; a value strictly greater than its threshold is reported in RV(breached).
       - Keys are statuses (C(failed), C(pending), ...), error categories (C(legacy_encryption), ...), C(pending_stuck), C(malformed),
-        C(failed_recent) and C(repeated_failure_audio_files).
+        C(failed_recent), C(future_dated) and C(repeated_failure_audio_files).
+      - Values are whole numbers; C(1.9) or C(true) are refused, never truncated.
       - The defaults are the ops guide's monitoring numbers. Pass C({}) to check none.
     type: dict
     default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5}
@@ -70,6 +83,68 @@ options:
         (failed within O(recent_window)), C(StuckPendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
       - Not published in check mode. Needs C(cloudwatch:PutMetricData).
     type: str
+  report_dir:
+    description:
+      - Directory the reports are written to (created when missing). Without it, no report is written.
+      - Reports are written in check mode too; the history, the alert state and alerts are not.
+    type: path
+  state_dir:
+    description: Directory of the history and the alert state. Defaults to O(report_dir).
+    type: path
+  prometheus_textfile:
+    description: Where the Prometheus report goes (for example C(/var/lib/prometheus/node-exporter/panzoto.prom)). Defaults to O(report_dir).
+    type: path
+  show_job_ids:
+    description: List job ids (stuck, per category, repeated audio, future-dated) in the text report.
+    type: bool
+    default: false
+  history_size:
+    description: Runs kept in the history file.
+    type: int
+    default: 500
+  trend_runs:
+    description: Runs shown in the HTML report's trend.
+    type: int
+    default: 24
+  alert_webhook_url:
+    description:
+      - A Slack-compatible incoming webhook to alert. A secret; it never appears in output or errors.
+    type: str
+  alert_email:
+    description: Alert by email over SMTP too.
+    type: dict
+    suboptions:
+      smtp_host:
+        description: SMTP server.
+        type: str
+        required: true
+      smtp_port:
+        description: SMTP port.
+        type: int
+        default: 587
+      starttls:
+        description: Use STARTTLS before logging in.
+        type: bool
+        default: true
+      username:
+        description: Login name; no login without it.
+        type: str
+      password:
+        description: Login password. A secret; it never appears in output or errors.
+        type: str
+      sender:
+        description: The From address.
+        type: str
+        required: true
+      to:
+        description: Recipients.
+        type: list
+        elements: str
+        required: true
+  realert_after:
+    description: Alert again about a breach that lasts unchanged after this long (C(24h)); C(0) for never.
+    type: str
+    default: 24h
 attributes:
   check_mode:
     support: full
@@ -79,7 +154,9 @@ extends_documentation_fragment:
   - panzoto_aws
 notes:
   - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
-  - Publishing metrics (O(cloudwatch_namespace)) is the only write, to CloudWatch, and is skipped in check mode.
+  - Publishing metrics (O(cloudwatch_namespace)) is the only write to AWS, and is skipped in check mode.
+  - A future-dated job (created, or failed, after O(now)) is clock skew on the writer's side, reported as C(future_dated)
+    and never counted in C(failed_recent).
   - An item counts as malformed, and only as malformed, when its C(status) is missing or unknown, its C(created_at) is missing or
     not ISO-8601, its C(retry_count) is not a number, or it failed with a non-text C(error_message).
 """
@@ -112,108 +189,48 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+audit_status:
+  description: C(ok), C(breached) or C(error) (the audit could not run).
+  returned: always
+  type: str
+  sample: breached
+error:
+  description: Why the audit could not run (one line), or null.
+  returned: always
+  type: str
 table:
   description: The table audited.
-  returned: success
+  returned: always
   type: str
   sample: panzoto-processing-jobs
 now:
   description: The time the audit was taken at (UTC).
-  returned: success
+  returned: always
   type: str
   sample: "2025-10-19T18:00:00Z"
-total_items:
-  description: Items scanned, malformed ones included.
-  returned: success
-  type: int
-  sample: 60
-by_status:
-  description: Well-formed jobs per status; every known status is present.
-  returned: success
+reports:
+  description:
+    - Paths of the reports written, by format (json, text, markdown, junit, prometheus, html).
+    - The counts, categories, stuck jobs, metrics and thresholds are in the JSON report (see the README).
+  returned: always
   type: dict
-  sample: {completed: 9, failed: 49, pending: 2, processing: 0}
-by_job_type:
-  description: Well-formed jobs per job type (C(unknown) when missing).
-  returned: success
-  type: dict
-  sample: {transcription: 60}
-categories:
-  description: Failed jobs per error category, most frequent first; categories with no jobs are left out.
-  returned: success
+  sample: {json: reports/job-audit.json, html: reports/job-audit.html}
+alerts:
+  description: Per alert channel, what was due (breach, worse, reminder, recovered or null), whether it was sent, and the redacted error.
+  returned: always
   type: list
   elements: dict
-  contains:
-    category: {description: Category name., type: str, sample: legacy_encryption}
-    count: {description: Failed jobs in it., type: int, sample: 34}
-    solution: {description: What to do about it., type: str}
-    deletable: {description: Whether cleanup may delete such jobs., type: bool}
-    oldest_failure: {description: Earliest failure (last attempt, else creation)., type: str}
-    newest_failure: {description: Latest failure., type: str}
-    example_job_ids: {description: Up to O(examples) job ids., type: list, elements: str}
-  sample:
-    - {category: legacy_encryption, count: 34, deletable: true, example_job_ids: ["0b7c..."],
-       oldest_failure: "2025-10-09T08:00:00Z", newest_failure: "2025-10-09T21:40:00Z",
-       solution: Delete these jobs and their audio files from S3 (old client-side encryption; cannot be processed).}
-pending_stuck:
-  description: Pending jobs older than O(stuck_after).
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many., type: int}
-    stuck_after_seconds: {description: The limit used., type: float}
-    oldest_age_seconds: {description: Age of the oldest stuck job, or null., type: float}
-    jobs: {description: Up to O(examples) stuck jobs with job_id, created_at and age_seconds, oldest first., type: list, elements: dict}
-malformed:
-  description: Items that could not be counted as jobs.
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many., type: int}
-    by_reason: {description: Count per reason., type: dict}
-    examples: {description: Up to O(examples) items as job_id and reason., type: list, elements: dict}
-failed_recent:
-  description: Jobs that failed within O(recent_window) of RV(now).
-  returned: success
-  type: int
-completed:
-  description: Metrics of completed jobs (the guide's wished-for dashboard).
-  returned: success
-  type: dict
-  contains:
-    success_rate: {description: Completed jobs over completed plus failed, 0 to 1, or null when neither., type: float, sample: 0.155}
-    processing_seconds_count: {description: Completed jobs with both timestamps., type: int}
-    processing_seconds_average: {description: Average of completed_at minus created_at., type: float}
-    processing_seconds_p95: {description: 95th percentile (nearest rank), at 0.1 s resolution., type: float}
-repeated_failures:
-  description: Audio files with failed jobs more than once (circuit-breaker candidates).
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many audio files., type: int}
-    audio_files: {description: Up to O(examples) as audio_file_id, failures and job_ids, most failures first., type: list, elements: dict}
-thresholds:
-  description: The thresholds checked.
-  returned: success
-  type: dict
+  sample: [{channel: webhook, alert: breach, sent: true, error: null}]
 breached:
   description: Thresholds exceeded, each with name, value, threshold and a one-line message.
-  returned: success
+  returned: when the audit ran
   type: list
   elements: dict
   sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
 metrics_published:
   description: CloudWatch metric data points published (0 without O(cloudwatch_namespace) or in check mode).
-  returned: success
+  returned: when the audit ran
   type: int
-requests:
-  description: What the scan cost.
-  returned: success
-  type: dict
-  contains:
-    pages: {description: Scan pages read., type: int}
-    http_requests: {description: HTTP requests sent, retries included., type: int}
-    by_operation: {description: HTTP requests per API operation., type: dict}
-    segments: {description: Parallel segments used., type: int}
 """
 
 import heapq
