@@ -256,6 +256,11 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
 # --- Markdown (a CI job summary) ---------------------------------------------
 
 
+def markdown_cell(text: str) -> str:
+    """Text that stays in its table cell (user-written solutions may hold pipes or newlines)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def render_markdown(doc: dict, previous: dict | None) -> str:
     icon = {"ok": "✅", "breached": "🚨", "error": "⚠️"}[doc["status"]]
     lines = [f"## {icon} Job audit of `{doc['table']}`: {doc['status']}", "", f"At {readable_time(doc['now'])}.", ""]
@@ -272,7 +277,7 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
         ]
         if doc["categories"]:
             lines += ["", "| category | failed jobs | solution |", "|---|---:|---|"]
-            lines += [f"| {c['category']} | {c['count']} | {c['solution']} |" for c in doc["categories"]]
+            lines += [f"| {c['category']} | {c['count']} | {markdown_cell(c['solution'])} |" for c in doc["categories"]]
         completed = doc["completed"]
         lines += [
             "",
