@@ -766,7 +766,15 @@ def run_module() -> None:
     )
     if doc["status"] == "error":
         # Distinct from a breach (a failed task, rc 2): the data could not be reached, rc 4.
-        module.exit_json(unreachable=True, msg=f"The audit could not run: {doc['error']}", **result)
+        # Shown as is, so only what a person needs: the reason and where the error report is.
+        module.exit_json(
+            changed=False,
+            unreachable=True,
+            msg=f"The audit could not run: {doc['error']}",
+            audit_status="error",
+            error=doc["error"],
+            reports=written,
+        )
     module.exit_json(breached=doc["breached"], metrics_published=published, **result)
 
 
