@@ -14,7 +14,19 @@ description:
     its oldest and newest failure and example job ids; pending jobs stuck longer than O(stuck_after); malformed items (never a crash);
     success rate and average and p95 processing time of completed jobs; audio files that failed in more than one job
     (candidates for a circuit breaker); and which thresholds are breached.
-  - Read-only; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
+  - Writes every report from that one scan into O(report_dir), as C(job-audit.json)
+    (the whole result, with C(schema_version) and a run C(status) of C(ok), C(breached) or C(error)), C(job-audit.txt),
+    C(job-audit.md) (a CI job summary, with the change since the previous run), C(job-audit-junit.xml) (one case per
+    threshold), C(job-audit.prom) (Prometheus text format for node_exporter's textfile collector) and C(job-audit.html)
+    (self-contained, with inline SVG charts). Files are replaced atomically. Text, Markdown and HTML end with the
+    commands to run next.
+  - Appends a compact line per run to C(job-audit-history.jsonl) in O(state_dir) (the HTML's trend) and alerts, when
+    O(alert_webhook_url) or O(alert_email) is set, once when a breach starts, again when it worsens or after
+    O(realert_after), and once when it ends. What was sent is kept in C(job-audit-alert-state.json) (mode 0600).
+  - When the table cannot be read (endpoint unreachable, no credentials, no table), the reports are still written with
+    status C(error) and the one-line reason, and the task ends as unreachable (C(ansible-playbook) exit code 4), apart
+    from a breach.
+  - Read-only on AWS; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
   - Memory stays flat as the table grows, except for one counter per distinct audio file among failed jobs
     (for the repeated-failure report) and one per distinct 0.1 s processing time (for the p95).
 version_added: "1.0.0"
@@ -26,7 +38,7 @@ options:
     default: panzoto-processing-jobs
   classification_rules:
     description:
-      - Rules added to or overriding the default error categories (DESIGN §4), applied in order.
+      - Rules added to or overriding the default error categories (README "Auditing the job table"), applied in order.
       - Each is a dict with C(category) (lower_snake_case) and any of C(match) (case-insensitive substring of the error message),
         C(regex) (treat C(match) as a regular expression), C(solution), C(deletable), or C(remove=true) to drop a default category.
       - A rule naming a default category replaces it in place; a new category is matched before the defaults.
@@ -45,7 +57,8 @@ options:
     description:
       - Counts that must not be exceeded; a value strictly greater than its threshold is reported in RV(breached).
       - Keys are statuses (C(failed), C(pending), ...), error categories (C(legacy_encryption), ...), C(pending_stuck), C(malformed),
-        C(failed_recent) and C(repeated_failure_audio_files).
+        C(failed_recent), C(future_dated) and C(repeated_failure_audio_files).
+      - Values are whole numbers; C(1.9) or C(true) are refused, never truncated.
       - The defaults are the ops guide's monitoring numbers. Pass C({}) to check none.
     type: dict
     default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5}
@@ -70,6 +83,68 @@ options:
         (failed within O(recent_window)), C(StuckPendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
       - Not published in check mode. Needs C(cloudwatch:PutMetricData).
     type: str
+  report_dir:
+    description:
+      - Directory the reports are written to (created when missing). Without it, no report is written.
+      - Reports are written in check mode too; the history, the alert state and alerts are not.
+    type: path
+  state_dir:
+    description: Directory of the history and the alert state. Defaults to O(report_dir).
+    type: path
+  prometheus_textfile:
+    description: Where the Prometheus report goes (for example C(/var/lib/prometheus/node-exporter/panzoto.prom)). Defaults to O(report_dir).
+    type: path
+  show_job_ids:
+    description: List job ids (stuck, per category, repeated audio, future-dated) in the text report.
+    type: bool
+    default: false
+  history_size:
+    description: Runs kept in the history file.
+    type: int
+    default: 500
+  trend_runs:
+    description: Runs shown in the HTML report's trend.
+    type: int
+    default: 24
+  alert_webhook_url:
+    description:
+      - A Slack-compatible incoming webhook to alert. A secret; it never appears in output or errors.
+    type: str
+  alert_email:
+    description: Alert by email over SMTP too.
+    type: dict
+    suboptions:
+      smtp_host:
+        description: SMTP server.
+        type: str
+        required: true
+      smtp_port:
+        description: SMTP port.
+        type: int
+        default: 587
+      starttls:
+        description: Use STARTTLS before logging in.
+        type: bool
+        default: true
+      username:
+        description: Login name; no login without it.
+        type: str
+      password:
+        description: Login password. A secret; it never appears in output or errors.
+        type: str
+      sender:
+        description: The From address.
+        type: str
+        required: true
+      to:
+        description: Recipients.
+        type: list
+        elements: str
+        required: true
+  realert_after:
+    description: Alert again about a breach that lasts unchanged after this long (C(24h)); C(0) for never.
+    type: str
+    default: 24h
 attributes:
   check_mode:
     support: full
@@ -79,7 +154,9 @@ extends_documentation_fragment:
   - panzoto_aws
 notes:
   - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
-  - Publishing metrics (O(cloudwatch_namespace)) is the only write, to CloudWatch, and is skipped in check mode.
+  - Publishing metrics (O(cloudwatch_namespace)) is the only write to AWS, and is skipped in check mode.
+  - A future-dated job (created, or failed, after O(now)) is clock skew on the writer's side, reported as C(future_dated)
+    and never counted in C(failed_recent).
   - An item counts as malformed, and only as malformed, when its C(status) is missing or unknown, its C(created_at) is missing or
     not ISO-8601, its C(retry_count) is not a number, or it failed with a non-text C(error_message).
 """
@@ -112,116 +189,82 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+audit_status:
+  description: C(ok), C(breached) or C(error) (the audit could not run).
+  returned: always
+  type: str
+  sample: breached
+error:
+  description: Why the audit could not run (one line), or null.
+  returned: always
+  type: str
 table:
   description: The table audited.
-  returned: success
+  returned: always
   type: str
   sample: panzoto-processing-jobs
 now:
   description: The time the audit was taken at (UTC).
-  returned: success
+  returned: always
   type: str
   sample: "2025-10-19T18:00:00Z"
-total_items:
-  description: Items scanned, malformed ones included.
-  returned: success
-  type: int
-  sample: 60
-by_status:
-  description: Well-formed jobs per status; every known status is present.
-  returned: success
+reports:
+  description:
+    - Paths of the reports written, by format (json, text, markdown, junit, prometheus, html).
+    - The counts, categories, stuck jobs, metrics and thresholds are in the JSON report (see the README).
+  returned: always
   type: dict
-  sample: {completed: 9, failed: 49, pending: 2, processing: 0}
-by_job_type:
-  description: Well-formed jobs per job type (C(unknown) when missing).
-  returned: success
-  type: dict
-  sample: {transcription: 60}
-categories:
-  description: Failed jobs per error category, most frequent first; categories with no jobs are left out.
-  returned: success
+  sample: {json: reports/job-audit.json, html: reports/job-audit.html}
+alerts:
+  description: Per alert channel, what was due (breach, worse, reminder, recovered or null), whether it was sent, and the redacted error.
+  returned: always
   type: list
   elements: dict
-  contains:
-    category: {description: Category name., type: str, sample: legacy_encryption}
-    count: {description: Failed jobs in it., type: int, sample: 34}
-    solution: {description: What to do about it., type: str}
-    deletable: {description: Whether cleanup may delete such jobs., type: bool}
-    oldest_failure: {description: Earliest failure (last attempt, else creation)., type: str}
-    newest_failure: {description: Latest failure., type: str}
-    example_job_ids: {description: Up to O(examples) job ids., type: list, elements: str}
-  sample:
-    - {category: legacy_encryption, count: 34, deletable: true, example_job_ids: ["0b7c..."],
-       oldest_failure: "2025-10-09T08:00:00Z", newest_failure: "2025-10-09T21:40:00Z",
-       solution: Delete these jobs and their audio files from S3 (old client-side encryption; cannot be processed).}
-pending_stuck:
-  description: Pending jobs older than O(stuck_after).
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many., type: int}
-    stuck_after_seconds: {description: The limit used., type: float}
-    oldest_age_seconds: {description: Age of the oldest stuck job, or null., type: float}
-    jobs: {description: Up to O(examples) stuck jobs with job_id, created_at and age_seconds, oldest first., type: list, elements: dict}
-malformed:
-  description: Items that could not be counted as jobs.
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many., type: int}
-    by_reason: {description: Count per reason., type: dict}
-    examples: {description: Up to O(examples) items as job_id and reason., type: list, elements: dict}
-failed_recent:
-  description: Jobs that failed within O(recent_window) of RV(now).
-  returned: success
-  type: int
-completed:
-  description: Metrics of completed jobs (the guide's wished-for dashboard).
-  returned: success
-  type: dict
-  contains:
-    success_rate: {description: Completed jobs over completed plus failed, 0 to 1, or null when neither., type: float, sample: 0.155}
-    processing_seconds_count: {description: Completed jobs with both timestamps., type: int}
-    processing_seconds_average: {description: Average of completed_at minus created_at., type: float}
-    processing_seconds_p95: {description: 95th percentile (nearest rank), at 0.1 s resolution., type: float}
-repeated_failures:
-  description: Audio files with failed jobs more than once (circuit-breaker candidates).
-  returned: success
-  type: dict
-  contains:
-    count: {description: How many audio files., type: int}
-    audio_files: {description: Up to O(examples) as audio_file_id, failures and job_ids, most failures first., type: list, elements: dict}
-thresholds:
-  description: The thresholds checked.
-  returned: success
-  type: dict
+  sample: [{channel: webhook, alert: breach, sent: true, error: null}]
 breached:
   description: Thresholds exceeded, each with name, value, threshold and a one-line message.
-  returned: success
+  returned: when the audit ran
   type: list
   elements: dict
   sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
 metrics_published:
   description: CloudWatch metric data points published (0 without O(cloudwatch_namespace) or in check mode).
-  returned: success
+  returned: when the audit ran
   type: int
-requests:
-  description: What the scan cost.
-  returned: success
-  type: dict
-  contains:
-    pages: {description: Scan pages read., type: int}
-    http_requests: {description: HTTP requests sent, retries included., type: int}
-    by_operation: {description: HTTP requests per API operation., type: dict}
-    segments: {description: Parallel segments used., type: int}
 """
 
 import heapq
+import json
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto_audit_alerts import (
+    STATE_FILE,
+    deliver_alerts,
+    redact,
+    send_email,
+    send_webhook,
+    webhook_url_problem,
+)
+from ansible.module_utils.panzoto_audit_history import HISTORY_FILE, append_history, read_history
+from ansible.module_utils.panzoto_audit_html import render_html
+from ansible.module_utils.panzoto_audit_reports import (
+    DIAGNOSIS_REPORT,
+    REPORT_FILES,
+    SCHEMA_VERSION,
+    history_entry,
+    next_steps,
+    render_junit,
+    render_markdown,
+    render_prometheus,
+    render_text,
+    threshold_results,
+    write_atomic,
+)
 from ansible.module_utils.panzoto_aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
@@ -244,7 +287,7 @@ from ansible.module_utils.panzoto_jobs import (
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
 
 DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
-AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "repeated_failure_audio_files")
+AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")
 P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
 
 
@@ -273,6 +316,9 @@ class JobAudit:
     malformed_by_reason: Counter = field(default_factory=Counter)
     malformed_examples: list[dict] = field(default_factory=list)
     failed_recent: int = 0
+    future_count: int = 0
+    future_examples: list[dict] = field(default_factory=list)
+    failures_by_day: Counter = field(default_factory=Counter)  # (YYYY-MM-DD, category) -> failures
     processing_tenths: Counter = field(default_factory=Counter)
     processing_sum: float = 0.0
     failures_by_audio: Counter = field(default_factory=Counter)
@@ -285,6 +331,8 @@ class JobAudit:
             return
         self.by_status[job.status] += 1
         self.by_job_type[job.job_type] += 1
+        if job.created_at > self.now:
+            self._add_future(job, job.created_at)
         if job.status == "failed":
             self._add_failed(job)
         elif job.status == "pending":
@@ -307,13 +355,25 @@ class JobAudit:
         tally.newest = max(tally.newest or failed_at, failed_at)
         if len(tally.examples) < self.examples and job.job_id:
             tally.examples.append(job.job_id)
-        if self.now - failed_at <= self.recent_window:
+        self.failures_by_day[(failed_at.date().isoformat(), job.category)] += 1
+        if failed_at > self.now:
+            # A failure dated after the audit is clock skew, a finding of its own, never "recent".
+            if job.created_at <= self.now:
+                self._add_future(job, failed_at)
+        elif self.now - failed_at <= self.recent_window:
             self.failed_recent += 1
         if job.audio_file_id:
             self.failures_by_audio[job.audio_file_id] += 1
             jobs = self.audio_example_jobs.setdefault(job.audio_file_id, [])
             if len(jobs) < self.examples and job.job_id:
                 jobs.append(job.job_id)
+
+    def _add_future(self, job: Job, dated: datetime) -> None:
+        self.future_count += 1
+        if len(self.future_examples) < self.examples:
+            self.future_examples.append(
+                {"job_id": job.job_id, "dated": isoformat(dated), "ahead_seconds": (dated - self.now).total_seconds()}
+            )
 
     def _add_pending(self, job: Job) -> None:
         age = job.age(self.now)
@@ -376,6 +436,11 @@ class JobAudit:
                 "examples": self.malformed_examples,
             },
             "failed_recent": self.failed_recent,
+            "future_dated": {"count": self.future_count, "examples": self.future_examples},
+            "failures_by_day": [
+                {"day": day, "category": category, "count": n}
+                for (day, category), n in sorted(self.failures_by_day.items())
+            ],
             "completed": {
                 "success_rate": round(completed / finished, 4) if finished else None,
                 "processing_seconds_count": processing_count,
@@ -402,6 +467,7 @@ def threshold_values(report: dict) -> dict[str, int]:
         pending_stuck=report["pending_stuck"]["count"],
         malformed=report["malformed"]["count"],
         failed_recent=report["failed_recent"],
+        future_dated=report["future_dated"]["count"],
         repeated_failure_audio_files=report["repeated_failures"]["count"],
     )
     return values
@@ -422,14 +488,20 @@ def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, in
     validated = {}
     for name, limit in thresholds.items():
         if name not in known:
-            raise ValueError(f"unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
-        try:
-            validated[name] = int(limit)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold {name!r} must be a whole number, got {limit!r}") from None
+            raise ValueError(f"thresholds: unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
+        validated[name] = whole_number(limit, f"thresholds: {name!r}")
         if validated[name] < 0:
-            raise ValueError(f"threshold {name!r} cannot be negative")
+            raise ValueError(f"thresholds: {name!r} cannot be negative, got {limit!r}")
     return validated
+
+
+def whole_number(value: object, what: str) -> int:
+    """An int from an int or a string of digits; 1.9, true or "5x" are refused, never truncated."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{what} must be a whole number, got {value!r}")
 
 
 def metric_data(report: dict) -> list[dict]:
@@ -462,6 +534,89 @@ def publish_metrics(client, namespace: str, points: list[dict], timestamp: datet
     return len(points)
 
 
+class CannotRun(Exception):
+    """The audit could not read the table; its message is the one-line reason."""
+
+
+class RaisingModule:
+    """The module as the AWS helpers see it, raising CannotRun where they would fail the module,
+    so that an audit that cannot run still writes its error report."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+    def fail_json(self, msg: str, **_: object) -> None:
+        raise CannotRun(msg)
+
+
+def email_settings(params: dict | None) -> dict | None:
+    if not params:
+        return None
+    if not params["to"]:
+        raise ValueError("alert_email.to must name at least one recipient.")
+    if not 1 <= params["smtp_port"] <= 65535:
+        raise ValueError(f"alert_email.smtp_port must be between 1 and 65535, got {params['smtp_port']}.")
+    return params
+
+
+def validate_alert_options(params: dict) -> tuple[dict | None, timedelta | None]:
+    url = params["alert_webhook_url"]
+    if url:
+        problem = webhook_url_problem(url)
+        if problem:
+            # Never quote the value: the URL carries the webhook's token.
+            raise ValueError(f"alert_webhook_url {problem} (its value is not shown: it is a secret).")
+    email = email_settings(params["alert_email"])
+    realert = parse_duration(params["realert_after"]) if params["realert_after"] not in (None, "", "0") else None
+    return email, realert or None
+
+
+def scan_table(module: AnsibleModule, audit: JobAudit, rules: tuple, stats: ScanStats) -> RequestCounter:
+    params = module.params
+    client = aws_client(RaisingModule(module), "dynamodb", max_pool_connections=params["segments"] + 2)
+    counter = RequestCounter().attach(client)
+    table = params["table"]
+    try:
+        client.describe_table(TableName=table)
+        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
+            audit.add(inspect_job(item, rules))
+    except aws_errors() as exc:
+        raise CannotRun(describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url"))) from None
+    return counter
+
+
+def report_path(directory: str | None, name: str) -> str | None:
+    return os.path.join(directory, name) if directory else None
+
+
+def write_reports(params: dict, doc: dict, history: list[dict], previous: dict | None) -> dict[str, str]:
+    """Every report from the one document; returns {format: path}."""
+    directory = params["report_dir"]
+    written = {}
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        diagnosis = os.path.exists(os.path.join(directory, DIAGNOSIS_REPORT))
+        contents = {
+            "json": json.dumps(doc, indent=2, sort_keys=False) + "\n",
+            "text": render_text(doc, params["show_job_ids"]),
+            "markdown": render_markdown(doc, previous),
+            "junit": render_junit(doc),
+            "html": render_html(doc, history, diagnosis),
+        }
+        for kind, content in contents.items():
+            path = os.path.join(directory, REPORT_FILES[kind])
+            write_atomic(path, content)
+            written[kind] = path
+    prometheus = params["prometheus_textfile"] or report_path(directory, REPORT_FILES["prometheus"])
+    if prometheus:
+        write_atomic(prometheus, render_prometheus(doc))
+        written["prometheus"] = prometheus
+    return written
+
+
 def run_module() -> None:
     argument_spec = dict(
         table=dict(type="str", default="panzoto-processing-jobs"),
@@ -474,12 +629,33 @@ def run_module() -> None:
         page_size=dict(type="int"),
         now=dict(type="str"),
         cloudwatch_namespace=dict(type="str"),
+        report_dir=dict(type="path"),
+        state_dir=dict(type="path"),
+        prometheus_textfile=dict(type="path"),
+        show_job_ids=dict(type="bool", default=False),
+        history_size=dict(type="int", default=500),
+        trend_runs=dict(type="int", default=24),
+        alert_webhook_url=dict(type="str", no_log=True),
+        alert_email=dict(
+            type="dict",
+            options=dict(
+                smtp_host=dict(type="str", required=True),
+                smtp_port=dict(type="int", default=587),
+                starttls=dict(type="bool", default=True),
+                username=dict(type="str"),
+                password=dict(type="str", no_log=True),
+                sender=dict(type="str", required=True),
+                to=dict(type="list", elements="str", required=True),
+            ),
+        ),
+        realert_after=dict(type="str", default="24h"),
         **AWS_ARGUMENT_SPEC,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_boto3(module)
     validate_aws_params(module)
     params = module.params
+    secrets = [value for value in (params["alert_webhook_url"], (params["alert_email"] or {}).get("password")) if value]
 
     try:
         rules = build_rules(params["classification_rules"])
@@ -487,51 +663,119 @@ def run_module() -> None:
         recent_window = parse_duration(params["recent_window"])
         now = parse_now(params["now"])
         thresholds = validate_thresholds(params["thresholds"], [rule.category for rule in rules])
+        email, realert_after = validate_alert_options(params)
     except (RuleError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
-    if not 1 <= params["segments"] <= 64:
-        module.fail_json(msg=f"segments must be between 1 and 64, got {params['segments']}.")
-    if params["examples"] < 0:
-        module.fail_json(msg="examples cannot be negative.")
+        module.fail_json(msg=redact(str(exc), secrets))
+    for name, low, high in (
+        ("segments", 1, 64),
+        ("examples", 0, 1000),
+        ("history_size", 1, 100000),
+        ("trend_runs", 1, 1000),
+    ):
+        if not low <= params[name] <= high:
+            module.fail_json(msg=f"{name} must be between {low} and {high}, got {params[name]}.")
     if params["page_size"] is not None and params["page_size"] < 1:
         module.fail_json(msg="page_size must be 1 or more.")
 
-    client = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
-    counter = RequestCounter().attach(client)
+    started = time.monotonic()
     stats = ScanStats()
     audit = JobAudit(now=now, stuck_after=stuck_after, recent_window=recent_window, examples=params["examples"])
     table = params["table"]
-    try:
-        client.describe_table(TableName=table)
-        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
-            audit.add(inspect_job(item, rules))
-    except aws_errors() as exc:
-        module.fail_json(msg=describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url")))
-
-    report = audit.report(rules_by_category(rules))
+    doc = {"schema_version": SCHEMA_VERSION, "status": "ok", "error": None, "table": table, "now": isoformat(now)}
     published = 0
-    if params["cloudwatch_namespace"] and not module.check_mode:
-        cloudwatch = aws_client(module, "cloudwatch")
-        counter.attach(cloudwatch)
-        try:
-            published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
-        except aws_errors() as exc:
-            module.fail_json(msg=describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url")))
-    module.exit_json(
+    try:
+        counter = scan_table(module, audit, rules, stats)
+        report = audit.report(rules_by_category(rules))
+        if params["cloudwatch_namespace"] and not module.check_mode:
+            cloudwatch = aws_client(RaisingModule(module), "cloudwatch")
+            counter.attach(cloudwatch)
+            try:
+                published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
+            except aws_errors() as exc:
+                raise CannotRun(
+                    describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url"))
+                ) from None
+    except CannotRun as exc:
+        doc.update(status="error", error=redact(str(exc), secrets))
+    except Exception as exc:  # an audit that cannot run must still say so in its report
+        doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], secrets))
+    doc["duration_seconds"] = round(time.monotonic() - started, 3)
+    if doc["status"] != "error":
+        values = threshold_values(report)
+        breached = breached_thresholds(thresholds, values)
+        doc.update(
+            status="breached" if breached else "ok",
+            stuck_after=params["stuck_after"],
+            recent_window=params["recent_window"],
+            **report,
+            thresholds=thresholds,
+            threshold_results=threshold_results(thresholds, values),
+            breached=breached,
+            metrics_published=published,
+            requests={
+                "pages": stats.pages,
+                "http_requests": counter.total,
+                "by_operation": dict(sorted(counter.counts.items())),
+                "segments": params["segments"],
+            },
+        )
+    doc["next_steps"] = next_steps(doc)
+
+    state_dir = params["state_dir"] or params["report_dir"]
+    history_file = report_path(state_dir, HISTORY_FILE)
+    history = read_history(history_file, params["history_size"]) if history_file else []
+    previous = history[-1] if history else None
+    entry = history_entry(doc)
+
+    alerts: list[dict] = []
+    channels = {}
+    if params["alert_webhook_url"]:
+        channels["webhook"] = lambda subject, text: send_webhook(params["alert_webhook_url"], text)
+    if email:
+        channels["email"] = lambda subject, text: send_email(email, subject, text)
+    try:
+        if state_dir and not module.check_mode:
+            os.makedirs(state_dir, exist_ok=True)
+        if channels and doc["status"] != "error":
+            if not state_dir:
+                module.fail_json(msg="alerts need report_dir or state_dir, to remember what was already sent.")
+            state_file = os.path.join(state_dir, STATE_FILE)
+            alerts, state = deliver_alerts(channels, doc, state_file, previous, now, realert_after, module.check_mode)
+            if state is not None:
+                write_atomic(state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
+        doc["alerts"] = alerts
+        written = write_reports(params, doc, [*history, entry][-params["trend_runs"] :], previous)
+        if history_file and not module.check_mode:
+            append_history(history_file, entry, params["history_size"])
+    except OSError as exc:
+        module.fail_json(msg=redact(f"cannot write the audit reports: {exc}", secrets))
+    for alert in alerts:
+        if alert["error"]:
+            module.warn(
+                f"{alert['channel']} alert ({alert['alert']}) not delivered: {alert['error']}; the next run retries it."
+            )
+
+    result = dict(
         changed=False,
+        audit_status=doc["status"],
+        error=doc["error"],
         table=table,
-        now=isoformat(now),
-        **report,
-        thresholds=thresholds,
-        breached=breached_thresholds(thresholds, threshold_values(report)),
-        metrics_published=published,
-        requests={
-            "pages": stats.pages,
-            "http_requests": counter.total,
-            "by_operation": dict(sorted(counter.counts.items())),
-            "segments": params["segments"],
-        },
+        now=doc["now"],
+        reports=written,
+        alerts=alerts,
     )
+    if doc["status"] == "error":
+        # Distinct from a breach (a failed task, rc 2): the data could not be reached, rc 4.
+        # Shown as is, so only what a person needs: the reason and where the error report is.
+        module.exit_json(
+            changed=False,
+            unreachable=True,
+            msg=f"The audit could not run: {doc['error']}",
+            audit_status="error",
+            error=doc["error"],
+            reports=written,
+        )
+    module.exit_json(breached=doc["breached"], metrics_published=published, **result)
 
 
 def main() -> None:

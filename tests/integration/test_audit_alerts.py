@@ -1,4 +1,4 @@
-"""The audit feeding monitoring: CloudWatch metrics, the guide's alarms, webhook alerts, HTML report."""
+"""The audit feeding monitoring: CloudWatch metrics, the guide's alarms, webhook and email alerts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import boto3
 import pytest
 import seed_jobs
 from support.local_http import capturing_webhook
+from support.local_smtp import capturing_smtp
 from support.playbook import PlaybookRun, run_playbook
 
 
@@ -78,23 +79,124 @@ def test_check_mode_audit_publishes_nothing(guide_snapshot, tmp_path: Path) -> N
     assert cloudwatch.list_metrics(Namespace="Panzoto")["Metrics"] == []
 
 
-def test_breached_thresholds_alert_the_webhook_without_printing_its_url(guide_snapshot, tmp_path: Path) -> None:
-    with capturing_webhook() as (url, received):
-        run = run_playbook(
-            "audit_jobs.yml",
-            extra_vars={
-                "audit_report_dir": str(tmp_path),
-                "audit_now": "2025-10-19T18:00:00Z",
-                "audit_alert_webhook_url": url,
+SMTP_USER, SMTP_PASSWORD = "ops", "planted-smtp-password"
+GUIDE_NOW = "2025-10-19T18:00:00Z"
+
+
+def alerting_audit(endpoint_url: str, report_dir: Path, webhook: str, smtp_port: int, **extra_vars) -> PlaybookRun:
+    return run_playbook(
+        "audit_jobs.yml",
+        extra_vars={
+            "audit_report_dir": str(report_dir),
+            "audit_now": GUIDE_NOW,
+            "audit_fail_on_breach": False,
+            "audit_thresholds": {"failed": 20},
+            "audit_alert_webhook_url": webhook,
+            "audit_alert_email": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp_port,
+                "starttls": False,
+                "username": SMTP_USER,
+                "password": SMTP_PASSWORD,
+                "sender": "audit@example.invalid",
+                "to": ["oncall@example.invalid"],
             },
-            env={"AWS_ENDPOINT_URL": guide_snapshot.endpoint_url},
-            verbosity=2,
+            **extra_vars,
+        },
+        env={"AWS_ENDPOINT_URL": endpoint_url},
+        verbosity=3,
+    )
+
+
+def add_failed_jobs(endpoint_url: str, count: int) -> None:
+    table = boto3.resource("dynamodb", endpoint_url=endpoint_url).Table("panzoto-processing-jobs")
+    for n in range(count):
+        table.put_item(
+            Item={
+                "job_id": f"added-{n}",
+                "user_id": "u",
+                "status": "failed",
+                "created_at": "2025-10-19T17:00:00Z",
+                "error_message": "Automatic decryption not yet implemented",
+            }
         )
 
+
+def test_alerts_once_per_breach_on_worse_and_on_recovery_by_webhook_and_email(guide_snapshot, tmp_path: Path) -> None:
+    endpoint = guide_snapshot.endpoint_url
+    sent: list[tuple[int, int]] = []  # (webhook posts, emails) after each run
+    runs = []
+    with capturing_webhook() as (url, posts), capturing_smtp(SMTP_USER, SMTP_PASSWORD) as (port, mails):
+
+        def run(**extra_vars) -> None:
+            outcome = alerting_audit(endpoint, tmp_path, url, port, **extra_vars)
+            assert outcome.returncode == 0, outcome.output
+            runs.append(outcome)
+            sent.append((len(posts), len(mails)))
+
+        run()  # the breach starts: failed 49 > 20
+        run()  # unchanged
+        add_failed_jobs(endpoint, 3)
+        run()  # worse: 52
+        (tmp_path / "job-audit-alert-state.json").write_text('{"channels": {"webhook": {"breached"')
+        run()  # corrupt state: at most one duplicate
+        run()  # and then quiet again
+        run(audit_thresholds={"failed": 100})  # recovered
+        run(audit_thresholds={"failed": 100})  # stays recovered
+
+    assert sent == [(1, 1), (1, 1), (2, 2), (3, 3), (3, 3), (4, 4), (4, 4)]
+    texts = [post["text"] for post in posts]
+    assert "thresholds breached: failed: 49 > 20" in texts[0]
+    assert "breach worsened: failed: 52 > 20" in texts[1]
+    assert "recovered" in texts[3] and "breached" not in texts[3]
+    assert [mail["Subject"].split(": ")[-1] for mail in mails] == [
+        "thresholds breached", "breach worsened", "thresholds breached", "recovered",
+    ]  # fmt: skip
+    assert mails[0]["To"] == "oncall@example.invalid"
+    assert "ansible-playbook playbooks/cleanup_jobs.yml --check --diff" in mails[0].get_payload()
+    state = tmp_path / "job-audit-alert-state.json"
+    assert state.stat().st_mode & 0o777 == 0o600
+    for outcome in runs:
+        assert "secret-token" not in outcome.output and SMTP_PASSWORD not in outcome.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hooks.example.invalid/services/T000/B000/secret-token",
+        "https://hooks.example.invalid:99999/services/T000/B000/secret-token",
+        "https://[hooks.example.invalid/services/T000/B000/secret-token",
+    ],
+    ids=["no-scheme", "port-out-of-range", "broken-ipv6"],
+)
+def test_a_malformed_webhook_url_is_refused_without_printing_it(guide_snapshot, tmp_path: Path, url: str) -> None:
+    run = run_playbook(
+        "audit_jobs.yml",
+        extra_vars={"audit_report_dir": str(tmp_path), "audit_now": GUIDE_NOW, "audit_alert_webhook_url": url},
+        env={"AWS_ENDPOINT_URL": guide_snapshot.endpoint_url},
+        verbosity=3,
+    )
     assert run.returncode == 2
-    assert len(received) == 1
-    assert "thresholds breached: failed: 49 > 20; legacy_encryption: 34 > 10" in received[0]["text"]
-    assert "secret-token" not in run.output
+    assert "alert_webhook_url " in run.output and "its value is not shown" in run.output
+    assert "secret-token" not in run.output and "hooks.example" not in run.output
+    # Bad options change nothing: no report, no history.
+    assert not (tmp_path / "job-audit.json").exists()
+
+
+def test_failing_deliveries_warn_without_secrets_and_are_retried(guide_snapshot, tmp_path: Path) -> None:
+    dead_webhook = "http://127.0.0.1:9/services/T000/B000/secret-token"
+    with capturing_smtp(SMTP_USER, "another-password") as (port, mails):
+        first = alerting_audit(guide_snapshot.endpoint_url, tmp_path, dead_webhook, port)
+    assert first.returncode == 0, first.output
+    assert "webhook alert (breach) not delivered: cannot reach the webhook" in first.output
+    assert "email alert (breach) not delivered: the SMTP server refused the login (code 535)" in first.output
+    assert mails == []
+    assert "secret-token" not in first.output and SMTP_PASSWORD not in first.output
+    # The next run, with both channels working, delivers the alert it owes.
+    with capturing_webhook() as (url, posts), capturing_smtp(SMTP_USER, SMTP_PASSWORD) as (port, mails):
+        second = alerting_audit(guide_snapshot.endpoint_url, tmp_path, url, port)
+    assert second.returncode == 0, second.output
+    assert len(posts) == 1 and len(mails) == 1
 
 
 def test_no_alert_when_within_limits(guide_snapshot, tmp_path: Path) -> None:
@@ -103,7 +205,7 @@ def test_no_alert_when_within_limits(guide_snapshot, tmp_path: Path) -> None:
             "audit_jobs.yml",
             extra_vars={
                 "audit_report_dir": str(tmp_path),
-                "audit_now": "2025-10-19T18:00:00Z",
+                "audit_now": GUIDE_NOW,
                 "audit_thresholds": {"failed": 100},
                 "audit_alert_webhook_url": url,
             },
@@ -112,7 +214,8 @@ def test_no_alert_when_within_limits(guide_snapshot, tmp_path: Path) -> None:
     assert run.returncode == 0, run.output
     assert received == []
     html = (tmp_path / "job-audit.html").read_text()
-    assert "<td>legacy_encryption</td><td>34</td>" in html and "All thresholds within limits." in html
+    assert '<span data-metric="category.legacy_encryption">34</span>' in html
+    assert "All thresholds within limits." in html
 
 
 def test_monitoring_creates_the_guide_alarms_idempotently(aws) -> None:

@@ -91,6 +91,7 @@ def test_guide_snapshot_gives_exactly_the_guide_numbers(guide, tmp_path: Path) -
                  "→ SOLUTION: Delete these jobs and their audio files from S3"]:  # fmt: skip
         assert line in run.stdout
     assert "job ids" not in run.stdout  # only with -v or audit_show_job_ids
+    assert run.stdout.count("[SUMMARY] Status Breakdown") == 1 and len(run.stdout.splitlines()) < 70
     legacy = next(entry for entry in report["categories"] if entry["category"] == "legacy_encryption")
     assert legacy["deletable"] is True
     assert legacy["oldest_failure"].startswith("2025-10-09") and legacy["newest_failure"].startswith("2025-10-09")
@@ -110,6 +111,10 @@ def test_job_ids_are_shown_with_verbose_and_reports_are_written(guide, tmp_path:
     assert run.returncode == 0, run.output
     shown = run.stdout.split("job ids (first 5): ")[1].splitlines()[0].split(", ")
     assert len(shown) == 5 and set(shown) <= legacy_ids
+    # The report once, no dumps of the other formats.
+    assert run.stdout.count("[SUMMARY] Status Breakdown") == 1
+    assert "<html" not in run.stdout and '"schema_version"' not in run.stdout and "<testsuite" not in run.stdout
+    assert len(run.stdout.splitlines()) < 120
     assert (tmp_path / "job-audit.txt").read_text().startswith("Job audit of panzoto-processing-jobs")
     junit = (tmp_path / "job-audit-junit.xml").read_text()
     assert 'failures="2"' in junit and "failed: 49 &gt; 20" in junit
@@ -188,30 +193,47 @@ def test_user_rules_reclassify_jobs(guide, tmp_path: Path) -> None:
     assert "RETRIES_EXHAUSTED (10 jobs):" in run.stdout and "Requeue after the fix." in run.stdout
 
 
-def test_missing_table_is_one_clear_line(guide, tmp_path: Path) -> None:
-    run, report = audit(tmp_path, guide[0], audit_table="no-such-table")
-
-    assert run.returncode == 2 and report is None
-    message = next(line for line in run.output.splitlines() if "ResourceNotFoundException" in line)
-    assert "audit table no-such-table" in message and "check the table name and region" in message
+def assert_error_report(run: PlaybookRun, report: dict | None, reason: str) -> None:
+    """An audit that could not run: rc 4 (not a breach's 2), the reason on one line, and a JSON report saying so."""
+    assert run.returncode == 4, run.output
+    assert report is not None and report["status"] == "error" and report["schema_version"] == 1
+    assert reason in report["error"] and "\n" not in report["error"]
+    # The callback folds long values: compare the words.
+    assert f"The audit could not run: {report['error']}" in " ".join(run.output.split())
     assert "Traceback" not in run.output
 
 
-def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path) -> None:
+def test_missing_table_writes_an_error_report(guide, tmp_path: Path) -> None:
+    run, report = audit(tmp_path, guide[0], audit_table="no-such-table")
+
+    assert_error_report(run, report, "ResourceNotFoundException while trying to audit table no-such-table")
+    assert "check the table name and region" in report["error"]
+
+
+def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_breach(tmp_path: Path) -> None:
     dead = "http://127.0.0.1:9"  # discard port: nothing listens there
 
     run, report = audit(tmp_path, dead)
 
-    assert run.returncode == 2 and report is None
-    assert f"Cannot reach the AWS endpoint at {dead} while trying to audit table panzoto-processing-jobs" in run.output
-    assert "Traceback" not in run.output
+    reason = f"Cannot reach the AWS endpoint at {dead} while trying to audit table panzoto-processing-jobs"
+    assert_error_report(run, report, reason)
+    reports = tmp_path / "reports"
+    assert 'panzoto_job_audit_up{table="panzoto-processing-jobs"} 0' in (reports / "job-audit.prom").read_text()
+    assert 'errors="1"' in (reports / "job-audit-junit.xml").read_text()
+    assert reason in (reports / "job-audit.md").read_text() and reason in (reports / "job-audit.html").read_text()
+    history = [json.loads(line) for line in (reports / "job-audit-history.jsonl").read_text().splitlines()]
+    assert [entry["status"] for entry in history] == ["error"]
 
 
 @pytest.mark.parametrize(
     ("extra_vars", "message"),
     [
         ({"audit_thresholds": {"failures": 3}}, "unknown threshold 'failures'"),
-        ({"audit_thresholds": {"failed": "many"}}, "threshold 'failed' must be a whole number"),
+        ({"audit_thresholds": {"failed": "many"}}, "thresholds: 'failed' must be a whole number, got 'many'"),
+        # Never truncated or taken as 1.
+        ({"audit_thresholds": {"failed": 1.9}}, "thresholds: 'failed' must be a whole number, got 1.9"),
+        ({"audit_thresholds": {"failed": True}}, "thresholds: 'failed' must be a whole number, got True"),
+        ({"audit_thresholds": {"pending_stuck": -1}}, "thresholds: 'pending_stuck' cannot be negative"),
         ({"audit_stuck_after": "a while"}, "invalid duration 'a while'"),
         ({"audit_now": "tomorrow"}, "invalid now 'tomorrow'"),
         ({"audit_segments": 0}, "segments must be between 1 and 64"),
@@ -235,8 +257,7 @@ def test_missing_credentials_are_one_clear_line(guide, tmp_path: Path, monkeypat
 
     run, report = audit(tmp_path, guide[0])
 
-    assert run.returncode == 2 and report is None
-    assert "No AWS credentials found" in run.output
+    assert_error_report(run, report, "No AWS credentials found")
 
 
 def test_throttling_and_server_errors_are_retried_to_exact_counts(guide, tmp_path: Path) -> None:

@@ -158,8 +158,35 @@ def test_thresholds_breach_only_when_strictly_above() -> None:
         ({"nope": 1}, "unknown threshold 'nope'"),
         ({"failed": "x"}, "must be a whole number"),
         ({"failed": -1}, "negative"),
+        # Refused, never truncated to 1.
+        ({"failed": 1.9}, r"thresholds: 'failed' must be a whole number, got 1\.9"),
+        ({"failed": True}, "thresholds: 'failed' must be a whole number, got True"),
+        ({"failed": "2.0"}, "must be a whole number"),
     ],
 )
 def test_invalid_thresholds(thresholds: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_thresholds(thresholds, ["legacy_encryption"])
+
+
+def test_whole_number_thresholds_from_strings_are_accepted() -> None:
+    assert validate_thresholds({"failed": "20", "pending_stuck": 0}, []) == {"failed": 20, "pending_stuck": 0}
+
+
+def test_future_dated_failures_are_clock_skew_never_recent() -> None:
+    report = tally(
+        [
+            failed("future-created", "timeout", at=NOW + timedelta(hours=2)),
+            {**failed("future-attempt", "timeout"), "last_attempt_at": iso(NOW + timedelta(minutes=5))},
+            failed("recent", "timeout", at=NOW - timedelta(hours=1)),
+            pending("future-pending", -timedelta(hours=3)),
+        ]
+    )
+    assert report["failed_recent"] == 1
+    assert report["future_dated"]["count"] == 3
+    assert {job["job_id"] for job in report["future_dated"]["examples"]} == {
+        "future-created",
+        "future-attempt",
+        "future-pending",
+    }
+    assert report["pending_stuck"]["count"] == 0

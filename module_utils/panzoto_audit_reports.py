@@ -1,0 +1,382 @@
+"""The audit's reports, all rendered from one document (the JSON report).
+
+The document is what processing_jobs_audit writes as job-audit.json. Every other
+format (text, Markdown, JUnit, Prometheus; HTML in panzoto_audit_html) is a view of
+it, so the numbers agree by construction. Files are written atomically (temp file
+in the same directory, fsync, rename), so a reader (node_exporter, a CI upload)
+never sees half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from xml.sax.saxutils import quoteattr
+
+SCHEMA_VERSION = 1
+REPORT_FILES = {
+    "json": "job-audit.json",
+    "text": "job-audit.txt",
+    "markdown": "job-audit.md",
+    "junit": "job-audit-junit.xml",
+    "prometheus": "job-audit.prom",
+    "html": "job-audit.html",
+}
+DIAGNOSIS_REPORT = "job-diagnosis.html"
+CLEANUP_PLAYBOOK = "ansible-playbook playbooks/cleanup_jobs.yml"
+
+
+def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+# --- readable values -------------------------------------------------------
+
+
+def readable_time(value: str | None) -> str:
+    """`2025-10-19T18:00:00.123456Z` as `2025-10-19 18:00 UTC`."""
+    if not value:
+        return "n/a"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def readable_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def seconds_text(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value >= 120:
+        return f"{value:.1f} s ({value / 60:.1f} min)"
+    return f"{value:.1f} s"
+
+
+def share(count: int, total: int) -> str:
+    return f"{round(count * 100 / total) if total else 0}%"
+
+
+# --- the document ------------------------------------------------------------
+
+
+def threshold_results(thresholds: dict[str, int], values: dict[str, int]) -> list[dict]:
+    return [
+        {"name": name, "value": values.get(name, 0), "limit": limit, "breached": values.get(name, 0) > limit}
+        for name, limit in thresholds.items()
+    ]
+
+
+def next_steps(doc: dict) -> list[dict]:
+    """The commands to run next for what was found (the guide's "Recommended Action")."""
+    if doc["status"] == "error":
+        return [
+            {
+                "why": "the audit could not run",
+                "command": "ansible-playbook playbooks/preflight.yml --check",
+            }
+        ]
+    steps = []
+    found = {entry["category"]: entry for entry in doc["categories"]}
+    deletable = [name for name, entry in found.items() if entry["deletable"]]
+    if deletable:
+        selection = json.dumps({"cleanup_jobs_categories": deletable})
+        steps.append(
+            {
+                "why": f"{', '.join(deletable)}: cleanup may delete these jobs; preview it",
+                "command": f"{CLEANUP_PLAYBOOK} --check --diff -e '{selection}'",
+            }
+        )
+    if "max_retries" in found:
+        steps.append(
+            {"why": "max_retries: find the root cause first", "command": "ansible-playbook playbooks/diagnose_jobs.yml"}
+        )
+    if "format_error" in found:
+        steps.append(
+            {
+                "why": "format_error: ffmpeg cannot convert on a host; repair it, then requeue",
+                "command": "ansible-playbook -i inventory/production playbooks/repair_ffmpeg.yml -l <host>",
+            }
+        )
+    if doc["pending_stuck"]["count"]:
+        steps.append(
+            {
+                "why": "pending jobs are stuck: check that the processor is up",
+                "command": "ansible-playbook -i inventory/production playbooks/preflight.yml --check",
+            }
+        )
+    if doc["future_dated"]["count"]:
+        steps.append(
+            {
+                "why": "jobs dated in the future: a writer's clock is ahead (clock skew); check NTP on the API hosts",
+                "command": "timedatectl status",
+            }
+        )
+    return steps
+
+
+def history_entry(doc: dict) -> dict:
+    """The compact line each run appends to the history."""
+    entry = {"at": doc["now"], "status": doc["status"]}
+    if doc["status"] == "error":
+        entry["error"] = doc["error"]
+        return entry
+    entry.update(
+        total=sum(doc["by_status"].values()),
+        failed=doc["by_status"]["failed"],
+        pending_stuck=doc["pending_stuck"]["count"],
+        failed_recent=doc["failed_recent"],
+        success_rate=doc["completed"]["success_rate"],
+        breached={item["name"]: item["value"] for item in doc["breached"]},
+    )
+    return entry
+
+
+def changes_since(previous: dict | None, current: dict) -> list[tuple[str, str, str, str]]:
+    """(what, before, now, change) rows between the previous run's history entry and this one."""
+    if not previous or previous.get("status") == "error" or current.get("status") == "error":
+        return []
+    rows = []
+    for key, label in (("failed", "failed jobs"), ("pending_stuck", "stuck pending jobs"), ("total", "jobs")):
+        before, now = previous.get(key), current.get(key)
+        if isinstance(before, int) and isinstance(now, int):
+            rows.append((label, str(before), str(now), f"{now - before:+d}"))
+    before, now = previous.get("success_rate"), current.get("success_rate")
+    if before is not None and now is not None:
+        rows.append(("success rate", percent(before), percent(now), f"{(now - before) * 100:+.1f} pt"))
+    return rows
+
+
+# --- text --------------------------------------------------------------------
+
+
+def render_text(doc: dict, show_job_ids: bool) -> str:
+    if doc["status"] == "error":
+        return f"Job audit of {doc['table']} at {readable_time(doc['now'])}: could not run\n  {doc['error']}\n"
+    by_status = doc["by_status"]
+    total = sum(by_status.values())
+    lines = [
+        f"Job audit of {doc['table']} at {readable_time(doc['now'])}: {total} jobs"
+        f" ({doc['total_items']} items scanned)",
+        "",
+        "[SUMMARY] Status Breakdown:",
+    ]
+    for status, mark in (("completed", "✅"), ("failed", "❌"), ("pending", "⏳"), ("processing", "⚙")):
+        lines.append(f"  {mark} {status + ':':<12}{by_status[status]} ({share(by_status[status], total)})")
+    lines += ["", "[ERROR CATEGORIES]"]
+    lines += [f"  {c['category']}: {c['count']}" for c in doc["categories"]] or ["  (no failed jobs)"]
+    if doc["categories"]:
+        lines += ["", "[DETAILED ERROR BREAKDOWN]"]
+        for c in doc["categories"]:
+            lines += [
+                f"  {c['category'].upper()} ({c['count']} jobs):",
+                f"    → SOLUTION: {c['solution']}",
+                f"    → failed between {readable_time(c['oldest_failure'])} and {readable_time(c['newest_failure'])};"
+                f" cleanup may delete: {'yes' if c['deletable'] else 'no'}",
+            ]
+            if show_job_ids:
+                ids = c["example_job_ids"]
+                lines.append(f"    → job ids (first {len(ids)}): {', '.join(ids)}")
+    stuck = doc["pending_stuck"]
+    lines += ["", f"[STUCK PENDING] {stuck['count']} pending job(s) waiting longer than {doc['stuck_after']}"]
+    if show_job_ids:
+        for job in stuck["jobs"]:
+            lines.append(
+                f"    → {job['job_id']} created {readable_time(job['created_at'])}"
+                f" ({readable_age(job['age_seconds'])} ago)"
+            )
+    future = doc["future_dated"]
+    if future["count"]:
+        lines.append(f"[CLOCK SKEW] {future['count']} job(s) dated after the audit time: not counted as recent")
+        if show_job_ids:
+            for job in future["examples"]:
+                lines.append(f"    → {job['job_id']} dated {readable_time(job['dated'])}")
+    malformed = doc["malformed"]
+    reasons = ", ".join(f"{reason} {n}" for reason, n in malformed["by_reason"].items())
+    lines.append(f"[MALFORMED] {malformed['count']} item(s){': ' + reasons if reasons else ''}")
+    completed = doc["completed"]
+    lines += [
+        "",
+        f"[METRICS] success rate {percent(completed['success_rate'])}, processing time avg "
+        f"{seconds_text(completed['processing_seconds_average'])},"
+        f" p95 {seconds_text(completed['processing_seconds_p95'])};"
+        f" {doc['failed_recent']} failed in the last {doc['recent_window']}",
+        f"[CIRCUIT BREAKER] {doc['repeated_failures']['count']} audio file(s) failed in more than one job",
+    ]
+    if show_job_ids:
+        for audio in doc["repeated_failures"]["audio_files"]:
+            lines.append(
+                f"    → {audio['audio_file_id']}: {audio['failures']} failures ({', '.join(audio['job_ids'])})"
+            )
+    if doc["breached"]:
+        lines.append("[THRESHOLDS] BREACHED: " + "; ".join(item["message"] for item in doc["breached"]))
+    else:
+        limits = ", ".join(f"{item['name']} <= {item['limit']}" for item in doc["threshold_results"])
+        lines.append(f"[THRESHOLDS] all within limits ({limits})")
+    requests = doc["requests"]
+    lines.append(
+        f"[COST] {requests['pages']} scan page(s), {requests['http_requests']} HTTP request(s),"
+        f" {requests['segments']} segment(s)"
+    )
+    lines += ["", "[NEXT STEPS]"]
+    lines += [f"  # {step['why']}\n  {step['command']}" for step in doc["next_steps"]] or ["  nothing to do"]
+    return "\n".join(lines) + "\n"
+
+
+# --- Markdown (a CI job summary) ---------------------------------------------
+
+
+def markdown_cell(text: str) -> str:
+    """Text that stays in its table cell (user-written solutions may hold pipes or newlines)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(doc: dict, previous: dict | None) -> str:
+    icon = {"ok": "✅", "breached": "🚨", "error": "⚠️"}[doc["status"]]
+    lines = [f"## {icon} Job audit of `{doc['table']}`: {doc['status']}", "", f"At {readable_time(doc['now'])}.", ""]
+    if doc["status"] == "error":
+        lines += [f"The audit could not run: `{doc['error']}`", ""]
+    else:
+        total = sum(doc["by_status"].values())
+        lines += ["| status | jobs | share |", "|---|---:|---:|"]
+        lines += [f"| {status} | {n} | {share(n, total)} |" for status, n in doc["by_status"].items()]
+        lines += ["", "| threshold | value | limit | result |", "|---|---:|---:|---|"]
+        lines += [
+            f"| {t['name']} | {t['value']} | {t['limit']} | {'❌ breached' if t['breached'] else '✅ ok'} |"
+            for t in doc["threshold_results"]
+        ]
+        if doc["categories"]:
+            lines += ["", "| category | failed jobs | solution |", "|---|---:|---|"]
+            lines += [f"| {c['category']} | {c['count']} | {markdown_cell(c['solution'])} |" for c in doc["categories"]]
+        completed = doc["completed"]
+        lines += [
+            "",
+            f"Success rate {percent(completed['success_rate'])}; processing time avg "
+            f"{seconds_text(completed['processing_seconds_average'])}, p95 "
+            f"{seconds_text(completed['processing_seconds_p95'])}; {doc['pending_stuck']['count']} stuck pending;"
+            f" {doc['future_dated']['count']} dated in the future.",
+            "",
+        ]
+    rows = changes_since(previous, history_entry(doc))
+    if rows:
+        lines += [f"### Since the previous run ({readable_time(previous['at'])})", ""]
+        lines += ["| | before | now | change |", "|---|---:|---:|---:|"]
+        lines += [f"| {what} | {before} | {now} | {change} |" for what, before, now, change in rows]
+        lines.append("")
+    elif previous is None:
+        lines += ["No previous run in the history.", ""]
+    lines += ["### Next steps", ""]
+    if doc["next_steps"]:
+        for step in doc["next_steps"]:
+            lines += [f"{step['why']}:", "", "```bash", step["command"], "```", ""]
+    else:
+        lines += ["Nothing to do.", ""]
+    return "\n".join(lines)
+
+
+# --- JUnit ---------------------------------------------------------------------
+
+
+def render_junit(doc: dict) -> str:
+    """One test case per threshold; an audit that could not run is one errored case."""
+    elapsed = doc.get("duration_seconds") or 0.0
+    classname = quoteattr(f"job-audit.{doc['table']}")
+    if doc["status"] == "error":
+        cases = [
+            f'  <testcase classname={classname} name="audit run" time="{elapsed:.3f}">\n'
+            f"    <error message={quoteattr(doc['error'])}/>\n  </testcase>"
+        ]
+        failures, errors = 0, 1
+    else:
+        results = doc["threshold_results"]
+        each = elapsed / len(results) if results else 0.0
+        cases = []
+        for t in results:
+            name = quoteattr(f"{t['name']} <= {t['limit']}")
+            case = f'  <testcase classname={classname} name={name} time="{each:.3f}"'
+            if t["breached"]:
+                message = quoteattr(f"{t['name']}: {t['value']} > {t['limit']}")
+                cases.append(f"{case}>\n    <failure message={message}/>\n  </testcase>")
+            else:
+                cases.append(f"{case}/>")
+        failures, errors = sum(t["breached"] for t in results), 0
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<testsuite name="job-audit" tests="{len(cases)}" failures="{failures}" errors="{errors}"'
+        f' time="{elapsed:.3f}" timestamp="{doc["now"][:19]}">\n' + "\n".join(cases) + "\n</testsuite>\n"
+    )
+
+
+# --- Prometheus text format (node_exporter's textfile collector) -------------
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_prometheus(doc: dict) -> str:
+    table = _label(doc["table"])
+    out: list[str] = []
+
+    def gauge(name: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            text = ",".join(f'{key}="{_label(str(val))}"' for key, val in {"table": table, **labels}.items())
+            out.append(f"{name}{{{text}}} {value:g}" if isinstance(value, float) else f"{name}{{{text}}} {value}")
+
+    at = datetime.fromisoformat(doc["now"].replace("Z", "+00:00")).timestamp()
+    gauge("panzoto_job_audit_up", "1 when the audit could read the table, 0 when it could not run.",
+          [({}, 0 if doc["status"] == "error" else 1)])  # fmt: skip
+    gauge("panzoto_job_audit_timestamp_seconds", "When the audit was taken (Unix time).", [({}, float(at))])
+    if doc["status"] != "error":
+        gauge("panzoto_jobs", "Jobs per status.", [({"status": s}, n) for s, n in doc["by_status"].items()])
+        gauge("panzoto_failed_jobs", "Failed jobs per error category.",
+              [({"category": c["category"]}, c["count"]) for c in doc["categories"]])  # fmt: skip
+        gauge("panzoto_jobs_stuck_pending", "Pending jobs waiting longer than stuck_after.",
+              [({}, doc["pending_stuck"]["count"])])  # fmt: skip
+        gauge("panzoto_jobs_failed_recent", "Jobs that failed within the recent window.", [({}, doc["failed_recent"])])
+        gauge("panzoto_jobs_future_dated", "Jobs dated after the audit time (clock skew).",
+              [({}, doc["future_dated"]["count"])])  # fmt: skip
+        gauge("panzoto_jobs_malformed", "Items that could not be read as jobs.", [({}, doc["malformed"]["count"])])
+        completed = doc["completed"]
+        if completed["success_rate"] is not None:
+            gauge("panzoto_job_success_ratio", "Completed over completed plus failed.",
+                  [({}, float(completed["success_rate"]))])  # fmt: skip
+        for key, name in (("processing_seconds_average", "avg"), ("processing_seconds_p95", "p95")):
+            if completed[key] is not None:
+                gauge(f"panzoto_job_processing_seconds_{name}", f"Processing time of completed jobs ({name}).",
+                      [({}, float(completed[key]))])  # fmt: skip
+        gauge("panzoto_job_audit_threshold_breached", "1 when the count is above its threshold.",
+              [({"threshold": t["name"]}, int(t["breached"])) for t in doc["threshold_results"]])  # fmt: skip
+    return "\n".join(out) + "\n"
