@@ -14,10 +14,11 @@ RECORD_START = re.compile(
     r"^(?P<stamp>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*"
     r"(?P<where>[^|]*?)\s+-\s(?P<message>.*)$"
 )
-# A job named by the processor: `Job <id> ...`, `transcription job <id> ...`, `for job <id>, ...`.
-NAMED_JOB = re.compile(r"\b[Jj]ob\s+(?P<id>[A-Za-z0-9][A-Za-z0-9_-]{5,})")
+# A job named by the processor: `Job <id> ...`, `transcription job <id> ...`, `for job <id>, ...`
+# (an id has a digit, so `job processor` names no job).
+NAMED_JOB = re.compile(r"\b[Jj]ob\s+(?P<id>(?=[A-Za-z_-]*[0-9])[A-Za-z0-9][A-Za-z0-9_-]*)")
 # Tokens that may be ids; a record is tied to a job when one of them is its job or audio file id.
-ID_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,}")
+ID_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 FAILURE_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL"})
 

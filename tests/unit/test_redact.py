@@ -8,12 +8,27 @@ import pytest
 from ansible.module_utils.panzoto_redact import MASK, PatternError, build_patterns, redact
 
 KEY_B64 = base64.b64encode(bytes(range(32))).decode()
+OPENAI = "sk-proj-AbCdEf0123456789XyZ_abcdEFGH"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SECRETS = {
-    "openai": ("openai.AuthenticationError: Incorrect API key provided: sk-proj-AbCdEf0123456789XyZ_abcdEFGH", "sk-proj-AbCdEf0123456789XyZ_abcdEFGH"),
-    "bearer": ("headers={'Authorization': 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl'}", "eyJhbGciOiJIUzI1NiJ9"),
+    "openai": (
+        "openai.AuthenticationError: Incorrect API key provided: sk-proj-AbCdEf0123456789XyZ_abcdEFGH",
+        "sk-proj-AbCdEf0123456789XyZ_abcdEFGH",
+    ),
+    "bearer": (
+        "headers={'Authorization': 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl'}",
+        "eyJhbGciOiJIUzI1NiJ9",
+    ),
     "aws_access_key": ("Credentials: AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE"),
-    "aws_secret": ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-    "bare_aws_secret": ("secret is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    "aws_secret": (
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+    "bare_aws_secret": (
+        "secret is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
     "base64_key": (f"decrypt(key={KEY_B64!r})", KEY_B64),
     "bare_base64_key": (f"using key {KEY_B64} for user", KEY_B64),
     "hex_key": ("key " + "ab" * 32 + " loaded", "ab" * 32),
@@ -49,7 +64,7 @@ def test_the_name_of_a_named_secret_stays_readable() -> None:
         "2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - [ERROR] Job "
         "5f0c8a2e-1b3d-4c5e-8f7a-9b0c1d2e3f4a processing failed (attempt 3/3): MAC check failed",
         "[ERROR] Failed to fetch audio file 9a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d: NoSuchKey",
-        "  File \"/opt/panzoto/venv/lib/python3.11/site-packages/openai/_base_client.py\", line 1045, in _request",
+        '  File "/opt/panzoto/venv/lib/python3.11/site-packages/openai/_base_client.py", line 1045, in _request',
         "[WARN] File too large: 31.2MB > 25MB",
         "s3 key audio_upload/5f0c8a2e-1b3d-4c5e-8f7a-9b0c1d2e3f4a/9a1b2c3d.3gp_encrypted",
     ],
