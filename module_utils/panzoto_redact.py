@@ -40,7 +40,9 @@ DEFAULT_PATTERNS: tuple[Pattern, ...] = (
         "named_secret",
         r"(?i)(?:\b|_)(?:password|passwd|pwd|secret|secret_key|secret_access_key|aws_secret_access_key|"
         r"api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|token|client[_-]?secret|private[_-]?key|"
-        r"encryption[_-]?key|authorization|x-api-key)\b[\"']?\s*[:=]\s*[\"']?([^\s\"',;&}]+)",
+        r"encryption[_-]?key|authorization|x-api-key)\b[\"']?\s*[:=]\s*[\"']?"
+        # An `Authorization: Bearer <token>` keeps its scheme: the token is masked by bearer_token.
+        r"(?!(?:Bearer|Basic|Token)\s)([^\s\"',;&}]+)",
         group=1,
     ),
     # Raw key material: 32 bytes as base64 (44 characters ending in '=') or as hex (64 digits),

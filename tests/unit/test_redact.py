@@ -79,3 +79,9 @@ def test_user_patterns_are_added_and_bad_ones_fail_in_one_line() -> None:
     assert redact("charged acct-123456 ok", patterns) == (f"charged {MASK} ok", 1)
     with pytest.raises(PatternError, match=r"redact_patterns\[0\]: invalid regex"):
         build_patterns(["("])
+
+
+def test_an_authorization_header_keeps_its_scheme() -> None:
+    redacted, count = redact(f"headers={{'Authorization': 'Bearer {OPENAI}'}}")
+
+    assert (redacted, count) == (f"headers={{'Authorization': 'Bearer {MASK}'}}", 1)
