@@ -16,8 +16,8 @@ description:
   - A record is a loguru line (C(2025-10-09 14:03:27 | ERROR | file:function:line - message)) with the
     traceback lines that follow it. ANSI colour codes are stripped.
   - A record belongs to a job when it falls in that job's window and names its job id, or its audio
-    file id (C([ERROR] Failed to fetch audio file <audio_file_id>: ...)). A warning or error that names
-    no id at all (C([WARN] File too large: 31.2MB > 25MB)) belongs to the job the same log named last,
+    file id (the processor's C([ERROR] Failed to fetch audio file <audio_file_id>) lines). A warning or error that names
+    no id at all (the processor's C([WARN] File too large) lines) belongs to the job the same log named last,
     within that job's window (C(tied_by=context)).
   - Every record is redacted on the host before it is returned (OpenAI, Stripe and AWS keys, Bearer
     tokens, JWTs, 32-byte keys in base64 or hex, C(password=) and similar C(name=value) secrets,
@@ -76,8 +76,12 @@ options:
     type: list
     elements: str
     default: []
-author:
-  - panzoto-ops
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author: panzoto-ops maintainers
 """
 
 EXAMPLES = r"""

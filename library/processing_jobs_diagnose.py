@@ -121,6 +121,11 @@ options:
     description: Evidence records shown per job in the report; the deciding record is always one of them.
     type: int
     default: 10
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
 extends_documentation_fragment:
   - panzoto_aws
 notes:
