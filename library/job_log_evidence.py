@@ -313,17 +313,26 @@ class Stream:
         self.current: Record | None = None
         self.context: list = [None]
         self.kept = 0
+        self.origin: str | None = None
 
-    def line(self, text: str, moment: float | None = None) -> None:
-        """One line; `moment` is the journal's timestamp, else the loguru timestamp is used."""
+    def line(self, text: str, moment: float | None = None, origin: str | None = None) -> None:
+        """One line; `moment` is the journal's timestamp, else the loguru timestamp is used.
+
+        `origin` (the journal's _PID) keeps another process's line, such as systemd's own
+        `panzoto.service: Deactivated successfully.`, out of a record's traceback.
+        """
         text = strip_ansi(text.rstrip("\r\n"))
         head = RECORD_START.match(text)
         if head:
             self.flush()
             stamp = moment if moment is not None else loguru_time(head["stamp"])
             self.current = Record([text], stamp, head["level"], self.source)
+            self.origin = origin
         elif self.current is not None:
-            self.current.lines.append(text)
+            if origin == self.origin:
+                self.current.lines.append(text)
+            else:
+                self.flush()
         # Lines before the first record start belong to a record outside the window: skipped.
 
     def flush(self) -> None:
@@ -345,7 +354,7 @@ def read_journal(params: dict, windows: list, collector: Collector, sources: lis
     for start, end in windows:
         command = [
             params["journalctl"], "--unit", unit, "--since", f"@{int(start)}", "--until", f"@{int(end) + 1}",
-            "--output", "json", "--output-fields", "MESSAGE", "--all", "--no-pager", "--quiet",
+            "--output", "json", "--output-fields", "MESSAGE,_PID", "--all", "--no-pager", "--quiet",
         ]  # fmt: skip
         source = {"source": f"journal:{unit}", "window": [iso(start), iso(end)], "bytes_read": 0, "records": 0}
         sources.append(source)
@@ -366,8 +375,9 @@ def read_journal(params: dict, windows: list, collector: Collector, sources: lis
                 continue
             stamp = entry.get("__REALTIME_TIMESTAMP")
             moment = int(stamp) / 1_000_000 if isinstance(stamp, str) and stamp.isdigit() else None
+            origin = entry.get("_PID") if isinstance(entry.get("_PID"), str) else None
             for part in message.split("\n"):
-                stream.line(part, moment)
+                stream.line(part, moment, origin)
         stream.flush()
         stderr = process.stderr.read().decode("utf-8", "replace").strip()
         if process.wait() != 0:

@@ -141,14 +141,15 @@ def test_rotated_zip_and_gz_files_are_read_and_files_outside_the_windows_are_not
 
 
 def test_journal_json_with_byte_array_messages_and_one_call_per_merged_window(tmp_path: Path) -> None:
-    def entry(offset_s: float, text: str) -> dict:
+    def entry(offset_s: float, text: str, pid: str = "4242") -> dict:
         micros = str(int((T0.timestamp() + offset_s) * 1_000_000))
-        return {"__REALTIME_TIMESTAMP": micros, "MESSAGE": list(text.encode())}
+        return {"__REALTIME_TIMESTAMP": micros, "MESSAGE": list(text.encode()), "_PID": pid}
 
     journal = [
         entry(10, line(10, "ERROR", "[ERROR] Job j1 processing failed (attempt 3/3): Request timed out.", colour=True)),
         entry(10, "Traceback (most recent call last):"),
         entry(10, "openai.APITimeoutError: Request timed out. Authorization: Bearer sk-proj-AbCdEf0123456789XyZ_abcd"),
+        entry(11, "panzoto.service: Deactivated successfully.", pid="1"),  # systemd's line about the unit
         {"__REALTIME_TIMESTAMP": str(int(T0.timestamp() + 11) * 10**6), "MESSAGE": None},
     ]
 
@@ -159,6 +160,7 @@ def test_journal_json_with_byte_array_messages_and_one_call_per_merged_window(tm
 
     (record,) = jobs["j1"]
     assert record["source"] == "journal" and record["text"].count("\n") == 2
+    assert "Deactivated" not in record["text"]
     assert "sk-proj" not in record["text"] and "[REDACTED]" in record["text"]
     assert result["redactions"] >= 1
     calls = (tmp_path / "journalctl.args").read_text().splitlines()
