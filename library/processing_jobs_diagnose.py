@@ -36,7 +36,8 @@ options:
     default: panzoto-processing-jobs
   categories:
     description:
-      - Select failed jobs in these error categories (see O(classification_rules)), as processing_jobs_cleanup does.
+      - Select failed jobs in these error categories (see O(classification_rules)), as processing_jobs_cleanup does;
+        C(deletable) stands for every category whose rule says cleanup may delete it.
       - Defaults to C([max_retries]) when none of O(categories), O(statuses) and O(job_ids) is given.
     type: list
     elements: str
@@ -225,9 +226,10 @@ class OptionError(ValueError):
 
 
 def validate_selection(params: dict, categories: list[str]) -> None:
-    unknown = [name for name in params["categories"] if name not in categories]
+    known = [*categories, "deletable"]
+    unknown = [name for name in params["categories"] if name not in known]
     if unknown:
-        raise OptionError(f"unknown categories {', '.join(unknown)}: use one of {', '.join(sorted(categories))}.")
+        raise OptionError(f"unknown categories {', '.join(unknown)}: use one of {', '.join(sorted(known))}.")
     for name in ("job_types", "user_ids", "job_ids"):
         if params[name] is not None and not params[name]:
             raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
@@ -240,9 +242,12 @@ def validate_selection(params: dict, categories: list[str]) -> None:
 class Selection:
     """The cleanup's selection semantics: alternatives within an option, options narrowing each other."""
 
-    def __init__(self, params: dict, now: datetime) -> None:
+    def __init__(self, params: dict, now: datetime, deletable: tuple[str, ...] = ()) -> None:
         explicit = params["categories"] or params["statuses"] or params["job_ids"]
-        self.categories = frozenset(params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
+        categories = set(params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
+        if "deletable" in categories:  # every category whose rule lets cleanup delete it
+            categories = (categories - {"deletable"}) | set(deletable)
+        self.categories = frozenset(categories)
         self.statuses = frozenset(params["statuses"])
         self.older_than = parse_duration(params["older_than"]) if params["older_than"] is not None else None
         self.stuck_after = parse_duration(params["stuck_after"])
@@ -296,7 +301,7 @@ def run_select(module, params: dict) -> dict:
         validate_selection(params, [rule.category for rule in rules])
         now = parse_now(params["now"])
         margin = parse_duration(params["window_margin"])
-        selection = Selection(params, now)
+        selection = Selection(params, now, tuple(rule.category for rule in rules if rule.deletable))
     except (RuleError, OptionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     dynamodb = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)

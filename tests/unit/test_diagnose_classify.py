@@ -30,12 +30,13 @@ def job(job_id: str, status: str = "failed", message: str = "Exceeded maximum re
     [
         ({}, ["retries"]),  # the default: failed max_retries jobs
         ({"categories": ["timeout"]}, ["timeout"]),
-        ({"statuses": ["failed"]}, ["retries", "timeout", "old"]),
+        ({"statuses": ["failed"]}, ["retries", "timeout", "old", "mac"]),
         ({"statuses": ["pending"]}, ["stuck"]),  # pending only when stuck
         ({"job_ids": ["done"]}, ["done"]),  # job ids alone: whatever the status
         ({"job_ids": ["done", "retries"], "categories": ["max_retries"]}, ["retries"]),
         ({"statuses": ["failed"], "older_than": "7d"}, ["old"]),
         ({"statuses": ["failed"], "user_ids": ["u2"]}, ["timeout"]),
+        ({"categories": ["deletable"]}, ["mac"]),
     ],
 )
 def test_selection_means_what_the_cleanups_means(options: dict, selected: list[str]) -> None:
@@ -46,8 +47,9 @@ def test_selection_means_what_the_cleanups_means(options: dict, selected: list[s
         job("stuck", status="pending", created_at="2025-10-19T10:00:00Z"),
         job("fresh", status="pending", created_at="2025-10-19T17:59:00Z"),
         job("done", status="completed"),
+        job("mac", status="failed", message="MAC check failed", created_at="2025-10-19T12:00:00Z"),
     ]
-    selection = diagnose.Selection(params(**options), NOW)
+    selection = diagnose.Selection(params(**options), NOW, ("legacy_encryption", "decryption_error"))
 
     assert [j.job_id for j in jobs if selection.matches(j)] == selected
 
