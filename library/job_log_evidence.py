@@ -1,0 +1,518 @@
+#!/usr/bin/python
+"""Ansible module: the log records that name given jobs, read on an API server itself."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: job_log_evidence
+short_description: Read the Panzoto service's log records about given jobs, on the server itself
+description:
+  - Runs on an API server and returns only the log records that name the given jobs, so no
+    journal or log file is ever copied to the control node.
+  - Reads the journal of O(unit) with C(journalctl -u UNIT --since --until -o json) once per time
+    window (the jobs' windows, overlapping ones merged), and the app's own log files (O(log_dir),
+    O(log_globs); rotated, C(.zip) and C(.gz) ones included) whose time span overlaps a window.
+  - A record is a loguru line (C(2025-10-09 14:03:27 | ERROR | file:function:line - message)) with the
+    traceback lines that follow it. ANSI colour codes are stripped.
+  - A record belongs to a job when it falls in that job's window and names its job id, or its audio
+    file id (the processor's C([ERROR] Failed to fetch audio file <audio_file_id>) lines). A warning or error that names
+    no id at all (the processor's C([WARN] File too large) lines) belongs to the job the same log named last,
+    within that job's window (C(tied_by=context)).
+  - Every record is redacted on the host before it is returned (OpenAI, Stripe and AWS keys, Bearer
+    tokens, JWTs, 32-byte keys in base64 or hex, C(password=) and similar C(name=value) secrets,
+    plus O(redact_patterns)).
+  - Returns the number of bytes read on the host and the number of bytes returned, so the cost of a
+    diagnosis is measured.
+  - Reads only; never changes anything (check mode is the same run).
+version_added: "1.0.0"
+options:
+  jobs:
+    description:
+      - The jobs to look for, each a dict with C(job_id), optional C(audio_file_id), and its time window
+        C(window_start) and C(window_end) (ISO-8601).
+      - As produced by processing_jobs_diagnose with O(processing_jobs_diagnose#module:step=select).
+    type: list
+    elements: dict
+    required: true
+  unit:
+    description: The systemd unit of the service (without C(.service) is fine).
+    type: str
+    default: panzoto
+  journal:
+    description: Read the unit's journal.
+    type: bool
+    default: true
+  journalctl:
+    description: The journalctl command.
+    type: str
+    default: journalctl
+  log_dir:
+    description:
+      - Directory of the app's own log files (the backend writes C(./logs/app_<YYYYmmdd_HHMMSS>.log) in its
+        working directory). A missing directory is reported in RV(sources), not an error.
+      - Empty to read no files.
+    type: path
+    default: /opt/panzoto/app/logs
+  log_globs:
+    description: File name patterns in O(log_dir); names ending in C(.zip) or C(.gz) are read compressed.
+    type: list
+    elements: str
+    default: ["app_*"]
+  max_records_per_job:
+    description: Records kept per job, the most recent ones (the last attempts decide the cause).
+    type: int
+    default: 50
+  max_record_lines:
+    description: Lines kept per record, its first line and the end of its traceback.
+    type: int
+    default: 40
+  max_line_chars:
+    description: Characters kept per line.
+    type: int
+    default: 2000
+  redact_patterns:
+    description: More regular expressions whose matches are replaced by C([REDACTED]) in every record.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author: panzoto-ops maintainers
+"""
+
+EXAMPLES = r"""
+- name: Read the log records of two jobs on every API server
+  job_log_evidence:
+    jobs:
+      - job_id: 5f0c...
+        audio_file_id: 9a1b...
+        window_start: "2025-10-09T13:50:00Z"
+        window_end: "2025-10-09T14:20:00Z"
+    unit: panzoto
+    log_dir: /opt/panzoto/app/logs
+  register: evidence
+"""
+
+RETURN = r"""
+jobs:
+  description:
+    - Job id to its records, oldest first; jobs without records are left out.
+    - Each record has C(time) (ISO-8601 UTC), C(source) (C(journal) or the log file's name), C(level),
+      C(tied_by) (C(job_id), C(audio_file_id) or C(context)) and C(text) (redacted, ANSI-free; traceback
+      lines after the first line).
+  returned: always
+  type: dict
+bytes_read:
+  description: Bytes of journal output and log file content read on the host.
+  returned: always
+  type: int
+bytes_returned:
+  description: Bytes of the records returned (their JSON).
+  returned: always
+  type: int
+records_scanned:
+  description: Log records looked at in the windows.
+  returned: always
+  type: int
+redactions:
+  description: Secrets replaced by C([REDACTED]) in the returned records.
+  returned: always
+  type: int
+windows:
+  description: The merged time windows read, as C([start, end]) ISO-8601 pairs.
+  returned: always
+  type: list
+sources:
+  description:
+    - What was read, each with C(source), C(bytes_read), C(records) (records kept) and, when it was not
+      read or not fully, C(skipped) or C(error).
+  returned: always
+  type: list
+"""
+
+import fnmatch
+import gzip
+import json
+import os
+import subprocess
+import time
+import zipfile
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto_loguru import FAILURE_LEVELS, ID_TOKEN, NAMED_JOB, RECORD_START, UUID, strip_ansi
+from ansible.module_utils.panzoto_redact import PatternError, build_patterns, redact
+
+FILE_STAMP = "%Y%m%d_%H%M%S"
+
+
+class OptionError(ValueError):
+    """A bad option; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    job_id: str
+    audio_file_id: str | None
+    start: float  # epoch seconds
+    end: float
+
+    def covers(self, moment: float) -> bool:
+        return self.start <= moment <= self.end
+
+
+def epoch(value: object, what: str) -> float:
+    if not isinstance(value, str) or not value.strip():
+        raise OptionError(f"{what} must be an ISO-8601 timestamp, got {value!r}.")
+    text = value.strip()
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise OptionError(f"{what} must be an ISO-8601 timestamp, got {value!r}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_jobs(specs: list) -> list[Wanted]:
+    wanted = []
+    for position, spec in enumerate(specs):
+        where = f"jobs[{position}]"
+        job_id = spec.get("job_id")
+        if not isinstance(job_id, str) or not job_id:
+            raise OptionError(f"{where}.job_id must be a non-empty string.")
+        audio = spec.get("audio_file_id")
+        if audio is not None and not isinstance(audio, str):
+            raise OptionError(f"{where}.audio_file_id must be a string.")
+        start = epoch(spec.get("window_start"), f"{where}.window_start")
+        end = epoch(spec.get("window_end"), f"{where}.window_end")
+        if end < start:
+            raise OptionError(f"{where}: window_end is before window_start.")
+        wanted.append(Wanted(job_id, audio or None, start, end))
+    return wanted
+
+
+def merge_windows(wanted: list[Wanted]) -> list[tuple[float, float]]:
+    merged: list[list[float]] = []
+    for start, end in sorted((job.start, job.end) for job in wanted):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+def loguru_time(stamp: str) -> float | None:
+    """Epoch seconds of a loguru timestamp, written in the host's local time."""
+    try:
+        whole = time.mktime(time.strptime(stamp[:19].replace("T", " "), "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+    fraction = stamp[20:]
+    return whole + (float("0." + fraction) if fraction.isdigit() else 0.0)
+
+
+@dataclass
+class Record:
+    lines: list[str]
+    moment: float | None
+    level: str
+    source: str
+
+
+@dataclass
+class Collector:
+    """Ties complete records to the wanted jobs, keeping the most recent ones per job."""
+
+    wanted: list[Wanted]
+    max_records: int
+    max_lines: int
+    max_chars: int
+    patterns: tuple
+    by_job: dict[str, Wanted] = field(default_factory=dict)
+    by_audio: dict[str, list[Wanted]] = field(default_factory=dict)
+    kept: dict[str, deque] = field(default_factory=dict)
+    scanned: int = 0
+    redactions: int = 0
+
+    def __post_init__(self) -> None:
+        for job in self.wanted:
+            self.by_job[job.job_id] = job
+            if job.audio_file_id:
+                self.by_audio.setdefault(job.audio_file_id, []).append(job)
+
+    def text_of(self, record: Record) -> str:
+        lines = [line[: self.max_chars] for line in record.lines]
+        if len(lines) > self.max_lines:
+            omitted = len(lines) - self.max_lines
+            lines = [lines[0], f"... ({omitted} lines omitted)", *lines[-(self.max_lines - 1) :]]
+        text, count = redact("\n".join(lines), self.patterns)
+        self.redactions += count
+        return text
+
+    def keep(self, job: Wanted, record: Record, tied_by: str, text: str) -> None:
+        entry = {
+            "time": iso(record.moment),
+            "source": record.source,
+            "level": record.level,
+            "tied_by": tied_by,
+            "text": text,
+        }
+        self.kept.setdefault(job.job_id, deque(maxlen=self.max_records)).append(entry)
+
+    def take(self, record: Record, context: list) -> int:
+        """Tie one complete record; `context` holds the job this log named last. Returns records kept."""
+        self.scanned += 1
+        if record.moment is None:
+            return 0
+        raw = "\n".join(record.lines)
+        tokens = set(ID_TOKEN.findall(raw))
+        ties: list[tuple[Wanted, str]] = [(self.by_job[t], "job_id") for t in tokens if t in self.by_job]
+        named = {job.job_id for job, _ in ties}
+        for token in tokens:
+            for job in self.by_audio.get(token, ()):
+                if job.job_id not in named:
+                    ties.append((job, "audio_file_id"))
+                    named.add(job.job_id)
+        mentioned = [match["id"] for match in NAMED_JOB.finditer(record.lines[0])]
+        if mentioned:
+            # The job this log speaks about now; an unselected one ends the previous context.
+            context[0] = self.by_job.get(mentioned[-1])
+        if not ties and context[0] is not None and record.level in FAILURE_LEVELS and not UUID.search(raw):
+            ties.append((context[0], "context"))
+        ties = [(job, how) for job, how in ties if job.covers(record.moment)]
+        if not ties:
+            return 0
+        text = self.text_of(record)
+        for job, how in ties:
+            self.keep(job, record, how, text)
+        return len(ties)
+
+    def result(self) -> dict:
+        return {job_id: list(records) for job_id, records in sorted(self.kept.items())}
+
+
+class Stream:
+    """Groups lines of one log into records (a loguru line and the traceback lines after it)."""
+
+    def __init__(self, collector: Collector, source: str) -> None:
+        self.collector = collector
+        self.source = source
+        self.current: Record | None = None
+        self.context: list = [None]
+        self.kept = 0
+        self.origin: str | None = None
+
+    def line(self, text: str, moment: float | None = None, origin: str | None = None) -> None:
+        """One line; `moment` is the journal's timestamp, else the loguru timestamp is used.
+
+        `origin` (the journal's _PID) keeps another process's line, such as systemd's own
+        `panzoto.service: Deactivated successfully.`, out of a record's traceback.
+        """
+        text = strip_ansi(text.rstrip("\r\n"))
+        head = RECORD_START.match(text)
+        if head:
+            self.flush()
+            stamp = moment if moment is not None else loguru_time(head["stamp"])
+            self.current = Record([text], stamp, head["level"], self.source)
+            self.origin = origin
+        elif self.current is not None:
+            if origin == self.origin:
+                self.current.lines.append(text)
+            else:
+                self.flush()
+        # Lines before the first record start belong to a record outside the window: skipped.
+
+    def flush(self) -> None:
+        if self.current is not None:
+            self.kept += self.collector.take(self.current, self.context)
+            self.current = None
+
+
+def journal_message(entry: dict) -> str | None:
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journalctl writes non-printable (ANSI) messages as byte arrays
+        return bytes(message).decode("utf-8", "replace")
+    return message if isinstance(message, str) else None
+
+
+def read_journal(params: dict, windows: list, collector: Collector, sources: list) -> int:
+    unit = params["unit"] if params["unit"].endswith(".service") else params["unit"] + ".service"
+    total = 0
+    for start, end in windows:
+        command = [
+            params["journalctl"], "--unit", unit, "--since", f"@{int(start)}", "--until", f"@{int(end) + 1}",
+            "--output", "json", "--output-fields", "MESSAGE,_PID", "--all", "--no-pager", "--quiet",
+        ]  # fmt: skip
+        source = {"source": f"journal:{unit}", "window": [iso(start), iso(end)], "bytes_read": 0, "records": 0}
+        sources.append(source)
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            source["error"] = f"cannot run {params['journalctl']}: {exc.strerror}"
+            return total
+        stream = Stream(collector, "journal")
+        for raw in process.stdout:
+            source["bytes_read"] += len(raw)
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            message = journal_message(entry)
+            if message is None:
+                continue
+            stamp = entry.get("__REALTIME_TIMESTAMP")
+            moment = int(stamp) / 1_000_000 if isinstance(stamp, str) and stamp.isdigit() else None
+            origin = entry.get("_PID") if isinstance(entry.get("_PID"), str) else None
+            for part in message.split("\n"):
+                stream.line(part, moment, origin)
+        stream.flush()
+        stderr = process.stderr.read().decode("utf-8", "replace").strip()
+        if process.wait() != 0:
+            source["error"] = (stderr.splitlines() or [f"journalctl exited with {process.returncode}"])[0]
+        source["records"] = stream.kept
+        total += source["bytes_read"]
+    return total
+
+
+def name_start(name: str) -> float | None:
+    """When a log file was started, from its `app_<YYYYmmdd_HHMMSS>` name, in host local time."""
+    stem = os.path.basename(name)
+    for index in range(len(stem) - 14):
+        chunk = stem[index : index + 15]
+        if chunk[8] == "_" and chunk[:8].isdigit() and chunk[9:].isdigit():
+            try:
+                return time.mktime(time.strptime(chunk, FILE_STAMP))
+            except ValueError:
+                return None
+    return None
+
+
+def overlaps(first: float | None, last: float, windows: list) -> bool:
+    return any((first is None or first <= end) and last >= start for start, end in windows)
+
+
+def read_lines(handle, stream: Stream, source: dict, last_end: float) -> None:
+    for raw in handle:
+        source["bytes_read"] += len(raw)
+        stream.line(raw.decode("utf-8", "replace"))
+        current = stream.current
+        if current is not None and current.moment is not None and current.moment > last_end:
+            source["stopped_early"] = True  # files are in time order: nothing later can be in a window
+            break
+    stream.flush()
+
+
+def read_files(params: dict, windows: list, collector: Collector, sources: list) -> int:
+    directory = params["log_dir"]
+    if not directory:
+        return 0
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        sources.append({"source": directory, "bytes_read": 0, "records": 0, "skipped": exc.strerror or str(exc)})
+        return 0
+    last_end = max(end for _, end in windows)
+    total = 0
+    for name in names:
+        path = os.path.join(directory, name)
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in params["log_globs"]) or not os.path.isfile(path):
+            continue
+        source = {"source": name, "bytes_read": 0, "records": 0}
+        try:
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(path) as archive:
+                    for member in archive.infolist():
+                        last = time.mktime((*member.date_time, 0, 0, -1))
+                        if not overlaps(name_start(member.filename) or name_start(name), last, windows):
+                            continue
+                        stream = Stream(collector, f"{name}:{member.filename}")
+                        with archive.open(member) as handle:
+                            read_lines(handle, stream, source, last_end)
+                        source["records"] += stream.kept
+            else:
+                if not overlaps(name_start(name), os.stat(path).st_mtime, windows):
+                    continue
+                opener = gzip.open if name.endswith(".gz") else open
+                stream = Stream(collector, name)
+                with opener(path, "rb") as handle:
+                    read_lines(handle, stream, source, last_end)
+                source["records"] = stream.kept
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            source["error"] = f"{type(exc).__name__}: {exc}"
+        if source["bytes_read"] or "error" in source:
+            sources.append(source)
+        total += source["bytes_read"]
+    return total
+
+
+def argument_spec() -> dict:
+    return dict(
+        jobs=dict(type="list", elements="dict", required=True),
+        unit=dict(type="str", default="panzoto"),
+        journal=dict(type="bool", default=True),
+        journalctl=dict(type="str", default="journalctl"),
+        log_dir=dict(type="path", default="/opt/panzoto/app/logs"),
+        log_globs=dict(type="list", elements="str", default=["app_*"]),
+        max_records_per_job=dict(type="int", default=50),
+        max_record_lines=dict(type="int", default=40),
+        max_line_chars=dict(type="int", default=2000),
+        redact_patterns=dict(type="list", elements="str", default=[], no_log=False),
+    )
+
+
+def run_module() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    try:
+        for name in ("max_records_per_job", "max_record_lines", "max_line_chars"):
+            if params[name] < 2:
+                raise OptionError(f"{name} must be 2 or more, got {params[name]}.")
+        wanted = parse_jobs(params["jobs"])
+        patterns = build_patterns(params["redact_patterns"])
+    except (OptionError, PatternError) as exc:
+        module.fail_json(msg=str(exc))
+    result = {"changed": False, "jobs": {}, "bytes_read": 0, "bytes_returned": 2, "records_scanned": 0}
+    result.update({"redactions": 0, "windows": [], "sources": []})
+    if not wanted:
+        module.exit_json(**result)
+    windows = merge_windows(wanted)
+    collector = Collector(
+        wanted, params["max_records_per_job"], params["max_record_lines"], params["max_line_chars"], patterns
+    )
+    sources: list = []
+    bytes_read = 0
+    if params["journal"]:
+        bytes_read += read_journal(params, windows, collector, sources)
+    bytes_read += read_files(params, windows, collector, sources)
+    jobs = collector.result()
+    result.update(
+        jobs=jobs,
+        bytes_read=bytes_read,
+        bytes_returned=len(json.dumps(jobs)),
+        records_scanned=collector.scanned,
+        redactions=collector.redactions,
+        windows=[[iso(start), iso(end)] for start, end in windows],
+        sources=sources,
+    )
+    module.exit_json(**result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+#!/usr/bin/python
+"""Ansible module: select failed jobs to diagnose, then classify their log evidence into causes."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: processing_jobs_diagnose
+short_description: Select Panzoto jobs to diagnose and classify the causes found in the servers' logs
+description:
+  - The control-node half of the ops guide's MAX_RETRIES investigation ("check server logs, find the root
+    cause"). The other half, job_log_evidence, runs on every API server.
+  - With O(step=select), reads the processing-jobs table (a scan of the few attributes needed, or one
+    C(Query) per user on O(user_index) with O(user_ids)) and returns the selected jobs, each with the
+    time window to read logs in (C(created_at) to its last attempt, widened by O(window_margin)).
+    Selection options have the names and meaning of processing_jobs_cleanup's; without any, the failed
+    C(max_retries) jobs are selected.
+  - With O(step=classify), takes those jobs and every server's job_log_evidence result and returns the
+    diagnosis report (schema_version 1) - per job its cause, the host its deciding line came from, the
+    evidence lines (capped; redacted on the host) and the action; per cause its count, hosts and action.
+  - A job's cause is the first rule (O(cause_rules), then the defaults) matching its most recent record
+    that matches any rule, so the last attempt decides. Records matching no rule give C(unclassified);
+    no record at all gives C(no_evidence). Nothing is guessed.
+  - Reads only; never reports C(changed).
+version_added: "1.0.0"
+author: panzoto-ops maintainers
+options:
+  step:
+    description: C(select) reads the table; C(classify) builds the report from O(jobs) and O(evidence).
+    type: str
+    choices: [select, classify]
+    required: true
+  table:
+    description: Name of the processing-jobs table.
+    type: str
+    default: panzoto-processing-jobs
+  categories:
+    description:
+      - Select failed jobs in these error categories (see O(classification_rules)), as processing_jobs_cleanup does;
+        C(deletable) stands for every category whose rule says cleanup may delete it.
+      - Defaults to C([max_retries]) when none of O(categories), O(statuses) and O(job_ids) is given.
+    type: list
+    elements: str
+    default: []
+  statuses:
+    description:
+      - Select jobs in these statuses; C(pending) and C(processing) jobs only when stuck (created more than
+        O(stuck_after) before O(now)). Alternatives to O(categories).
+    type: list
+    elements: str
+    choices: [pending, processing, completed, failed]
+    default: []
+  older_than:
+    description: Narrow the selection to jobs created more than this long before O(now), e.g. C(7d).
+    type: str
+  job_types:
+    description: Narrow the selection to these job types.
+    type: list
+    elements: str
+  user_ids:
+    description: Narrow the selection to these users' jobs, read with one C(Query) per user on O(user_index).
+    type: list
+    elements: str
+  job_ids:
+    description: Select these jobs; alone, whatever their status, with O(categories) or O(statuses) it narrows them.
+    type: list
+    elements: str
+  user_index:
+    description: GSI keyed by C(user_id) used with O(user_ids); empty to scan instead.
+    type: str
+    default: user-jobs-index
+  stuck_after:
+    description: How long a pending or processing job may wait before it counts as stuck.
+    type: str
+    default: 1h
+  now:
+    description: The reference time as ISO-8601 for reproducible selections and reports. Defaults to the current time.
+    type: str
+  classification_rules:
+    description: Rules added to or overriding the default error categories, exactly as for processing_jobs_audit.
+    type: list
+    elements: dict
+    default: []
+  window_margin:
+    description:
+      - How much earlier than C(created_at) and later than the last attempt (C(last_attempt_at), else
+        C(completed_at), else C(created_at)) the logs are read, for clock skew and the 5-minute processing timeout.
+    type: str
+    default: 15m
+  max_jobs:
+    description:
+      - At most this many jobs are diagnosed, the most recently attempted ones; RV(selected) says how many matched.
+    type: int
+    default: 500
+  segments:
+    description: Parallel scan segments.
+    type: int
+    default: 4
+  jobs:
+    description: For O(step=classify), the RV(jobs) of the select step.
+    type: list
+    elements: dict
+    default: []
+  evidence:
+    description:
+      - For O(step=classify), each API server's inventory name to its job_log_evidence result. A result that
+        failed or is unreachable is listed in RV(hosts) with its error.
+    type: dict
+    default: {}
+  cause_rules:
+    description:
+      - Rules added to or overriding the default causes, applied in order. Each is a dict with C(cause)
+        (lower_snake_case) and any of C(match) (case-insensitive substring), C(regex) (C(match) is a regular
+        expression), C(action) (what to do), C(remedy) (one of C(requeue), C(delete), C(repair_host),
+        C(raise_limit), C(review)), or C(remove=true) to drop a default.
+      - A rule naming a default cause replaces it in place; a new cause is matched before the defaults.
+        C(no_evidence) and C(unclassified) take only an C(action).
+    type: list
+    elements: dict
+    default: []
+  evidence_limit:
+    description: Evidence records shown per job in the report; the deciding record is always one of them.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+extends_documentation_fragment:
+  - panzoto_aws
+notes:
+  - O(step=select) needs C(dynamodb:Scan) on the table, or C(dynamodb:Query) on O(user_index) with O(user_ids).
+"""
+
+EXAMPLES = r"""
+- name: Select the failed max_retries jobs
+  processing_jobs_diagnose:
+    step: select
+  register: selection
+
+- name: Classify what the servers' logs say about them
+  processing_jobs_diagnose:
+    step: classify
+    jobs: "{{ selection.jobs }}"
+    evidence: "{{ dict(groups.api_servers | zip(groups.api_servers | map('extract', hostvars, 'job_evidence'))) }}"
+    cause_rules:
+      - {cause: ffmpeg_oom, match: "Cannot allocate memory", action: "Give the host more memory, then requeue.", remedy: requeue}
+"""
+
+RETURN = r"""
+jobs:
+  description:
+    - With O(step=select), the selected jobs, each with C(job_id), C(user_id), C(status), C(category),
+      C(audio_file_id), C(created_at), C(last_attempt_at), C(window_start) and C(window_end).
+    - With O(step=classify), the report's jobs, each with C(job_id), C(user_id), C(status), C(category),
+      C(cause), C(host), C(hosts), C(action), C(remedy) and C(evidence) (strings, C([host] record)).
+  returned: always
+  type: list
+selected:
+  description: With O(step=select), how many jobs matched (more than RV(jobs) when O(max_jobs) cut them).
+  returned: when step is select
+  type: int
+schema_version:
+  description: With O(step=classify), 1.
+  returned: when step is classify
+  type: int
+generated_at:
+  description: With O(step=classify), when the report was made (ISO-8601).
+  returned: when step is classify
+  type: str
+table:
+  description: The table name.
+  returned: always
+  type: str
+causes:
+  description: With O(step=classify), each cause to its C(count), C(hosts), C(action), C(remedy) and C(job_ids).
+  returned: when step is classify
+  type: dict
+hosts:
+  description:
+    - With O(step=classify), each server to what reading its logs cost and found - C(bytes_read), C(bytes_returned),
+      C(records_scanned), C(jobs_with_evidence), C(redactions), C(sources), and C(error) when it could not be read.
+  returned: when step is classify
+  type: dict
+read:
+  description: With O(step=select), how the table was read (C(method) scan or query, C(pages), C(items)).
+  returned: when step is select
+  type: dict
+"""
+
+from datetime import datetime, timedelta
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto_aws import (
+    AWS_ARGUMENT_SPEC,
+    aws_client,
+    aws_errors,
+    describe_aws_error,
+    require_boto3,
+    validate_aws_params,
+)
+from ansible.module_utils.panzoto_job_classification import RuleError, build_rules
+from ansible.module_utils.panzoto_jobs import (
+    JOB_ATTRIBUTES,
+    JOB_STATUSES,
+    inspect_job,
+    isoformat,
+    parse_duration,
+    parse_now,
+    parse_timestamp,
+)
+from ansible.module_utils.panzoto_log_causes import CauseRuleError, build_cause_rules
+from ansible.module_utils.panzoto_loguru import message_of
+from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
+
+STUCK_STATUSES = ("pending", "processing")
+DEFAULT_CATEGORIES = ("max_retries",)
+
+
+class OptionError(ValueError):
+    """A bad option or combination; the message is one line."""
+
+
+# --------------------------------------------------------------------------- select
+
+
+def validate_selection(params: dict, categories: list[str]) -> None:
+    known = [*categories, "deletable"]
+    unknown = [name for name in params["categories"] if name not in known]
+    if unknown:
+        raise OptionError(f"unknown categories {', '.join(unknown)}: use one of {', '.join(sorted(known))}.")
+    for name in ("job_types", "user_ids", "job_ids"):
+        if params[name] is not None and not params[name]:
+            raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
+    if params["max_jobs"] < 1:
+        raise OptionError(f"max_jobs must be 1 or more, got {params['max_jobs']}.")
+    if not 1 <= params["segments"] <= 64:
+        raise OptionError(f"segments must be between 1 and 64, got {params['segments']}.")
+
+
+class Selection:
+    """The cleanup's selection semantics: alternatives within an option, options narrowing each other."""
+
+    def __init__(self, params: dict, now: datetime, deletable: tuple[str, ...] = ()) -> None:
+        explicit = params["categories"] or params["statuses"] or params["job_ids"]
+        categories = set(params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
+        if "deletable" in categories:  # every category whose rule lets cleanup delete it
+            categories = (categories - {"deletable"}) | set(deletable)
+        self.categories = frozenset(categories)
+        self.statuses = frozenset(params["statuses"])
+        self.older_than = parse_duration(params["older_than"]) if params["older_than"] is not None else None
+        self.stuck_after = parse_duration(params["stuck_after"])
+        self.now = now
+        self.job_types = frozenset(params["job_types"]) if params["job_types"] is not None else None
+        self.user_ids = frozenset(params["user_ids"]) if params["user_ids"] is not None else None
+        self.job_ids = frozenset(params["job_ids"]) if params["job_ids"] is not None else None
+
+    def matches(self, job) -> bool:
+        if job.malformed or job.job_id is None:
+            return False
+        if self.job_ids is not None and job.job_id not in self.job_ids:
+            return False
+        if self.categories or self.statuses:
+            by_category = job.status == "failed" and job.category in self.categories
+            by_status = job.status in self.statuses and (
+                job.status not in STUCK_STATUSES or (job.age(self.now) or timedelta(0)) > self.stuck_after
+            )
+            if not (by_category or by_status):
+                return False
+        if self.older_than is not None:
+            age = job.age(self.now)
+            if age is None or age <= self.older_than:
+                return False
+        if self.job_types is not None and job.job_type not in self.job_types:
+            return False
+        return self.user_ids is None or job.user_id in self.user_ids
+
+
+def last_attempt(job) -> datetime:
+    return parse_timestamp(job.item.get("last_attempt_at")) or job.completed_at or job.created_at
+
+
+def selected_job(job, margin: timedelta) -> dict:
+    return {
+        "job_id": job.job_id,
+        "user_id": job.user_id,
+        "status": job.status,
+        "category": job.category,
+        "audio_file_id": job.audio_file_id,
+        "created_at": isoformat(job.created_at),
+        "last_attempt_at": isoformat(parse_timestamp(job.item.get("last_attempt_at"))),
+        "window_start": isoformat(job.created_at - margin),
+        "window_end": isoformat(max(last_attempt(job), job.created_at) + margin),
+    }
+
+
+def run_select(module, params: dict) -> dict:
+    try:
+        rules = build_rules(params["classification_rules"])
+        validate_selection(params, [rule.category for rule in rules])
+        now = parse_now(params["now"])
+        margin = parse_duration(params["window_margin"])
+        selection = Selection(params, now, tuple(rule.category for rule in rules if rule.deletable))
+    except (RuleError, OptionError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    dynamodb = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
+    stats = ScanStats()
+    by_user = params["user_ids"] is not None and bool(params["user_index"])
+    table = params["table"]
+    try:
+        if by_user:
+            items = query_items(
+                dynamodb, table, params["user_index"], "user_id", params["user_ids"], JOB_ATTRIBUTES, 4, None, stats
+            )
+        else:
+            items = scan_items(dynamodb, table, JOB_ATTRIBUTES, params["segments"], None, stats)
+        matched = [job for job in (inspect_job(item, rules) for item in items) if selection.matches(job)]
+    except aws_errors() as exc:
+        module.fail_json(msg=describe_aws_error(exc, f"read the jobs of table {table}", params.get("endpoint_url")))
+    matched.sort(key=last_attempt, reverse=True)
+    jobs = [selected_job(job, margin) for job in matched[: params["max_jobs"]]]
+    if len(matched) > params["max_jobs"]:
+        module.warn(
+            f"{len(matched)} jobs matched; diagnosing the {params['max_jobs']} attempted last (raise max_jobs)."
+        )
+    return {
+        "changed": False,
+        "table": table,
+        "now": isoformat(now),
+        "selected": len(matched),
+        "jobs": jobs,
+        "read": {"method": "query" if by_user else "scan", "pages": stats.pages, "items": stats.items},
+    }
+
+
+# --------------------------------------------------------------------------- classify
+
+
+def host_summary(result: object) -> dict:
+    if not isinstance(result, dict):
+        return {"error": "no result (the host was not read)"}
+    if result.get("unreachable") or result.get("failed") or result.get("skipped"):
+        reason = "unreachable" if result.get("unreachable") else "failed" if result.get("failed") else "skipped"
+        return {"error": f"{reason}: {str(result.get('msg', '')).strip()[:300]}"}
+    return {
+        "bytes_read": int(result.get("bytes_read", 0)),
+        "bytes_returned": int(result.get("bytes_returned", 0)),
+        "records_scanned": int(result.get("records_scanned", 0)),
+        "jobs_with_evidence": len(result.get("jobs") or {}),
+        "redactions": int(result.get("redactions", 0)),
+        "sources": result.get("sources", []),
+    }
+
+
+def records_by_job(evidence: dict) -> dict[str, list[dict]]:
+    """Every host's records per job, oldest first, each marked with its host."""
+    found: dict[str, list[dict]] = {}
+    for host in sorted(evidence):
+        result = evidence[host]
+        if not isinstance(result, dict) or result.get("failed") or result.get("unreachable"):
+            continue
+        for job_id, records in (result.get("jobs") or {}).items():
+            for record in records:
+                if isinstance(record, dict) and isinstance(record.get("text"), str):
+                    found.setdefault(job_id, []).append({**record, "host": host})
+    for records in found.values():
+        records.sort(key=lambda record: str(record.get("time", "")))
+    return found
+
+
+def diagnose_job(job: dict, records: list[dict], rules, limit: int) -> dict:
+    deciding = None
+    rule = None
+    for record in reversed(records):  # the most recent attempt decides
+        rule = rules.match(message_of(record["text"]))
+        if rule:
+            deciding = record
+            break
+    if not records:
+        rule = rules.no_evidence
+    elif rule is None:
+        rule = rules.unclassified
+        deciding = records[-1]
+    shown = records[-limit:]
+    if deciding is not None and deciding not in shown:
+        shown = sorted([deciding, *records[-(limit - 1) :]], key=lambda record: str(record.get("time", "")))
+    return {
+        "job_id": job.get("job_id"),
+        "user_id": job.get("user_id"),
+        "status": job.get("status"),
+        "category": job.get("category"),
+        "cause": rule.cause,
+        "host": deciding["host"] if deciding else None,
+        "hosts": sorted({record["host"] for record in records}),
+        "action": rule.action,
+        "remedy": rule.remedy,
+        "evidence": [f"[{record['host']}] {record['text']}" for record in shown],
+    }
+
+
+def run_classify(module, params: dict) -> dict:
+    try:
+        rules = build_cause_rules(params["cause_rules"])
+        now = parse_now(params["now"])
+        if params["evidence_limit"] < 1:
+            raise OptionError(f"evidence_limit must be 1 or more, got {params['evidence_limit']}.")
+    except (CauseRuleError, OptionError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    found = records_by_job(params["evidence"])
+    jobs = [
+        diagnose_job(job, found.get(job.get("job_id"), []), rules, params["evidence_limit"])
+        for job in params["jobs"]
+        if isinstance(job, dict)
+    ]
+    causes: dict[str, dict] = {}
+    by_cause = rules.by_cause()
+    for job in jobs:
+        entry = causes.setdefault(
+            job["cause"],
+            {
+                "count": 0,
+                "hosts": set(),
+                "action": job["action"],
+                "remedy": by_cause[job["cause"]].remedy,
+                "job_ids": [],
+            },
+        )
+        entry["count"] += 1
+        entry["job_ids"].append(job["job_id"])
+        if job["host"]:
+            entry["hosts"].add(job["host"])
+    ordered = sorted(causes.items(), key=lambda pair: (-pair[1]["count"], pair[0]))
+    return {
+        "changed": False,
+        "schema_version": 1,
+        "generated_at": isoformat(now),
+        "table": params["table"],
+        "jobs": jobs,
+        "causes": {cause: {**entry, "hosts": sorted(entry["hosts"])} for cause, entry in ordered},
+        "hosts": {host: host_summary(result) for host, result in sorted(params["evidence"].items())},
+    }
+
+
+def argument_spec() -> dict:
+    return dict(
+        step=dict(type="str", choices=["select", "classify"], required=True),
+        table=dict(type="str", default="panzoto-processing-jobs"),
+        categories=dict(type="list", elements="str", default=[]),
+        statuses=dict(type="list", elements="str", choices=list(JOB_STATUSES), default=[]),
+        older_than=dict(type="str"),
+        job_types=dict(type="list", elements="str"),
+        user_ids=dict(type="list", elements="str"),
+        job_ids=dict(type="list", elements="str"),
+        user_index=dict(type="str", default="user-jobs-index"),
+        stuck_after=dict(type="str", default="1h"),
+        now=dict(type="str"),
+        classification_rules=dict(type="list", elements="dict", default=[]),
+        window_margin=dict(type="str", default="15m"),
+        max_jobs=dict(type="int", default=500),
+        segments=dict(type="int", default=4),
+        jobs=dict(type="list", elements="dict", default=[]),
+        evidence=dict(type="dict", default={}),
+        cause_rules=dict(type="list", elements="dict", default=[]),
+        evidence_limit=dict(type="int", default=10),
+        **AWS_ARGUMENT_SPEC,
+    )
+
+
+def run_module() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if module.params["step"] == "select":
+        require_boto3(module)
+        validate_aws_params(module)
+        module.exit_json(**run_select(module, module.params))
+    module.exit_json(**run_classify(module, module.params))
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

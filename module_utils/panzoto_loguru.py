@@ -1,0 +1,34 @@
+"""The backend's log line format (loguru), shared by the host-side reader and the classifier.
+
+A record starts with `2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - message`
+(loguru may add milliseconds and pad the level); `exc_info=True` adds traceback lines after it,
+which do not start that way. The stdout sink forces ANSI colours on, so the journal holds them.
+"""
+
+from __future__ import annotations
+
+import re
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+RECORD_START = re.compile(
+    r"^(?P<stamp>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*"
+    r"(?P<where>[^|]*?)\s+-\s(?P<message>.*)$"
+)
+# A job named by the processor: `Job <id> ...`, `transcription job <id> ...`, `for job <id>, ...`
+# (an id has a digit, so `job processor` names no job).
+NAMED_JOB = re.compile(r"\b[Jj]ob\s+(?P<id>(?=[A-Za-z_-]*[0-9])[A-Za-z0-9][A-Za-z0-9_-]*)")
+# Tokens that may be ids; a record is tied to a job when one of them is its job or audio file id.
+ID_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+FAILURE_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL"})
+
+
+def strip_ansi(text: str) -> str:
+    return ANSI_ESCAPE.sub("", text)
+
+
+def message_of(text: str) -> str:
+    """A record's message and traceback, without loguru's `time | level | file:function:line - ` prefix."""
+    first, newline, rest = text.partition("\n")
+    match = RECORD_START.match(first)
+    return (match["message"] if match else first) + newline + rest

@@ -1,0 +1,94 @@
+"""Redaction of secrets in log text: the one place that decides what a secret looks like.
+
+Evidence lines read from a server's logs travel to the control node and into reports, so
+every line goes through redact() on the host before it leaves it. The patterns are data;
+users add their own (plain regexes) for secrets of their own shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MASK = "[REDACTED]"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    regex: re.Pattern
+    # Group whose text is replaced; 0 is the whole match. Naming groups keep `password=` visible.
+    group: int = 0
+
+
+def _p(name: str, regex: str, group: int = 0, flags: int = 0) -> Pattern:
+    return Pattern(name, re.compile(regex, flags), group)
+
+
+# Ordered: the specific shapes first, so a Bearer token that is also an OpenAI key is masked once.
+DEFAULT_PATTERNS: tuple[Pattern, ...] = (
+    _p("private_key_block", r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", flags=re.S),
+    _p("bearer_token", r"(?i)\b(?:Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{8,})", group=1),
+    _p("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@", group=1),
+    _p("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"),
+    _p("stripe_key", r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"),
+    _p("stripe_webhook_secret", r"\bwhsec_[A-Za-z0-9]{10,}"),
+    _p("aws_access_key_id", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
+    _p("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+    # key=value and "key": "value" forms of anything named like a credential.
+    _p(
+        "named_secret",
+        r"(?i)(?:\b|_)(?:password|passwd|pwd|secret|secret_key|secret_access_key|aws_secret_access_key|"
+        r"api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|token|client[_-]?secret|private[_-]?key|"
+        r"encryption[_-]?key|authorization|x-api-key)\b[\"']?\s*[:=]\s*[\"']?"
+        # An `Authorization: Bearer <token>` keeps its scheme: the token is masked by bearer_token.
+        r"(?!(?:Bearer|Basic|Token)\s)([^\s\"',;&}]+)",
+        group=1,
+    ),
+    # Raw key material: 32 bytes as base64 (44 characters ending in '=') or as hex (64 digits),
+    # and AWS secret access keys (40 characters of base64 alphabet with at least one / or +).
+    _p("base64_32_byte_key", r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=(?![A-Za-z0-9+/=])"),
+    _p("hex_32_byte_key", r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])"),
+    _p("aws_secret_access_key", r"(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]*[/+])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])"),
+)
+
+
+class PatternError(ValueError):
+    """A user pattern that is not a valid regex; the message is one line."""
+
+
+def build_patterns(extra: list | None = None) -> tuple[Pattern, ...]:
+    """The default patterns followed by the user's (regex strings; the whole match is masked)."""
+    patterns = list(DEFAULT_PATTERNS)
+    for position, text in enumerate(extra or []):
+        if not isinstance(text, str) or not text:
+            raise PatternError(f"redact_patterns[{position}] must be a non-empty regex string.")
+        try:
+            patterns.append(Pattern(f"user_{position}", re.compile(text)))
+        except re.error as exc:
+            raise PatternError(f"redact_patterns[{position}]: invalid regex {text!r}: {exc}.") from None
+    return tuple(patterns)
+
+
+def redact(text: str, patterns: tuple[Pattern, ...] = DEFAULT_PATTERNS) -> tuple[str, int]:
+    """`text` with every secret replaced by MASK, and how many were replaced."""
+    count = 0
+
+    def mask(pattern: Pattern):
+        def replace(match: re.Match) -> str:
+            nonlocal count
+            if pattern.group == 0:
+                count += 1
+                return MASK
+            start, end = match.span(pattern.group)
+            if match.group(pattern.group) == MASK:
+                return match.group(0)
+            count += 1
+            whole_start = match.start(0)
+            return match.group(0)[: start - whole_start] + MASK + match.group(0)[end - whole_start :]
+
+        return replace
+
+    for pattern in patterns:
+        text = pattern.regex.sub(mask(pattern), text)
+    return text, count

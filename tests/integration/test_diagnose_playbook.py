@@ -1,0 +1,262 @@
+"""playbooks/diagnose_jobs.yml through ansible-playbook: moto's server and two local "API servers".
+
+The two servers are this machine (local connection) with their own log directories, so the whole
+playbook (select, read on each server in parallel, classify, reports) runs without containers. The
+journal is read on real hosts in tests/hosts/test_diagnose.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from support.diagnose import PLANTED_SECRET, FailedJob, processor_records, read_reports, report_json, seed_failed_jobs
+from support.playbook import PlaybookRun, run_playbook
+
+T0 = datetime(2025, 10, 9, 14, 0, tzinfo=UTC)
+NOW = "2025-10-10T09:00:00Z"
+
+
+def make_jobs() -> dict[str, FailedJob]:
+    window = {"created_at": T0, "last_attempt_at": T0 + timedelta(minutes=10)}
+    jobs = {
+        "decryption": FailedJob("decryption_failed", **window),
+        "timeout": FailedJob("transcription_timeout", **window),
+        "audio": FailedJob("audio_missing", **window),
+        "too_large": FailedJob("file_too_large", **window),
+        "rotated": FailedJob(
+            "no_evidence", created_at=T0 - timedelta(days=3), last_attempt_at=T0 - timedelta(days=3, minutes=-5)
+        ),
+        # Not selected by default: another category, and a completed job whose lines are in the same file.
+        "other_category": FailedJob("audio_format", category_message="File does not start with RIFF id", **window),
+        "completed": FailedJob("none", status="completed", **window),
+    }
+    decryption = jobs["decryption"]
+    decryption.records = processor_records(
+        decryption,
+        "MAC check failed",
+        [
+            "Traceback (most recent call last):",
+            '  File "/opt/panzoto/app/crypto.py", line 40',
+            "ValueError: MAC check failed",
+        ],
+    )
+    timeout = jobs["timeout"]
+    timeout.records = processor_records(
+        timeout,
+        "Request timed out.",
+        [
+            "Traceback (most recent call last):",
+            f"httpx.ReadTimeout: headers={{'Authorization': 'Bearer {PLANTED_SECRET}'}}",
+            "openai.APITimeoutError: Request timed out.",
+        ],
+    )
+    audio = jobs["audio"]
+    audio.records = [
+        ("INFO", f"[AUDIO] Processing transcription job {audio.job_id} (attempt 3/3) for user {audio.user_id}", []),
+        (
+            "ERROR",
+            f"[ERROR] Failed to fetch audio file {audio.audio_file_id}: An error occurred (NoSuchKey) when calling "
+            "the GetObject operation: The specified key does not exist.",
+            [],
+        ),
+    ]
+    large = jobs["too_large"]
+    large.records = [
+        ("INFO", f"[AUDIO] Processing transcription job {large.job_id} (attempt 3/3) for user {large.user_id}", []),
+        ("WARNING", "[WARN] File too large: 31.2MB > 25MB", []),
+    ]
+    other = jobs["other_category"]
+    other.records = processor_records(other, "File does not start with RIFF id")
+    done = jobs["completed"]
+    done.records = [("INFO", f"[OK] Job {done.job_id} completed successfully in 12.3s", [])]
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def planted(module_aws, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, Path]:
+    """Jobs in the table; server api-a logs decryption and the missing audio (plain file), api-b the timeout
+    (a rotated .zip) and the too-large file; api-b's directory also holds the unselected jobs' lines."""
+    jobs = make_jobs()
+    seed_failed_jobs(module_aws.endpoint_url, jobs.values())
+    root = tmp_path_factory.mktemp("servers")
+    logs_a, logs_b = root / "api-a", root / "api-b"
+    logs_a.mkdir()
+    logs_b.mkdir()
+    (logs_a / "app_20251009_135500.log").write_text(
+        "\n".join(jobs["decryption"].lines() + jobs["audio"].lines()) + "\n"
+    )
+    with zipfile.ZipFile(logs_b / "app_20251009_135000.log.zip", "w") as archive:
+        archive.writestr(
+            zipfile.ZipInfo("app_20251009_135000.log", date_time=(2025, 10, 9, 14, 12, 0)),
+            "\n".join(jobs["timeout"].lines()) + "\n",
+        )
+    (logs_b / "app_20251009_141200.log").write_text(
+        "\n".join(jobs["too_large"].lines() + jobs["other_category"].lines() + jobs["completed"].lines()) + "\n"
+    )
+    return module_aws.endpoint_url, jobs, root
+
+
+def local_servers(path: Path, root: Path, overrides: dict | None = None) -> Path:
+    hosts = {}
+    for name in ("api-a", "api-b"):
+        hosts[name] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "diagnose_jobs_log_dir": str(root / name),
+            "diagnose_jobs_read_journal": False,
+            "diagnose_jobs_become": False,
+            **(overrides or {}).get(name, {}),
+        }
+    path.write_text(yaml.safe_dump({"all": {"children": {"api_servers": {"hosts": hosts}}}}))
+    return path
+
+
+def diagnose(tmp_path: Path, endpoint_url: str, root: Path, overrides: dict | None = None, **extra) -> PlaybookRun:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return run_playbook(
+        "diagnose_jobs.yml",
+        inventory=local_servers(tmp_path / "hosts.yml", root, overrides),
+        extra_vars={"diagnose_jobs_report_dir": str(tmp_path / "reports"), "diagnose_jobs_now": NOW, **extra},
+        env={"AWS_ENDPOINT_URL": endpoint_url, "TZ": "UTC"},
+    )
+
+
+def test_the_max_retries_jobs_get_their_causes_hosts_and_actions(planted, tmp_path: Path) -> None:
+    endpoint_url, jobs, root = planted
+
+    run = diagnose(tmp_path, endpoint_url, root)
+
+    assert run.returncode == 0, run.output
+    report = report_json(tmp_path / "reports")
+    assert set(report) >= {"schema_version", "generated_at", "table", "jobs", "causes"}
+    assert (report["schema_version"], report["generated_at"], report["table"]) == (1, NOW, "panzoto-processing-jobs")
+    by_id = {job["job_id"]: job for job in report["jobs"]}
+    expected = {
+        jobs["decryption"].job_id: ("decryption_failed", "api-a"),
+        jobs["audio"].job_id: ("audio_missing", "api-a"),
+        jobs["timeout"].job_id: ("transcription_timeout", "api-b"),
+        jobs["too_large"].job_id: ("file_too_large", "api-b"),
+        jobs["rotated"].job_id: ("no_evidence", None),
+    }
+    assert {job_id: (job["cause"], job["host"]) for job_id, job in by_id.items()} == expected
+    for job in report["jobs"]:
+        assert set(job) >= {"job_id", "user_id", "status", "category", "cause", "host", "action", "evidence"}
+        assert (job["status"], job["category"]) == ("failed", "max_retries")
+        assert job["action"]
+    assert by_id[jobs["rotated"].job_id]["evidence"] == []
+    decryption = by_id[jobs["decryption"].job_id]["evidence"]
+    assert any("ValueError: MAC check failed" in record and "[ERROR] Job" in record for record in decryption)
+    assert report["causes"]["decryption_failed"] == {
+        "count": 1,
+        "hosts": ["api-a"],
+        "action": by_id[jobs["decryption"].job_id]["action"],
+        "remedy": "delete",
+        "job_ids": [jobs["decryption"].job_id],
+    }
+    assert {cause: entry["count"] for cause, entry in report["causes"].items()} == {
+        "decryption_failed": 1,
+        "audio_missing": 1,
+        "transcription_timeout": 1,
+        "file_too_large": 1,
+        "no_evidence": 1,
+    }
+    assert report["causes"]["no_evidence"]["hosts"] == []
+
+
+def test_every_report_is_written_redacted_and_junit_marks_no_evidence_skipped(planted, tmp_path: Path) -> None:
+    endpoint_url, jobs, root = planted
+
+    run = diagnose(tmp_path, endpoint_url, root)
+
+    assert run.returncode == 0, run.output
+    reports = read_reports(tmp_path / "reports")
+    assert sorted(reports) == ["job-diagnosis.html", "job-diagnosis.json", "job-diagnosis.txt", "job-diagnosis.xml"]
+    for name, text in reports.items():
+        assert PLANTED_SECRET not in text, name
+    assert PLANTED_SECRET not in run.output
+    assert "Bearer [REDACTED]" in reports["job-diagnosis.json"]
+    assert report_json(tmp_path / "reports")["hosts"]["api-b"]["redactions"] >= 1
+    suite = ET.fromstring(reports["job-diagnosis.xml"])
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "4", "1")
+    skipped = [case.get("name") for case in suite if case.find("skipped") is not None]
+    assert skipped == [jobs["rotated"].job_id]
+    text = reports["job-diagnosis.txt"]
+    assert "transcription_timeout: 1 job(s) on api-b" in text
+    assert f"{jobs['audio'].job_id} (user {jobs['audio'].user_id}, failed/max_retries): audio_missing on api-a" in text
+    assert "<td>decryption_failed</td>" in reports["job-diagnosis.html"]
+    # The unselected jobs' lines sit in the same file but are not returned.
+    assert jobs["other_category"].job_id not in reports["job-diagnosis.json"]
+    assert jobs["completed"].job_id not in reports["job-diagnosis.json"]
+
+
+def test_selection_options_mean_what_the_cleanups_mean(planted, tmp_path: Path) -> None:
+    endpoint_url, jobs, root = planted
+
+    by_category = diagnose(tmp_path / "category", endpoint_url, root, diagnose_jobs_categories=["format_error"])
+    by_id = diagnose(tmp_path / "ids", endpoint_url, root, diagnose_jobs_job_ids=[jobs["timeout"].job_id])
+    by_age = diagnose(tmp_path / "age", endpoint_url, root, diagnose_jobs_older_than="2d")
+
+    assert by_category.returncode == 0, by_category.output
+    (job,) = report_json(tmp_path / "category" / "reports")["jobs"]
+    assert (job["job_id"], job["category"], job["cause"], job["host"]) == (
+        jobs["other_category"].job_id,
+        "format_error",
+        "audio_format",
+        "api-b",
+    )
+    assert by_id.returncode == 0, by_id.output
+    assert [j["job_id"] for j in report_json(tmp_path / "ids" / "reports")["jobs"]] == [jobs["timeout"].job_id]
+    assert by_age.returncode == 0, by_age.output
+    assert [j["job_id"] for j in report_json(tmp_path / "age" / "reports")["jobs"]] == [jobs["rotated"].job_id]
+
+
+def test_user_cause_rules_override_the_defaults(planted, tmp_path: Path) -> None:
+    endpoint_url, jobs, root = planted
+    rule = {"cause": "client_key_rotation", "match": "MAC check", "action": "Re-sync the keys.", "remedy": "requeue"}
+
+    run = diagnose(tmp_path, endpoint_url, root, diagnose_jobs_cause_rules=[rule])
+
+    assert run.returncode == 0, run.output
+    report = report_json(tmp_path / "reports")
+    (job,) = [job for job in report["jobs"] if job["job_id"] == jobs["decryption"].job_id]
+    assert (job["cause"], job["action"]) == ("client_key_rotation", "Re-sync the keys.")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"diagnose_jobs_categories": ["no_such_category"]}, "unknown categories no_such_category"),
+        ({"diagnose_jobs_window_margin": "soon"}, "invalid duration 'soon'"),
+        ({"diagnose_jobs_cause_rules": [{"cause": "x", "match": "(", "regex": True}]}, "invalid regex"),
+        ({"diagnose_jobs_servers": "no_such_group"}, "no hosts in group 'no_such_group'"),
+    ],
+)
+def test_bad_input_fails_in_one_line_and_writes_no_report(planted, tmp_path: Path, extra: dict, message: str) -> None:
+    endpoint_url, _, root = planted
+
+    run = diagnose(tmp_path, endpoint_url, root, **extra)
+
+    assert run.returncode != 0
+    assert message in run.output
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_server_that_cannot_be_read_is_reported_and_fails_the_run(planted, tmp_path: Path) -> None:
+    endpoint_url, jobs, root = planted
+    broken = {"api-b": {"ansible_python_interpreter": "/nonexistent/python3"}}
+
+    run = diagnose(tmp_path, endpoint_url, root, overrides=broken)
+
+    assert run.returncode != 0
+    assert "Logs not read on api-b" in run.output
+    report = report_json(tmp_path / "reports")
+    assert "error" in report["hosts"]["api-b"] and "error" not in report["hosts"]["api-a"]
+    causes = {job["job_id"]: job["cause"] for job in report["jobs"]}
+    assert causes[jobs["decryption"].job_id] == "decryption_failed"
+    assert "NOT READ" in (tmp_path / "reports" / "job-diagnosis.txt").read_text()

@@ -1,0 +1,101 @@
+"""The control-node half: which jobs are selected (the cleanup's meaning) and how evidence becomes a cause."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import processing_jobs_diagnose as diagnose
+import pytest
+from ansible.module_utils.panzoto_jobs import inspect_job
+from ansible.module_utils.panzoto_log_causes import build_cause_rules
+
+NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
+PREFIX = "2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - "
+
+
+def params(**overrides) -> dict:
+    base = {name: None for name in ("older_than", "job_types", "user_ids", "job_ids")}
+    return {**base, "categories": [], "statuses": [], "stuck_after": "1h", **overrides}
+
+
+def job(job_id: str, status: str = "failed", message: str = "Exceeded maximum retries (3)", **extra):
+    item = {"job_id": job_id, "status": status, "user_id": "u1", "created_at": "2025-10-18T10:00:00Z", **extra}
+    if status == "failed":
+        item["error_message"] = message
+    return inspect_job(item)
+
+
+@pytest.mark.parametrize(
+    ("options", "selected"),
+    [
+        ({}, ["retries"]),  # the default: failed max_retries jobs
+        ({"categories": ["timeout"]}, ["timeout"]),
+        ({"statuses": ["failed"]}, ["retries", "timeout", "old", "mac"]),
+        ({"statuses": ["pending"]}, ["stuck"]),  # pending only when stuck
+        ({"job_ids": ["done"]}, ["done"]),  # job ids alone: whatever the status
+        ({"job_ids": ["done", "retries"], "categories": ["max_retries"]}, ["retries"]),
+        ({"statuses": ["failed"], "older_than": "7d"}, ["old"]),
+        ({"statuses": ["failed"], "user_ids": ["u2"]}, ["timeout"]),
+        ({"categories": ["deletable"]}, ["mac"]),
+    ],
+)
+def test_selection_means_what_the_cleanups_means(options: dict, selected: list[str]) -> None:
+    jobs = [
+        job("retries"),
+        job("timeout", message="Processing timeout (5 minutes)", user_id="u2"),
+        job("old", created_at="2025-10-01T00:00:00Z", message="Transcription failed or too short"),
+        job("stuck", status="pending", created_at="2025-10-19T10:00:00Z"),
+        job("fresh", status="pending", created_at="2025-10-19T17:59:00Z"),
+        job("done", status="completed"),
+        job("mac", status="failed", message="MAC check failed", created_at="2025-10-19T12:00:00Z"),
+    ]
+    selection = diagnose.Selection(params(**options), NOW, ("legacy_encryption", "decryption_error"))
+
+    assert [j.job_id for j in jobs if selection.matches(j)] == selected
+
+
+def test_the_window_runs_from_creation_to_the_last_attempt_with_the_margin() -> None:
+    entry = diagnose.selected_job(
+        job("j1", created_at="2025-10-09T14:00:00Z", last_attempt_at="2025-10-09T14:20:00+00:00"),
+        diagnose.parse_duration("15m"),
+    )
+
+    assert (entry["window_start"], entry["window_end"]) == ("2025-10-09T13:45:00Z", "2025-10-09T14:35:00Z")
+
+
+def record(host: str, time: str, message: str) -> dict:
+    return {"host": host, "time": time, "text": PREFIX + message, "level": "ERROR", "source": "journal"}
+
+
+def test_the_latest_matching_record_decides_and_stays_in_capped_evidence() -> None:
+    records = [
+        record("api-1", "2025-10-09T14:00:01Z", "[ERROR] Job j1 processing failed (attempt 1/3): Request timed out."),
+        record("api-2", "2025-10-09T14:05:01Z", "[ERROR] Job j1 processing failed (attempt 2/3): MAC check failed"),
+        *[record("api-2", f"2025-10-09T14:06:0{n}Z", f"[WARN] Job j1 note {n}") for n in range(5)],
+    ]
+
+    result = diagnose.diagnose_job({"job_id": "j1"}, records, build_cause_rules(), limit=3)
+
+    assert (result["cause"], result["host"], result["hosts"]) == ("decryption_failed", "api-2", ["api-1", "api-2"])
+    assert len(result["evidence"]) == 3
+    assert "MAC check failed" in result["evidence"][0] and result["evidence"][0].startswith("[api-2] ")
+
+
+def test_unmatched_lines_are_unclassified_and_no_lines_are_no_evidence() -> None:
+    rules = build_cause_rules()
+    unmatched = [record("api-1", "2025-10-09T14:00:01Z", "[ERROR] Job j1 processing failed: KeyError 'foo'")]
+
+    assert diagnose.diagnose_job({"job_id": "j1"}, unmatched, rules, 10)["cause"] == "unclassified"
+    empty = diagnose.diagnose_job({"job_id": "j1"}, [], rules, 10)
+    assert (empty["cause"], empty["host"], empty["evidence"]) == ("no_evidence", None, [])
+
+
+def test_failed_and_unreachable_hosts_contribute_no_records_and_are_summarised() -> None:
+    evidence = {
+        "api-1": {"jobs": {"j1": [{"time": "t", "text": "x"}]}, "bytes_read": 10, "bytes_returned": 5},
+        "api-2": {"unreachable": True, "msg": "ssh: connect refused"},
+    }
+
+    assert list(diagnose.records_by_job(evidence)) == ["j1"]
+    assert diagnose.host_summary(evidence["api-2"]) == {"error": "unreachable: ssh: connect refused"}
+    assert diagnose.host_summary(evidence["api-1"])["jobs_with_evidence"] == 1

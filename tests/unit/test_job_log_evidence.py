@@ -1,0 +1,194 @@
+"""The host-side reader: records, windows, ties by job and audio id and context, files, zips and the journal's JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import job_log_evidence as reader
+import pytest
+
+# Loguru writes local time; the reader reads it as the host's local time. Pin UTC for the test.
+os.environ["TZ"] = "UTC"
+reader.time.tzset()
+
+T0 = datetime(2025, 10, 9, 14, 0, 0, tzinfo=UTC)
+WHERE = "audio_processor.py:process_job:254"
+GREEN, RED, RESET = "\x1b[32m", "\x1b[31m\x1b[1m", "\x1b[0m"
+
+
+def stamp(offset_s: float) -> str:
+    return (T0 + timedelta(seconds=offset_s)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def line(offset_s: float, level: str, message: str, colour: bool = False) -> str:
+    if colour:
+        return f"{GREEN}{stamp(offset_s)}{RESET} | {RED}{level: <8}{RESET} | {WHERE} - {message}"
+    return f"{stamp(offset_s)} | {level: <8} | {WHERE} - {message}"
+
+
+def wanted(job_id: str, audio: str | None, start_s: float, end_s: float) -> dict:
+    iso = lambda s: (T0 + timedelta(seconds=s)).isoformat().replace("+00:00", "Z")  # noqa: E731
+    return {"job_id": job_id, "audio_file_id": audio, "window_start": iso(start_s), "window_end": iso(end_s)}
+
+
+def run(jobs: list[dict], log_dir: Path | None = None, journal: list[dict] | None = None, tmp: Path | None = None,
+        **options) -> tuple[dict, dict]:  # fmt: skip
+    """Call the reader's functions as the module does; returns (jobs, the module-like result parts)."""
+    params = {
+        "unit": "panzoto", "journalctl": "journalctl", "log_dir": str(log_dir) if log_dir else "",
+        "log_globs": ["app_*"], "max_records_per_job": 50, "max_record_lines": 40, "max_line_chars": 2000,
+        **options,
+    }  # fmt: skip
+    if journal is not None:
+        script = tmp / "journalctl"
+        dump = tmp / "journal.jsonl"
+        dump.write_text("".join(json.dumps(entry) + "\n" for entry in journal))
+        # A stand-in honouring --since/--until @EPOCH the way journalctl does.
+        script.write_text(
+            f"#!{sys.executable}\nimport json, sys\nargs = sys.argv[1:]\n"
+            f"open({str(tmp / 'journalctl.args')!r}, 'a').write(' '.join(args) + '\\n')\n"
+            "since = int(args[args.index('--since') + 1][1:]) * 10**6\n"
+            "until = int(args[args.index('--until') + 1][1:]) * 10**6\n"
+            f"for raw in open({str(dump)!r}):\n"
+            "    if since <= int(json.loads(raw)['__REALTIME_TIMESTAMP']) <= until:\n"
+            "        sys.stdout.write(raw)\n"
+        )
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+        params["journalctl"] = str(script)
+    parsed = reader.parse_jobs(jobs)
+    windows = reader.merge_windows(parsed)
+    collector = reader.Collector(parsed, params["max_records_per_job"], params["max_record_lines"],
+                                 params["max_line_chars"], reader.build_patterns())  # fmt: skip
+    sources: list = []
+    read = reader.read_journal(params, windows, collector, sources) if journal is not None else 0
+    read += reader.read_files(params, windows, collector, sources)
+    return collector.result(), {"bytes_read": read, "sources": sources, "redactions": collector.redactions}
+
+
+def test_a_record_keeps_its_traceback_and_loses_its_colours(tmp_path: Path) -> None:
+    (tmp_path / "app_20251009_140000.log").write_text(
+        "\n".join([
+            line(10, "INFO", "[AUDIO] Processing transcription job j1 (attempt 3/3) for user u1", colour=True),
+            line(11, "ERROR", "[ERROR] Job j1 processing failed (attempt 3/3): MAC check failed", colour=True),
+            "Traceback (most recent call last):",
+            '  File "/opt/panzoto/app/crypto.py", line 40, in decrypt',
+            "ValueError: MAC check failed",
+            line(12, "INFO", "[OK] Job j2 completed successfully in 12.3s"),
+        ]) + "\n"
+    )  # fmt: skip
+
+    jobs, _ = run([wanted("j1", "a1", 0, 60)], tmp_path)
+
+    records = jobs["j1"]
+    assert [record["level"] for record in records] == ["INFO", "ERROR"]
+    assert records[1]["text"].splitlines()[1:] == [
+        "Traceback (most recent call last):",
+        '  File "/opt/panzoto/app/crypto.py", line 40, in decrypt',
+        "ValueError: MAC check failed",
+    ]
+    assert "\x1b" not in records[0]["text"] and records[0]["tied_by"] == "job_id"
+    assert records[1]["time"] == "2025-10-09T14:00:11Z"
+
+
+def test_audio_id_ties_and_context_ties_and_windows(tmp_path: Path) -> None:
+    other = "5f0c8a2e-1b3d-4c5e-8f7a-9b0c1d2e3f4a"
+    (tmp_path / "app_20251009_140000.log").write_text(
+        "\n".join([
+            line(5, "ERROR", "[ERROR] Job j1 processing failed (attempt 1/3): early, outside the window"),
+            line(20, "ERROR", "[ERROR] Failed to fetch audio file a1: NoSuchKey"),
+            line(30, "INFO", "[AUDIO] Processing transcription job j3 (attempt 1/3) for user u1"),
+            line(31, "WARNING", "[WARN] File too large: 31.2MB > 25MB"),
+            line(40, "INFO", "[AUDIO] Processing transcription job unselected9 (attempt 1/3) for user u2"),
+            line(41, "WARNING", "[WARN] File too large: 40.0MB > 25MB"),
+            line(50, "INFO", "[AUDIO] Processing transcription job j3 (attempt 2/3) for user u1"),
+            line(51, "ERROR", f"[ERROR] Failed to fetch audio file {other}: NoSuchKey"),
+        ]) + "\n"
+    )  # fmt: skip
+
+    jobs, _ = run([wanted("j1", "a1", 10, 60), wanted("j3", "a3", 25, 60)], tmp_path)
+
+    assert [(r["tied_by"], r["text"].split(" - ", 1)[1]) for r in jobs["j1"]] == [
+        ("audio_file_id", "[ERROR] Failed to fetch audio file a1: NoSuchKey")
+    ]
+    assert [(r["tied_by"], r["text"].split(" - ", 1)[1][:22]) for r in jobs["j3"]] == [
+        ("job_id", "[AUDIO] Processing tra"),
+        ("context", "[WARN] File too large:"),
+        ("job_id", "[AUDIO] Processing tra"),
+    ]
+
+
+def test_rotated_zip_and_gz_files_are_read_and_files_outside_the_windows_are_not(tmp_path: Path) -> None:
+    inner = line(100, "ERROR", "[ERROR] Transcription failed for job j1, audio a1: Error code: 429") + "\n"
+    with zipfile.ZipFile(tmp_path / "app_20251009_140000.log.zip", "w") as archive:
+        info = zipfile.ZipInfo("app_20251009_140000.log", date_time=(2025, 10, 9, 14, 5, 0))
+        archive.writestr(info, inner)
+    old = tmp_path / "app_20251001_000000.log"
+    old.write_text(line(-8 * 86400, "ERROR", "[ERROR] Job j1 processing failed: old") + "\n")
+    os.utime(old, (T0.timestamp() - 7 * 86400,) * 2)
+    (tmp_path / "unrelated.txt").write_text("j1 j1 j1\n")
+
+    jobs, result = run([wanted("j1", "a1", 0, 200)], tmp_path)
+
+    assert [r["source"] for r in jobs["j1"]] == ["app_20251009_140000.log.zip:app_20251009_140000.log"]
+    assert [s["source"] for s in result["sources"]] == ["app_20251009_140000.log.zip"]
+    assert result["bytes_read"] == len(inner)
+
+
+def test_journal_json_with_byte_array_messages_and_one_call_per_merged_window(tmp_path: Path) -> None:
+    def entry(offset_s: float, text: str, pid: str = "4242") -> dict:
+        micros = str(int((T0.timestamp() + offset_s) * 1_000_000))
+        return {"__REALTIME_TIMESTAMP": micros, "MESSAGE": list(text.encode()), "_PID": pid}
+
+    journal = [
+        entry(10, line(10, "ERROR", "[ERROR] Job j1 processing failed (attempt 3/3): Request timed out.", colour=True)),
+        entry(10, "Traceback (most recent call last):"),
+        entry(10, "openai.APITimeoutError: Request timed out. Authorization: Bearer sk-proj-AbCdEf0123456789XyZ_abcd"),
+        entry(11, "panzoto.service: Deactivated successfully.", pid="1"),  # systemd's line about the unit
+        {"__REALTIME_TIMESTAMP": str(int(T0.timestamp() + 11) * 10**6), "MESSAGE": None},
+    ]
+
+    jobs, result = run(
+        [wanted("j1", "a1", 0, 60), wanted("j2", None, 30, 90), wanted("j9", None, 3600, 3700)],
+        journal=journal, tmp=tmp_path,
+    )  # fmt: skip
+
+    (record,) = jobs["j1"]
+    assert record["source"] == "journal" and record["text"].count("\n") == 2
+    assert "Deactivated" not in record["text"]
+    assert "sk-proj" not in record["text"] and "[REDACTED]" in record["text"]
+    assert result["redactions"] >= 1
+    calls = (tmp_path / "journalctl.args").read_text().splitlines()
+    assert len(calls) == 2  # [0, 90] merged, [3600, 3700] apart
+    assert f"--unit panzoto.service --since @{int(T0.timestamp())} --until @{int(T0.timestamp()) + 91}" in calls[0]
+
+
+def test_caps_keep_the_latest_records_and_the_end_of_a_traceback(tmp_path: Path) -> None:
+    lines = [line(i, "ERROR", f"[ERROR] Job j1 processing failed: attempt {i}") for i in range(10)]
+    lines += [f"  frame {n}" for n in range(30)]
+    (tmp_path / "app_20251009_140000.log").write_text("\n".join(lines) + "\n")
+
+    jobs, _ = run([wanted("j1", None, 0, 60)], tmp_path, max_records_per_job=3, max_record_lines=5)
+
+    assert [r["text"].split("attempt ")[1].split("\n")[0] for r in jobs["j1"]] == ["7", "8", "9"]
+    assert jobs["j1"][-1]["text"].splitlines()[1:] == [
+        "... (26 lines omitted)", "  frame 26", "  frame 27", "  frame 28", "  frame 29",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"job_id": "", "window_start": "2025-10-09T14:00:00Z", "window_end": "2025-10-09T14:00:00Z"}, "job_id"),
+        ({"job_id": "j", "window_start": "yesterday", "window_end": "2025-10-09T14:00:00Z"}, "window_start"),
+        ({"job_id": "j", "window_start": "2025-10-09T15:00:00Z", "window_end": "2025-10-09T14:00:00Z"}, "before"),
+    ],
+)
+def test_bad_jobs_fail_in_one_line(spec: dict, message: str) -> None:
+    with pytest.raises(reader.OptionError, match=message):
+        reader.parse_jobs([spec])
