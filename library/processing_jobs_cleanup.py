@@ -35,6 +35,10 @@ description:
     finishes the rest, including audio of jobs deleted by the interrupted run. An identical second run changes nothing.
   - Check mode is the dry run. It returns what would be changed (counts per category, job ids, S3 keys) and a diff,
     and sends no write request.
+  - Everything that can be known before the first write is checked first, in check mode too, failing with one line that
+    names the option - the bucket exists (with audio or an S3 archive), O(archive_path) is a writable archive of this
+    module (or a new file), the table's TTL attribute (O(state=expiring)), durations, times and templates.
+  - One run at a time per table and per archive (see O(lock_dir)).
 version_added: "1.0.0"
 author: panzoto-ops maintainers
 options:
@@ -173,6 +177,19 @@ options:
     description: At most this many job ids, skipped jobs, failures and S3 keys are listed per list in the result (counts are always exact).
     type: int
     default: 100
+  accept_unreadable_lines:
+    description:
+      - For O(state=restored), restore the readable records of an archive that has unreadable lines (a torn or edited line).
+      - Without it such an archive fails the restore, naming the lines, before anything is restored.
+    type: bool
+    default: false
+  lock_dir:
+    description:
+      - Directory on the control node for the run locks. A run holds an exclusive lock on its table (per endpoint, region
+        and table) and on its O(archive_path), and refuses to start while another run holds either.
+      - The locks are released when the run ends, however it ends (they are C(flock) locks).
+    type: path
+    default: ~/.cache/panzoto-ops/locks
 attributes:
   check_mode:
     support: full
@@ -292,8 +309,10 @@ job_ids:
   returned: always
   type: list
   elements: str
-skipped:
-  description: Jobs skipped, each with job_id, category and reason, at most O(list_limit).
+skipped_jobs:
+  description:
+    - Jobs skipped, each with job_id, category and reason, at most O(list_limit).
+    - Not C(skipped), which Ansible reserves (a task result with it shows as skipped).
   returned: always
   type: list
   elements: dict
@@ -310,7 +329,8 @@ audio:
   contains:
     deleted: {description: Objects deleted (or that would be)., type: int}
     deleted_keys: {description: Their keys, sorted, at most O(list_limit)., type: list, elements: str}
-    kept_referenced: {description: Keys not deleted because a kept job references them., type: list, elements: str}
+    kept_referenced: {description: Keys not deleted because a kept job references them (at most O(list_limit))., type: list, elements: str}
+    kept_referenced_count: {description: How many keys were kept because a kept job references them (exact)., type: int}
     archived: {description: Objects copied to O(archive_audio_prefix)., type: int}
     missing: {description: Keys that did not exist when archiving them., type: list, elements: str}
     failed: {description: Keys that could not be deleted, with S3's error code., type: list, elements: dict}
@@ -331,7 +351,18 @@ archive:
     s3_prefix: {description: The S3 URI prefix of this run's archive objects, or null., type: str}
     run_id: {description: This run's id, stored in every record., type: str}
     records_written: {description: Records appended by this run., type: int}
-    unreadable_lines: {description: Archive lines skipped while reading (a torn last line)., type: int}
+    unreadable_lines: {description: Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines))., type: int}
+    unreadable_at: {description: Where they are (file or S3 object and line number) - at most 20., type: list, elements: str}
+not_restored:
+  description:
+    - For O(state=restored) - archived jobs the selection matched that are not put back, because the cleanup did not delete
+      them - they were requeued, marked to expire, or their delete was skipped (changed or vanished) or failed.
+  returned: when state is restored
+  type: dict
+  contains:
+    count: {description: How many., type: int}
+    by_reason: {description: Counts per archived action (requeued, expiring) or delete outcome (skipped, failed)., type: dict}
+    jobs: {description: Each with job_id and reason - at most O(list_limit)., type: list, elements: dict}
 key:
   description: The table's key as DescribeTable gave it, and whether the table holds jobs (keyed by job_id alone).
   returned: always
@@ -350,6 +381,7 @@ requests:
 """
 
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -364,6 +396,7 @@ from ansible.module_utils.panzoto_archive import (
     ReadStats,
     RecordHeader,
     S3ReadStats,
+    check_archive_file,
     item_to_json,
     json_to_item,
     latest_jobs,
@@ -376,6 +409,7 @@ from ansible.module_utils.panzoto_audio import (
     AudioReport,
     archive_audio_key,
     audio_to_delete,
+    check_bucket,
     load_pending_audio,
     remove_audio,
     restore_audio,
@@ -397,6 +431,14 @@ from ansible.module_utils.panzoto_job_classification import (
     rules_from_options,
 )
 from ansible.module_utils.panzoto_jobs import JOB_STATUSES, isoformat, parse_now
+from ansible.module_utils.panzoto_locks import (
+    DEFAULT_LOCK_DIR,
+    LockHeld,
+    RunLock,
+    RunLocks,
+    archive_lock_path,
+    table_lock_path,
+)
 from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option, moment_after
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats
 from ansible.module_utils.panzoto_selection import (
@@ -454,6 +496,8 @@ def argument_spec() -> dict:
         parallel=dict(type="int", default=8),
         list_limit=dict(type="int", default=100),
         user_index=dict(type="str", default="user-jobs-index"),
+        accept_unreadable_lines=dict(type="bool", default=False),
+        lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
         **AWS_ARGUMENT_SPEC,
     )
 
@@ -497,7 +541,10 @@ class CleanupOptions:
     segments: int
     parallel: int
     list_limit: int
+    accept_unreadable_lines: bool
+    lock_dir: Path
     endpoint_url: str | None
+    region: str | None
 
     @property
     def now(self) -> datetime:
@@ -580,7 +627,10 @@ class CleanupOptions:
             segments=params["segments"],
             parallel=params["parallel"],
             list_limit=params["list_limit"],
+            accept_unreadable_lines=params["accept_unreadable_lines"],
+            lock_dir=Path(params["lock_dir"]).expanduser(),
             endpoint_url=params.get("endpoint_url"),
+            region=params.get("region"),
         )
 
 
@@ -661,9 +711,6 @@ def do_requeued(run: Run) -> bool:
 
 
 def do_expiring(run: Run) -> bool:
-    warning = ttl_warning(run.dynamodb, run.opts.table, run.opts.ttl_attribute)
-    if warning:
-        run.module.warn(warning)
     plan = WritePlan(
         run.opts.table, run.key, "expiring", ttl_attribute=run.opts.ttl_attribute, expires_at=run.opts.expires_at
     )
@@ -677,13 +724,26 @@ def do_restored(run: Run) -> bool:
     read_stats = ReadStats()
     archived = latest_jobs(archive_records(run, read_stats), opts.table)
     run.result["archive"]["unreadable_lines"] = read_stats.unreadable
-    records = sorted((r for r in archived.values() if restore_selected(r, opts)), key=lambda r: r.job_id)
+    run.result["archive"]["unreadable_at"] = read_stats.unreadable_at
+    if read_stats.unreadable and not opts.accept_unreadable_lines:
+        raise OptionError(
+            f"The archive has {read_stats.unreadable} unreadable lines ({', '.join(read_stats.unreadable_at)}): "
+            f"their jobs cannot be restored; repair them, or set accept_unreadable_lines=true to restore the rest; "
+            f"nothing was changed."
+        )
+    matched = sorted((r for r in archived.values() if restore_selected(r, opts)), key=lambda r: r.job_id)
+    # Only what the cleanup deleted comes back: never a requeued or expired job, nor one whose delete was skipped.
+    records = [r for r in matched if r.deleted_by_cleanup]
+    run.result["not_restored"] = not_restored_report([r for r in matched if not r.deleted_by_cleanup], opts.list_limit)
     if len(records) > opts.max_changes:
         run.module.fail_json(
             msg=f"The archive holds {len(records)} jobs to restore, more than max_changes={opts.max_changes}: "
             f"nothing was changed; narrow with job_ids/user_ids/categories or raise max_changes.",
             selected=len(records),
         )
+
+    if any(r.audio_archive_key for r in records):
+        check_bucket(run.s3, opts.bucket, opts.endpoint_url)
 
     def restore(record: ArchivedJob) -> tuple[str, str | None]:
         return put_back(
@@ -797,7 +857,6 @@ def archive_and_write(
                 RESULT_RECORD, job_id=planned.job.job_id, reason=reason, **_outcome_fields(opts.state, outcome, item)
             )
             for planned, (outcome, reason, item) in zip(chunk, outcomes, strict=True)
-            if outcome != "not_attempted"
         )
         for planned, (outcome, reason, _item) in zip(chunk, outcomes, strict=True):
             tally.outcome(planned.group, planned.job.job_id, outcome, reason)
@@ -826,19 +885,6 @@ def job_record(run: Run, planned: Planned) -> dict:
     )
 
 
-def ttl_warning(dynamodb, table: str, ttl_attribute: str) -> str | None:
-    description = dynamodb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
-    if (
-        description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-        and description.get("AttributeName") == ttl_attribute
-    ):
-        return None
-    return (
-        f"TTL is not enabled on {table}.{ttl_attribute}: the jobs are marked but DynamoDB will not delete them "
-        f"until you enable it (aws dynamodb update-time-to-live)."
-    )
-
-
 # --------------------------------------------------------------------------- restore
 
 
@@ -849,6 +895,15 @@ def archive_records(run: Run, read_stats: ReadStats):
             raise OptionError(f"archive_path {opts.archive_path} does not exist: nothing to restore from.")
         return read_archive(opts.archive_path, read_stats)
     return read_s3_archive(run.s3, opts.bucket, opts.archive_s3_prefix, read_stats, S3ReadStats())
+
+
+def not_restored_report(records: list[ArchivedJob], limit: int) -> dict:
+    by_reason: dict[str, int] = {}
+    for record in records:
+        reason = record.action if record.action != "absent" else record.outcome
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    jobs = [{"job_id": r.job_id, "reason": r.why_not_restored()} for r in records[:limit]]
+    return {"count": len(records), "by_reason": dict(sorted(by_reason.items())), "jobs": jobs}
 
 
 def restore_selected(record: ArchivedJob, opts: CleanupOptions) -> bool:
@@ -909,6 +964,54 @@ def run_module() -> None:
         s3 = aws_client(module, "s3", max_pool_connections=opts.parallel + 2)
         counter.attach(s3)
     run_id = new_run_id()
+    locks = RunLocks()
+    try:
+        take_locks(locks, opts, run_id)
+        run_locked(module, opts, dynamodb, s3, counter, run_id)
+    except LockHeld as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        locks.release()
+
+
+def take_locks(locks: RunLocks, opts: CleanupOptions, run_id: str) -> None:
+    """The table's lock, then the archive's (a fixed order: two runs never wait on each other in a cycle)."""
+    owner = {"pid": os.getpid(), "run_id": run_id, "since": isoformat(datetime.now(UTC))}
+    scope = f"table {opts.table} at {opts.endpoint_url or 'AWS'}"
+    locks.take(RunLock(table_lock_path(opts.lock_dir, opts.endpoint_url, opts.region, opts.table), scope), owner)
+    if opts.archive_path is not None:
+        path = archive_lock_path(opts.lock_dir, opts.archive_path)
+        locks.take(RunLock(path, f"archive {opts.archive_path}"), owner)
+
+
+def preflight(run: Run) -> None:
+    """What can be known before the first write, checked before it (in check mode too); OptionError on the first problem."""
+    opts = run.opts
+    if opts.state != "restored":
+        problem = check_archive_file(opts.archive_path)
+        if problem:
+            raise OptionError(f"archive_path {problem}.")
+        if opts.delete_audio or opts.archive_s3_prefix:
+            check_bucket(run.s3, opts.bucket, opts.endpoint_url)
+    if opts.state == "expiring":
+        if opts.ttl_attribute in run.key.names():
+            raise OptionError(f"ttl_attribute {opts.ttl_attribute} is a key attribute of {opts.table}: name another.")
+        description = run.dynamodb.describe_time_to_live(TableName=opts.table).get("TimeToLiveDescription", {})
+        enabled = description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+        attribute = description.get("AttributeName")
+        if enabled and attribute != opts.ttl_attribute:
+            raise OptionError(
+                f"ttl_attribute {opts.ttl_attribute}: {opts.table} expires items by {attribute} "
+                f"(TTL {description.get('TimeToLiveStatus')}): set ttl_attribute={attribute}; nothing was changed."
+            )
+        if not enabled:
+            run.module.warn(
+                f"TTL is not enabled on {opts.table}.{opts.ttl_attribute}: the jobs are marked but DynamoDB will not "
+                f"delete them until you enable it (aws dynamodb update-time-to-live)."
+            )
+
+
+def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counter: RequestCounter, run_id: str) -> None:
     result = start_result(opts, run_id)
     stats = ScanStats()
     abort = Abort()
@@ -924,8 +1027,9 @@ def run_module() -> None:
         run = Run(
             module, opts, dynamodb, s3, key, plan, RecordHeader(run_id, opts.table, opts.state), result, abort, stats
         )
+        preflight(run)
         success = HANDLERS[opts.state](run)
-    except OptionError as exc:
+    except (OptionError, LockHeld) as exc:
         module.fail_json(msg=str(exc))
     except aws_errors() as exc:
         module.fail_json(

@@ -112,7 +112,13 @@ class ArchiveWriter:
         # Jobs hold user ids and error texts: private to the operator (0600),
         # also when the file existed with a wider mode.
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
         self._handle = os.fdopen(fd, "a", encoding="utf-8")
+        if _ends_torn(fd):
+            # A crash mid-write left a line without its newline: end it, so the
+            # next record starts on a line of its own instead of joining it.
+            self._handle.write("\n")
+            self._handle.flush()
         return self
 
     def append(self, records: Iterable[dict]) -> int:
@@ -357,12 +363,14 @@ def unresolved_audio_owners(records: Iterable[dict], table: str) -> dict[str, tu
             user = (record.get("item") or {}).get("user_id")
             owner = user.get("S") if isinstance(user, dict) else None
             pending[record["job_id"]] = (record["audio_key"], owner)
-        elif kind == RESULT_RECORD and record.get("outcome") == "skipped":
+        elif kind == RESULT_RECORD and record.get("outcome") in ("skipped", "unchanged", "not_attempted"):
             # Definitely not deleted. A failed delete stays pending: the caller
             # drops jobs that the table still holds.
             pending.pop(record.get("job_id"), None)
         elif kind == AUDIO_RECORD:
-            done = {*record.get("deleted", []), *record.get("kept", []), *record.get("missing", [])}
+            # Keys kept because a job still referenced them stay pending: that job may be
+            # deleted later (by a concurrent or a later run), and the next run re-checks.
+            done = {*record.get("deleted", []), *record.get("missing", [])}
             if done:
                 pending = {job_id: entry for job_id, entry in pending.items() if entry[0] not in done}
     return pending

@@ -24,6 +24,7 @@ from ansible.module_utils.panzoto_archive import (
 )
 from ansible.module_utils.panzoto_aws import aws_errors, describe_aws_error, error_code, is_not_found
 from ansible.module_utils.panzoto_batches import delete_objects, delete_requests_needed, run_bounded
+from ansible.module_utils.panzoto_options import OptionError
 from ansible.module_utils.panzoto_selection import Planned
 
 
@@ -43,6 +44,7 @@ class AudioReport:
             "deleted": len(self.deleted),
             "deleted_keys": sorted(self.deleted)[:limit],
             "kept_referenced": sorted(self.kept_referenced)[:limit],
+            "kept_referenced_count": len(self.kept_referenced),
             "archived": self.archived,
             "missing": sorted(self.missing)[:limit],
             "failed": self.failed[:limit],
@@ -134,7 +136,7 @@ def remove_audio(
     report.delete_requests = outcome.requests
     report.deleted = outcome.deleted
     report.failed.extend(outcome.errors)
-    if archive is not None:
+    if archive is not None and (outcome.deleted or report.missing):
         archive.append(
             [
                 header.record(
@@ -146,6 +148,20 @@ def remove_audio(
                 )
             ]
         )
+
+
+def check_bucket(s3, bucket: str, endpoint_url: str | None = None) -> None:
+    """OptionError (one line) unless `bucket` exists and can be listed; a ListObjectsV2 of one key, before any write."""
+    try:
+        s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+    except aws_errors() as exc:
+        if is_not_found(exc):
+            raise OptionError(
+                f"bucket {bucket} does not exist: check bucket and region; nothing was changed."
+            ) from None
+        raise OptionError(
+            describe_aws_error(exc, f"list bucket {bucket} before changing anything", endpoint_url)
+        ) from None
 
 
 def load_pending_audio(

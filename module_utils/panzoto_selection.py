@@ -151,6 +151,14 @@ class AudioKeyTemplate:
         except ValueError as exc:
             raise OptionError(f"audio_key_template {text!r} is not a valid template: {exc}.") from None
         fields = tuple(name for _, name, _, _ in parts if name is not None)
+        decorated = [f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                     for _, name, spec, conversion in parts if name is not None and (spec or conversion)]  # fmt: skip
+        if decorated:
+            # A key is the job's values as they are: {user_id:d} crashes on text, {user_id!r} adds quotes.
+            raise OptionError(
+                f"audio_key_template {text!r}: {', '.join(decorated)} has a format spec or conversion; "
+                f"use plain fields such as {{user_id}}."
+            )
         if not fields or any(name not in TEMPLATE_FIELDS for name in fields):
             raise OptionError(
                 f"audio_key_template {text!r} must use only {{user_id}}, {{audio_file_id}} and {{job_id}}, "

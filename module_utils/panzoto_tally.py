@@ -44,7 +44,7 @@ class Tally:
             "counts": self.totals(),
             "by_category": {group: dict(counts) for group, counts in sorted(self.by_group.items())},
             "job_ids": sorted(self.changed_ids)[: self.list_limit],
-            "skipped": self.skipped,
+            "skipped_jobs": self.skipped,  # not `skipped`: Ansible reads that as "the task was skipped"
             "failures": self.failures,
         }
 

@@ -161,3 +161,57 @@ def test_reading_an_s3_archive_never_decodes_audio_or_other_objects_as_records()
     records = list(read_s3_archive(s3, "b", "", stats, s3_stats))
     assert records == [record] and stats.unreadable == 0 and s3_stats.objects == 1
     assert "audio_upload/u1/a.3gp_encrypted" not in s3.read and len(s3_stats.ignored) == 2
+
+
+def test_an_existing_archive_becomes_private_and_a_torn_tail_is_ended_before_the_next_record(tmp_path: Path):
+    path = tmp_path / "archive.jsonl"
+    path.write_text(json.dumps(HEADER.record("job", job_id="j1")) + "\n" + '{"format": 1, "rec')
+    path.chmod(0o644)
+    writer = ArchiveWriter(path).open()
+    writer.append([HEADER.record("job", job_id="j2")])
+    writer.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    stats = ReadStats()
+    assert [r["job_id"] for r in read_archive(path, stats)] == ["j1", "j2"] and stats.unreadable_at == [f"{path}:2"]
+
+
+def test_only_jobs_the_cleanup_deleted_are_restorable():
+    def archived(action: str, outcome: str | None) -> bool:
+        records = [
+            {"format": 1, "record": "job", "table": "t", "run_id": "r", "job_id": "j", "action": action, "item": {}}
+        ]
+        if outcome is not None:
+            records.append(
+                {"format": 1, "record": "result", "table": "t", "run_id": "r", "job_id": "j", "outcome": outcome}
+            )
+        return latest_jobs(records, "t")["j"].deleted_by_cleanup
+
+    assert archived("absent", "deleted") and archived("absent", None)  # None: interrupted between delete and result
+    assert not any(archived("absent", outcome) for outcome in ("skipped", "failed", "not_attempted"))
+    assert not archived("requeued", "changed") and not archived("expiring", "changed")
+
+
+def test_kept_audio_stays_pending_for_the_next_run_to_recheck():
+    records = [
+        {"format": 1, "record": "job", "table": "t", "job_id": "a", "audio_key": "k", "delete_audio": True},
+        {"format": 1, "record": "audio", "table": "t", "deleted": [], "kept": ["k"], "missing": []},
+        {"format": 1, "record": "job", "table": "t", "job_id": "b", "audio_key": "k2", "delete_audio": True},
+        {"format": 1, "record": "result", "table": "t", "job_id": "b", "outcome": "not_attempted"},
+    ]
+    assert unresolved_audio(records, "t") == {"a": "k"}
+
+
+def test_check_archive_file_accepts_new_files_and_its_own_archives_only(tmp_path: Path):
+    from ansible.module_utils.panzoto_archive import check_archive_file
+
+    assert check_archive_file(tmp_path / "new" / "archive.jsonl") is None
+    assert "is a directory" in check_archive_file(tmp_path)
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello\n")
+    assert "not a panzoto-ops archive" in check_archive_file(foreign)
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps(HEADER.record("job", job_id="j1")) + "\n")
+    assert check_archive_file(own) is None
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert check_archive_file(empty) is None

@@ -126,3 +126,16 @@ def test_documentation_lists_exactly_the_module_options_and_suboptions():
         assert sorted(options[name].get("aliases", [])) == sorted(option.get("aliases", [])), name
         if "options" in option:
             assert set(options[name]["suboptions"]) == set(option["options"]), name
+
+
+# Keys Ansible gives a meaning to in a task result: a module must not return them for anything else.
+RESERVED_RESULT_KEYS = {
+    "skipped", "failed", "unreachable", "rc", "stdout", "stdout_lines", "stderr", "stderr_lines", "results",
+    "invocation", "ansible_facts", "warnings", "deprecations", "exception", "attempts", "retries", "backup_file",
+    "skip_reason", "item", "ansible_loop_var", "ansible_index_var", "censored", "module_stdout", "module_stderr",
+}  # fmt: skip
+
+
+def test_no_result_key_is_one_ansible_reserves():
+    returned = set(yaml.safe_load(cleanup.RETURN))
+    assert not returned & RESERVED_RESULT_KEYS, returned & RESERVED_RESULT_KEYS

@@ -208,3 +208,10 @@ def test_one_pass_keeps_at_most_max_changes_and_the_audio_of_every_kept_job():
     assert scan.changes[0].audio_key == "audio_upload/u1/shared.3gp_encrypted"
     assert "audio_upload/u1/shared.3gp_encrypted" in scan.kept_keys and scan.seen_pending_jobs == {"earlier"}
     assert tally.report()["selected"] == 3
+
+
+@pytest.mark.parametrize("template", ["a/{user_id:d}", "a/{user_id!r}/{job_id}", "a/{job_id:>10}", "a/{job_id!s}"])
+def test_format_specs_and_conversions_are_refused_before_any_key_is_built(template):
+    with pytest.raises(OptionError, match="has a format spec or conversion") as error:
+        AudioKeyTemplate.parse(template)
+    assert str(error.value).startswith("audio_key_template") and "\n" not in str(error.value)

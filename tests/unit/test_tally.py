@@ -13,7 +13,7 @@ def test_counts_are_exact_and_lists_are_capped_at_list_limit():
     report = tally.report()
     assert report["counts"] == {"changed": 3, "unchanged": 0, "skipped": 2, "failed": 0, "not_attempted": 0}
     assert report["by_category"]["legacy_encryption"]["selected"] == 5 and report["selected"] == 5
-    assert report["job_ids"] == ["j0", "j2"] and len(report["skipped"]) == 2
+    assert report["job_ids"] == ["j0", "j2"] and len(report["skipped_jobs"]) == 2 and "skipped" not in report
     assert set(report["counts"]) == set(OUTCOMES)
 
 
