@@ -7,7 +7,12 @@ and binary stays binary: a restored item is equal to the original, type for type
 Every append is flushed and fsynced before the caller deletes what it
 describes, so a run killed at any point leaves an archive that holds every job
 it deleted. Lines are complete JSON documents; a torn last line (a crash in the
-middle of a write, before the matching delete) is skipped when reading.
+middle of a write, before the matching delete) is terminated before the next
+append, so it never swallows a later record, and reading reports it by line number.
+
+The S3 copy of a batch is one object named `<prefix><run id>/<table>-<batch>.jsonl`
+and marked with ARCHIVE_METADATA, so a restore reading a prefix never takes
+anything else under it (audio copies, other files) for an archive.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 try:
@@ -30,6 +38,17 @@ ARCHIVE_FORMAT = 1
 JOB_RECORD = "job"
 RESULT_RECORD = "result"
 AUDIO_RECORD = "audio"
+RECORD_KINDS = frozenset({JOB_RECORD, RESULT_RECORD, AUDIO_RECORD})
+# The outcome recorded for a job the run deleted; restore puts back only these.
+DELETED = "deleted"
+ACTION_DELETE = "absent"
+# S3 user metadata on every archive object (x-amz-meta-panzoto-archive).
+ARCHIVE_METADATA = {"panzoto-archive": str(ARCHIVE_FORMAT)}
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be used as it is; the message is one line."""
 
 
 def _encode_binary(value: dict) -> dict:
@@ -90,9 +109,16 @@ class ArchiveWriter:
 
     def open(self) -> ArchiveWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Jobs hold user ids and error texts: private to the operator (0600).
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Jobs hold user ids and error texts: private to the operator (0600),
+        # also when the file existed with a wider mode.
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
         self._handle = os.fdopen(fd, "a", encoding="utf-8")
+        if _ends_torn(fd):
+            # A crash mid-write left a line without its newline: end it, so the
+            # next record starts on a line of its own instead of joining it.
+            self._handle.write("\n")
+            self._handle.flush()
         return self
 
     def append(self, records: Iterable[dict]) -> int:
@@ -111,37 +137,148 @@ class ArchiveWriter:
             self._handle = None
 
 
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
 def encode_records(records: Iterable[dict]) -> bytes:
     """Records as JSON Lines bytes (for an S3 copy of a batch)."""
     return "".join(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n" for record in records).encode()
 
 
+@dataclass(frozen=True)
+class RecordHeader:
+    """The fields every record of one run carries, fixed once per run."""
+
+    run_id: str
+    table: str
+    action: str
+
+    def record(self, kind: str, **fields) -> dict:
+        return {
+            "format": ARCHIVE_FORMAT,
+            "record": kind,
+            "run_id": self.run_id,
+            "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "table": self.table,
+            "action": self.action,
+            **fields,
+        }
+
+
 @dataclass
 class ReadStats:
+    """What reading an archive met: lines read, and where the unreadable ones are (source, line number)."""
+
     lines: int = 0
     unreadable: int = 0
+    unreadable_at: list[str] = field(default_factory=list)
+    limit: int = 20
+
+    def bad_line(self, source: str, number: int) -> None:
+        self.unreadable += 1
+        if len(self.unreadable_at) < self.limit:
+            self.unreadable_at.append(f"{source}:{number}")
 
 
-def parse_lines(lines: Iterable[str], stats: ReadStats) -> Iterator[dict]:
-    """Records from JSON Lines text; lines that are not a JSON object (a torn tail) are counted and skipped."""
-    for line in lines:
+def parse_record(line: str) -> dict | None:
+    """One archive record from a line, or None when the line is not one (torn, foreign, not JSON)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("format") != ARCHIVE_FORMAT:
+        return None
+    return record if record.get("record") in RECORD_KINDS else None
+
+
+def parse_lines(lines: Iterable[str], stats: ReadStats, source: str = "archive") -> Iterator[dict]:
+    """Records from JSON Lines text; other lines are counted with their number and skipped."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         stats.lines += 1
-        try:
-            record = json.loads(line)
-        except ValueError:
-            stats.unreadable += 1
-            continue
-        if not isinstance(record, dict) or record.get("format") != ARCHIVE_FORMAT:
-            stats.unreadable += 1
+        record = parse_record(line)
+        if record is None:
+            stats.bad_line(source, number)
             continue
         yield record
 
 
 def read_archive(path: Path, stats: ReadStats) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as handle:
-        yield from parse_lines(handle, stats)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        yield from parse_lines(handle, stats, str(path))
+
+
+def check_archive_file(path: Path) -> str | None:
+    """Why `path` cannot be the cleanup's archive (None when it can): it must be a regular file of
+    archive records (or not exist yet), writable, in a directory that can hold it."""
+    if path.is_dir():
+        return f"{path} is a directory, not an archive file"
+    if path.exists():
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            return f"{path} is not a regular file"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"{path} is not readable and writable by this user"
+        with open(path, "rb") as handle:
+            first = next((line for line in handle if line.strip()), None)
+        if first is not None and parse_record(first.decode("utf-8", errors="replace")) is None:
+            return f"{path} is not a panzoto-ops archive (its first line is not an archive record): choose another path"
+        return None
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path} cannot be created: {parent} is not a writable directory"
+    return None
+
+
+# --------------------------------------------------------------------------- the S3 form
+
+
+def s3_archive_key(prefix: str, run_id: str, table: str, batch_number: int) -> str:
+    return f"{prefix}{run_id}/{table}-{batch_number:05d}.jsonl"
+
+
+def is_s3_archive_key(key: str, prefix: str) -> bool:
+    """Whether `key` is named like an archive object under `prefix` (and not, say, an audio copy)."""
+    if not key.startswith(prefix) or not key.endswith(".jsonl"):
+        return False
+    run_id, _, name = key[len(prefix) :].partition("/")
+    return bool(RUN_ID.match(run_id)) and "/" not in name and re.search(r"-\d{5}\.jsonl$", name) is not None
+
+
+def put_s3_archive(s3, bucket: str, key: str, records: list[dict]) -> None:
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=encode_records(records), ContentType="application/x-ndjson",
+        Metadata=ARCHIVE_METADATA,
+    )  # fmt: skip
+
+
+@dataclass
+class S3ReadStats:
+    objects: int = 0
+    ignored: list[str] = field(default_factory=list)  # keys under the prefix that are not archive objects
+
+
+def read_s3_archive(s3, bucket: str, prefix: str, stats: ReadStats, s3_stats: S3ReadStats) -> Iterator[dict]:
+    """Every record of the archive objects under `prefix`; anything else there is listed as ignored, never decoded."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            key = entry["Key"]
+            if not is_s3_archive_key(key, prefix):
+                s3_stats.ignored.append(key)
+                continue
+            response = s3.get_object(Bucket=bucket, Key=key)
+            if response.get("Metadata", {}).get("panzoto-archive") != ARCHIVE_METADATA["panzoto-archive"]:
+                response["Body"].close()
+                s3_stats.ignored.append(key)
+                continue
+            s3_stats.objects += 1
+            text = response["Body"].read().decode("utf-8", errors="replace")
+            yield from parse_lines(text.splitlines(), stats, f"s3://{bucket}/{key}")
 
 
 @dataclass
@@ -154,7 +291,21 @@ class ArchivedJob:
     audio_key: str | None
     audio_archive_key: str | None
     run_id: str
+    action: str | None = None
     outcome: str | None = None
+
+    @property
+    def deleted_by_cleanup(self) -> bool:
+        """Whether this suite deleted the job: a delete whose outcome was recorded as done, or never
+        recorded because the run was interrupted between the delete and its result."""
+        return self.action == ACTION_DELETE and self.outcome in (DELETED, None)
+
+    def why_not_restored(self) -> str | None:
+        if self.deleted_by_cleanup:
+            return None
+        if self.action != ACTION_DELETE:
+            return f"archived by state={self.action}, not deleted by the cleanup"
+        return f"its delete was {self.outcome}, so the cleanup did not delete it"
 
 
 def latest_jobs(records: Iterable[dict], table: str | None = None) -> dict[str, ArchivedJob]:
@@ -175,8 +326,11 @@ def latest_jobs(records: Iterable[dict], table: str | None = None) -> dict[str, 
                 audio_key=record.get("audio_key"),
                 audio_archive_key=record.get("audio_archive_key"),
                 run_id=record.get("run_id", ""),
+                action=record.get("action"),
             )
-        elif record.get("record") == RESULT_RECORD and job_id in jobs:
+        elif (
+            record.get("record") == RESULT_RECORD and job_id in jobs and jobs[job_id].run_id == record.get("run_id", "")
+        ):
             jobs[job_id].outcome = record.get("outcome")
             if isinstance(record.get("item"), dict):
                 jobs[job_id].item = record["item"]
@@ -209,12 +363,14 @@ def unresolved_audio_owners(records: Iterable[dict], table: str) -> dict[str, tu
             user = (record.get("item") or {}).get("user_id")
             owner = user.get("S") if isinstance(user, dict) else None
             pending[record["job_id"]] = (record["audio_key"], owner)
-        elif kind == RESULT_RECORD and record.get("outcome") == "skipped":
+        elif kind == RESULT_RECORD and record.get("outcome") in ("skipped", "unchanged", "not_attempted"):
             # Definitely not deleted. A failed delete stays pending: the caller
             # drops jobs that the table still holds.
             pending.pop(record.get("job_id"), None)
         elif kind == AUDIO_RECORD:
-            done = {*record.get("deleted", []), *record.get("kept", []), *record.get("missing", [])}
+            # Keys kept because a job still referenced them stay pending: that job may be
+            # deleted later (by a concurrent or a later run), and the next run re-checks.
+            done = {*record.get("deleted", []), *record.get("missing", [])}
             if done:
                 pending = {job_id: entry for job_id, entry in pending.items() if entry[0] not in done}
     return pending

@@ -120,14 +120,55 @@ def aws_client(module, service: str, max_pool_connections: int = 10):
     return session.client(service, endpoint_url=module.params.get("endpoint_url"), config=config)
 
 
-def error_code(exc: Exception) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
+# "The thing named does not exist", as each API says it: DynamoDB's
+# ResourceNotFoundException, S3's NoSuchKey/NoSuchBucket, and the bare 404 of
+# HEAD requests (HeadObject, HeadBucket), which carry no error body.
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "NotFound", "404"})
+# What to do about an error, by code; anything else may be transient.
+_HINTS = {
+    "ResourceNotFoundException": "the table does not exist: check the table name and region",
+    "NoSuchBucket": "the bucket does not exist: check the bucket name and region",
+    "NoSuchKey": "the object does not exist",
+    "NotFound": "it does not exist: check the name and region",
+    "404": "it does not exist: check the name and region",
+    "AccessDeniedException": "grant the IAM permission named above",
+    "AccessDenied": "grant the IAM permission named above",
+    "UnrecognizedClientException": "check the credentials",
+    "InvalidClientTokenId": "check the credentials",
+    "ExpiredTokenException": "refresh the session token",
+}
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ("" for any other exception)."""
+    if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError):
         return exc.response.get("Error", {}).get("Code", "")
     return ""
 
 
-def describe_aws_error(exc: Exception, doing: str, endpoint_url: str | None = None) -> str:
-    """One line saying what failed, why, and what to do about it."""
+def is_error_code(exc: BaseException, codes) -> bool:
+    """Whether `exc` is a ClientError with one of `codes` (a str or iterable); amazon.aws's is_boto3_error_code."""
+    wanted = {codes} if isinstance(codes, str) else set(codes)
+    code = error_code(exc)
+    return bool(code) and code in wanted
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return is_error_code(exc, NOT_FOUND_CODES)
+
+
+def error_summary(exc: BaseException) -> str:
+    """The error in one line, without advice: the code and AWS's message, or the exception's first line."""
+    if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        message = " ".join(str(error.get("Message") or "").split())
+        return f"{error.get('Code') or 'AWS error'}: {message}" if message else error.get("Code") or "AWS error"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def describe_aws_error(exc: BaseException, doing: str, endpoint_url: str | None = None) -> str:
+    """One line saying what failed, why, and what to do about it: the only place errors become text."""
     where = f" at {endpoint_url}" if endpoint_url else ""
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
         return (
@@ -141,19 +182,10 @@ def describe_aws_error(exc: Exception, doing: str, endpoint_url: str | None = No
         )
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
-        hint = {
-            "ResourceNotFoundException": "check the table name and region",
-            "NoSuchBucket": "check the bucket name and region",
-            "AccessDeniedException": "grant the IAM permission named above",
-            "AccessDenied": "grant the IAM permission named above",
-            "UnrecognizedClientException": "check the credentials",
-            "InvalidClientTokenId": "check the credentials",
-            "ExpiredTokenException": "refresh the session token",
-        }.get(code, "re-run; if it persists, check the AWS service health")
-        return f"{code or 'AWS error'} while trying to {doing}: {message.strip()} ({hint})."
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__} while trying to {doing}{where}: {first_line}"
+        message = " ".join(str(exc.response.get("Error", {}).get("Message") or "").split())
+        hint = _HINTS.get(code, "re-run; if it persists, check the AWS service health")
+        return f"{code or 'AWS error'} while trying to {doing}: {message} ({hint})."
+    return f"{error_summary(exc)} while trying to {doing}{where}."
 
 
 def aws_errors():

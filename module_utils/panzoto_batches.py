@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ansible.module_utils.panzoto_aws import RETRYABLE_ERROR_CODES, aws_errors, error_code
+from ansible.module_utils.panzoto_aws import RETRYABLE_ERROR_CODES, aws_errors, error_code, error_summary
 
 S3_DELETE_BATCH = 1000  # DeleteObjects' limit per request
 # S3 answers these per key inside a 200 response when it is overloaded.
@@ -85,7 +85,7 @@ def delete_objects(
                 # botocore already retried the request itself; a connection
                 # error here is not retried again (the endpoint is gone).
                 code = error_code(exc) or type(exc).__name__
-                errors = dict.fromkeys(batch, (code, _one_line(exc)))
+                errors = dict.fromkeys(batch, (code, error_summary(exc)))
                 deleted = []
             outcome.deleted.extend(deleted)
             for key, (code, message) in errors.items():
@@ -100,9 +100,9 @@ def delete_objects(
     return outcome
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def delete_requests_needed(key_count: int) -> int:
+    """DeleteObjects requests for `key_count` keys when none fails (what a dry run predicts)."""
+    return -(-key_count // S3_DELETE_BATCH)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Error categories of failed processing jobs: the one place they are defined.
 
-Classification is data (DESIGN §4): an ordered list of rules, the first whose
+Classification is data: an ordered list of rules, the first whose
 pattern occurs in the job's error message wins, and `other` catches the rest.
 Users add rules or override a default one by naming its category.
 """
@@ -65,6 +65,28 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("timeout", "timeout", "Retry the jobs; raise the timeout if the audio is legitimately long.", deletable=False),
 )
 CATCH_ALL_RULE = Rule(CATCH_ALL, "", "May need manual review.", deletable=False)
+
+
+# The argument sub-spec of a module's `classification_rules` option (type list,
+# elements dict): what a user rule may say. Ansible checks types and refuses
+# unknown keys; build_rules() checks the rest (names, patterns, regexes). Documented
+# once, in plugins/doc_fragments/panzoto_classification_rules.py.
+CLASSIFICATION_RULE_OPTIONS = dict(
+    category=dict(type="str", required=True),
+    match=dict(type="str"),
+    regex=dict(type="bool"),
+    solution=dict(type="str"),
+    deletable=dict(type="bool"),
+    remove=dict(type="bool"),
+)
+
+
+def rules_from_options(user_rules: list | None) -> list[dict]:
+    """User rules as the sub-spec gives them, without the keys left out (None), so defaults are inherited."""
+    return [
+        {key: value for key, value in rule.items() if value is not None} if isinstance(rule, dict) else rule
+        for rule in user_rules or []
+    ]
 
 
 class RuleError(ValueError):

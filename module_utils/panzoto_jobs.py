@@ -30,6 +30,8 @@ JOB_ATTRIBUTES = (
 )
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer is a typo, and Python's dates end in year 9999: refuse it on the option.
+MAX_DURATION_DAYS = 36500
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -67,6 +69,8 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * DURATION_UNITS[(match.group(2) or "s").lower()]
     if seconds < 0:
         raise ValueError(f"invalid duration {value!r}: it cannot be negative")
+    if not seconds <= MAX_DURATION_DAYS * 86400:  # also NaN and infinity
+        raise ValueError(f"invalid duration {value!r}: at most {MAX_DURATION_DAYS}d (100 years)")
     return timedelta(seconds=seconds)
 
 

@@ -249,7 +249,7 @@ def test_a_job_changed_between_selection_and_deletion_is_skipped_not_deleted(aws
     assert proxy._changed
     assert run.returncode == 0, run.output
     assert report["counts"]["changed"] == 31 and report["counts"]["skipped"] == 3
-    reasons = {entry["job_id"]: entry["reason"] for entry in report["skipped"]}
+    reasons = {entry["job_id"]: entry["reason"] for entry in report["skipped_jobs"]}
     assert set(reasons) == {requeued, reworded, gone}
     assert "status is now 'pending'" in reasons[requeued]
     assert "error_message is now 'MAC check failed'" in reasons[reworded]

@@ -1,0 +1,53 @@
+"""AWS error classification: one set of not-found codes, one line per error."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import pytest
+from ansible.module_utils.panzoto_aws import (
+    NOT_FOUND_CODES,
+    describe_aws_error,
+    error_code,
+    error_summary,
+    is_error_code,
+    is_not_found,
+)
+from cleanup_fixtures import client_error
+
+
+@pytest.mark.parametrize("code", sorted(NOT_FOUND_CODES))
+def test_every_not_found_code_is_recognised(code):
+    assert is_not_found(client_error(code)) and error_code(client_error(code)) == code
+
+
+def test_codes_are_matched_exactly_and_other_exceptions_have_none():
+    assert is_error_code(client_error("SlowDown"), "SlowDown") and is_error_code(client_error("A"), ["B", "A"])
+    assert not is_error_code(client_error("SlowDown"), "Slow") and not is_not_found(RuntimeError("404"))
+    assert error_code(ValueError("x")) == ""
+
+
+def test_a_missing_bucket_says_the_bucket_does_not_exist():
+    line = describe_aws_error(client_error("NoSuchBucket"), "delete s3://panzoto/k")
+    assert "the bucket does not exist" in line and "service health" not in line and "\n" not in line
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        client_error("ThrottlingException"),
+        client_error("ResourceNotFoundException"),
+        botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        botocore.exceptions.NoCredentialsError(),
+        RuntimeError("first line\nsecond line"),
+    ],
+)
+def test_every_error_is_described_in_one_line_saying_what_was_being_done(exc):
+    line = describe_aws_error(exc, "scan table t", "http://127.0.0.1:1")
+    assert "\n" not in line and "scan table t" in line
+    assert "\n" not in error_summary(exc)
+
+
+def test_the_summary_is_the_code_and_aws_message():
+    assert error_summary(client_error("AccessDenied")) == "AccessDenied: AccessDenied message"
+    assert error_summary(RuntimeError("boom\nmore")) == "RuntimeError: boom"

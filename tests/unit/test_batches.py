@@ -1,0 +1,65 @@
+"""S3 DeleteObjects batches: at most 1,000 keys each, every key deleted or reported."""
+
+from __future__ import annotations
+
+from ansible.module_utils.panzoto_batches import S3_DELETE_BATCH, delete_objects, delete_requests_needed
+from cleanup_fixtures import client_error
+
+
+class FakeS3:
+    """DeleteObjects that fails chosen keys per call, recording every request."""
+
+    def __init__(self, key_errors=None, request_errors=None) -> None:
+        self.requests: list[list[str]] = []
+        self.key_errors = key_errors or (lambda call, key: None)
+        self.request_errors = request_errors or (lambda call: None)
+
+    def delete_objects(self, Bucket: str, Delete: dict) -> dict:
+        keys = [entry["Key"] for entry in Delete["Objects"]]
+        assert len(keys) <= S3_DELETE_BATCH and Delete["Quiet"] is True
+        call = len(self.requests)
+        self.requests.append(keys)
+        code = self.request_errors(call)
+        if code:
+            raise client_error(code, "DeleteObjects")
+        errors = [{"Key": key, "Code": code} for key in keys if (code := self.key_errors(call, key))]
+        return {"Errors": errors} if errors else {}
+
+
+def test_keys_are_deleted_in_batches_of_at_most_1000_once_each():
+    s3 = FakeS3()
+    keys = [f"k{index:05d}" for index in range(2500)]
+    outcome = delete_objects(s3, "b", keys + keys[:10], sleep=lambda _: None)
+    assert [len(batch) for batch in s3.requests] == [1000, 1000, 500]
+    assert sorted(outcome.deleted) == keys and outcome.errors == [] and outcome.requests == 3
+    assert delete_requests_needed(2500) == 3 and delete_requests_needed(0) == 0 and delete_requests_needed(1000) == 1
+
+
+def test_retryable_key_errors_are_retried_and_others_reported():
+    def key_errors(call: int, key: str) -> str | None:
+        if key == "denied":
+            return "AccessDenied"
+        if key.startswith("slow") and call == 0:
+            return "SlowDown"
+        return None
+
+    s3 = FakeS3(key_errors)
+    outcome = delete_objects(s3, "b", ["ok", "slow1", "slow2", "denied"], sleep=lambda _: None)
+    assert s3.requests == [["ok", "slow1", "slow2", "denied"], ["slow1", "slow2"]]
+    assert sorted(outcome.deleted) == ["ok", "slow1", "slow2"]
+    assert [(error["key"], error["code"]) for error in outcome.errors] == [("denied", "AccessDenied")]
+
+
+def test_keys_still_failing_after_every_round_are_reported_not_lost():
+    s3 = FakeS3(request_errors=lambda call: "SlowDown")
+    outcome = delete_objects(s3, "b", ["a", "b"], rounds=3, sleep=lambda _: None)
+    assert len(s3.requests) == 3 and outcome.deleted == []
+    assert sorted(error["key"] for error in outcome.errors) == ["a", "b"]
+
+
+def test_a_request_refused_outright_is_reported_for_its_keys_and_not_retried():
+    s3 = FakeS3(request_errors=lambda call: "NoSuchBucket")
+    outcome = delete_objects(s3, "b", ["a", "b"], sleep=lambda _: None)
+    assert len(s3.requests) == 1
+    assert {(error["key"], error["code"]) for error in outcome.errors} == {("a", "NoSuchBucket"), ("b", "NoSuchBucket")}
+    assert outcome.errors[0]["message"] == "NoSuchBucket: NoSuchBucket message"

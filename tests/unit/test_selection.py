@@ -1,0 +1,217 @@
+"""The selection model, the audio key template, the table's key schema and the read plan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from ansible.module_utils.panzoto_jobs import inspect_job
+from ansible.module_utils.panzoto_options import OptionError
+from ansible.module_utils.panzoto_selection import (
+    AudioKeyTemplate,
+    Selection,
+    TableKey,
+    expand_categories,
+    key_text,
+    plan_action,
+    read_plan,
+    select_jobs,
+)
+from ansible.module_utils.panzoto_tally import Tally
+from boto3.dynamodb.types import Binary
+from cleanup_fixtures import LEGACY, NOW, RULES, item
+
+TEMPLATE = AudioKeyTemplate.parse("audio_upload/{user_id}/{audio_file_id}.3gp_encrypted")
+
+
+def selected(selection: Selection, *items: dict) -> list[str]:
+    return [entry["job_id"] for entry in items if selection.matches(inspect_job(entry, RULES))]
+
+
+def selection(**options) -> Selection:
+    return Selection(now=NOW, stuck_after=timedelta(hours=1), **options)
+
+
+def test_categories_and_statuses_are_alternatives_and_other_options_narrow():
+    jobs = [
+        item("legacy", "failed", timedelta(days=10), error_message=LEGACY),
+        item("retries", "failed", timedelta(days=10), error_message="Exceeded maximum retries (3)"),
+        item("stuck", "pending", timedelta(hours=2)),
+        item("fresh", "pending", timedelta(minutes=2)),
+        item("done", "completed", timedelta(days=10)),
+        item("other-user", "failed", timedelta(days=10), error_message=LEGACY, user_id="u2"),
+    ]
+    both = selection(categories=frozenset({"legacy_encryption"}), statuses=frozenset({"pending"}))
+    assert selected(both, *jobs) == ["legacy", "stuck", "other-user"]
+    narrowed = selection(categories=frozenset({"legacy_encryption"}), user_ids=frozenset({"u2"}))
+    assert selected(narrowed, *jobs) == ["other-user"]
+    typed = selection(statuses=frozenset({"failed"}), job_types=frozenset({"daily_summary"}))
+    assert selected(typed, *jobs) == []
+
+
+def test_older_than_and_stuck_after_are_strict():
+    week = timedelta(days=7)
+    jobs = [
+        item("exactly", "failed", week, error_message=LEGACY),
+        item("older", "failed", week + timedelta(seconds=1), error_message=LEGACY),
+        item("stuck-exactly", "processing", timedelta(hours=1)),
+        item("stuck-older", "processing", timedelta(hours=1, seconds=1)),
+    ]
+    assert selected(selection(statuses=frozenset({"failed"}), older_than=week), *jobs) == ["older"]
+    assert selected(selection(statuses=frozenset({"processing"})), *jobs) == ["stuck-older"]
+
+
+def test_malformed_items_are_selected_only_by_job_ids_alone_or_a_wipe():
+    junk = item("junk", None, timedelta(days=1))
+    also_junk = item("also-junk", "cancelled", timedelta(days=1))
+    assert selected(selection(statuses=frozenset({"failed", "pending"})), junk, also_junk) == []
+    assert selected(selection(job_ids=frozenset({"junk"})), junk, also_junk) == ["junk"]
+    assert selected(selection(job_ids=frozenset({"junk"}), statuses=frozenset({"failed"})), junk) == []
+    assert selected(selection(wipe_all=True), junk, also_junk) == ["junk", "also-junk"]
+
+
+def test_deletable_is_expanded_once_to_the_rules_that_allow_deletion():
+    assert expand_categories(["deletable", "timeout"], RULES) == {"legacy_encryption", "decryption_error", "timeout"}
+    with pytest.raises(OptionError, match="unknown categories nope: use one of"):
+        expand_categories(["nope"], RULES)
+    no_deletable = tuple(rule for rule in RULES if not rule.deletable)
+    with pytest.raises(OptionError, match="no classification rule is deletable"):
+        expand_categories(["deletable"], no_deletable)
+
+
+def test_plan_action_skips_what_cannot_be_requeued_and_leaves_done_work_unchanged():
+    def plan(entry: dict, state: str) -> tuple[str, str | None]:
+        return plan_action(inspect_job(entry, RULES), state, "expires_at")
+
+    assert plan(item("c", "completed", timedelta(days=1)), "requeued")[0] == "skipped"
+    assert plan(item("p", "pending", timedelta(days=1), retry_count=Decimal(0)), "requeued")[0] == "unchanged"
+    assert plan(item("p", "pending", timedelta(days=1), retry_count=Decimal(2)), "requeued")[0] == "changed"
+    assert plan(item("m", None, timedelta(days=1)), "requeued")[0] == "skipped"
+    assert plan(item("e", "failed", timedelta(days=1), expires_at=Decimal(1)), "expiring")[0] == "unchanged"
+    assert plan(item("f", "failed", timedelta(days=1)), "absent") == ("changed", None)
+
+
+def test_audio_key_needs_every_field_of_the_template():
+    assert TEMPLATE.key_for({"user_id": "u", "audio_file_id": "a"}) == "audio_upload/u/a.3gp_encrypted"
+    assert TEMPLATE.key_for({"user_id": "u"}) is None
+    assert TEMPLATE.key_for({"user_id": "u", "audio_file_id": Decimal(3)}) is None
+    assert TEMPLATE.has_user and not AudioKeyTemplate.parse("a/{job_id}").has_user
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("audio/{user}", "must use only"),
+        ("audio/{user_id", "not a valid template"),
+        ("audio/plain", "at least one"),
+        ("audio/{user_id[0]}", "must use only"),
+    ],
+)
+def test_bad_templates_are_refused_with_one_line(template, message):
+    with pytest.raises(OptionError, match="audio_key_template") as error:
+        AudioKeyTemplate.parse(template)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_items_of_any_table_are_named_and_keyed_by_its_key_schema():
+    transcripts = TableKey("transcript_id")
+    assert not transcripts.jobs_table and TableKey("job_id").jobs_table
+    assert not TableKey("job_id", "created_at").jobs_table
+    entry = {"transcript_id": "t-1", "user_id": "u1", "text": "hello"}
+    job = transcripts.as_job(entry, RULES)
+    assert job.job_id == "t-1" and job.malformed is None
+    assert selection(wipe_all=True).matches(job)
+
+    ranged = TableKey.from_description(
+        {
+            "KeySchema": [
+                {"AttributeName": "user_id", "KeyType": "HASH"},
+                {"AttributeName": "sequence", "KeyType": "RANGE"},
+            ]
+        }
+    )
+    row = {"user_id": "u1", "sequence": Decimal("7"), "blob": Binary(b"\x00")}
+    assert ranged.item_id(row) == '["u1", "7"]' and ranged.names() == ("user_id", "sequence")
+    assert key_text(Binary(b"\x00\xff")) == "AP8="
+    assert ranged.report() == {"hash": "user_id", "range": "sequence", "jobs_table": False}
+
+
+@pytest.mark.parametrize(
+    ("used", "state", "message"),
+    [
+        (["categories"], "absent", "categories: only for a jobs table"),
+        (["delete_audio"], "absent", "delete_audio: only for a jobs table"),
+        (["statuses", "older_than"], "absent", "statuses, older_than: only for"),
+        ([], "requeued", "state=requeued: only for a jobs table"),
+        ([], "expiring", "state=expiring: only for a jobs table"),
+    ],
+)
+def test_selections_that_need_jobs_are_refused_on_other_tables(used, state, message):
+    with pytest.raises(OptionError) as error:
+        TableKey("transcript_id").refuse_jobs_only("t", state, used)
+    assert message in str(error.value) and "keyed by transcript_id" in str(error.value)
+    TableKey("job_id").refuse_jobs_only("t", state, used)  # a jobs table takes them
+    TableKey("transcript_id").refuse_jobs_only("t", "absent", [])  # wipe_all, job_ids, restore
+
+
+USER_INDEX = {
+    "IndexName": "user-jobs-index",
+    "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"}],
+    "Projection": {"ProjectionType": "ALL"},
+    "IndexStatus": "ACTIVE",
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "user_ids", "index", "delete_audio", "template", "indexes", "method", "reason"),
+    [
+        ("absent", None, "user-jobs-index", False, TEMPLATE, [USER_INDEX], "scan", ""),
+        ("absent", {"u1"}, "user-jobs-index", False, TEMPLATE, [USER_INDEX], "query", "Query on user-jobs-index"),
+        ("absent", {"u1"}, "user-jobs-index", True, TEMPLATE, [USER_INDEX], "query", "Query"),
+        ("absent", {"u1"}, "user-jobs-index", True, AudioKeyTemplate.parse("a/{job_id}"), [USER_INDEX], "scan",
+         "has no {user_id}"),
+        ("absent", {"u1"}, "user-jobs-index", False, AudioKeyTemplate.parse("a/{job_id}"), [USER_INDEX], "query", ""),
+        ("absent", {"u1"}, "", False, TEMPLATE, [USER_INDEX], "scan", "user_index is empty"),
+        ("absent", {"u1"}, "user-jobs-index", False, TEMPLATE, [], "scan", "has no index user-jobs-index"),
+        ("absent", {"u1"}, "user-jobs-index", False, TEMPLATE,
+         [{**USER_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"}}], "scan", "does not project ALL"),
+        ("absent", {"u1"}, "user-jobs-index", False, TEMPLATE,
+         [{**USER_INDEX, "KeySchema": [{"AttributeName": "job_type", "KeyType": "HASH"}]}], "scan",
+         "keyed by job_type"),
+        ("restored", {"u1"}, "user-jobs-index", False, TEMPLATE, [USER_INDEX], "archive", "reads the archive"),
+    ],
+)  # fmt: skip
+def test_user_ids_are_read_through_the_index_only_when_that_sees_every_job_the_run_needs(
+    state, user_ids, index, delete_audio, template, indexes, method, reason
+):
+    users = frozenset(user_ids) if user_ids is not None else None
+    plan = read_plan(state, users, index, delete_audio, template, {"GlobalSecondaryIndexes": indexes})
+    assert plan.method == method and reason in plan.reason
+    assert plan.index == ("user-jobs-index" if method == "query" else None)
+
+
+def test_one_pass_keeps_at_most_max_changes_and_the_audio_of_every_kept_job():
+    items = [
+        item("legacy-1", "failed", timedelta(days=1), error_message=LEGACY, audio_file_id="shared"),
+        item("legacy-2", "failed", timedelta(days=1), error_message=LEGACY),
+        item("legacy-3", "failed", timedelta(days=1), error_message=LEGACY),
+        item("kept", "completed", timedelta(days=1), audio_file_id="shared"),
+        item("earlier", "completed", timedelta(days=1)),
+    ]
+    tally = Tally(10)
+    scan = select_jobs(
+        items, TableKey("job_id"), RULES, selection(categories=frozenset({"legacy_encryption"})), "absent",
+        "expires_at", TEMPLATE, 2, tally, {"earlier"},
+    )  # fmt: skip
+    assert scan.change_count == 3 and [p.job.job_id for p in scan.changes] == ["legacy-1", "legacy-2"]
+    assert scan.changes[0].audio_key == "audio_upload/u1/shared.3gp_encrypted"
+    assert "audio_upload/u1/shared.3gp_encrypted" in scan.kept_keys and scan.seen_pending_jobs == {"earlier"}
+    assert tally.report()["selected"] == 3
+
+
+@pytest.mark.parametrize("template", ["a/{user_id:d}", "a/{user_id!r}/{job_id}", "a/{job_id:>10}", "a/{job_id!s}"])
+def test_format_specs_and_conversions_are_refused_before_any_key_is_built(template):
+    with pytest.raises(OptionError, match="has a format spec or conversion") as error:
+        AudioKeyTemplate.parse(template)
+    assert str(error.value).startswith("audio_key_template") and "\n" not in str(error.value)
