@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -14,6 +16,14 @@ from packaging.requirements import Requirement
 from support import backend_jobs
 
 USER = "user-1"
+
+
+def wait_for_output(app, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in app.output():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in the app's output:\n{app.output()}")
+        time.sleep(0.2)
 
 
 def test_a_good_job_completes_with_a_transcript(backend_aws, start_backend):
@@ -32,7 +42,7 @@ def test_a_good_job_completes_with_a_transcript(backend_aws, start_backend):
     assert status == 200 and body["status"] == "healthy"
     assert body["processor"]["jobs_completed"] == 1
     assert body["processor"]["jobs_failed"] == 0
-    assert f"job {job_id} user {USER} completed" in app.output()
+    assert f"[OK] Job {job_id} completed successfully in " in app.output()
 
 
 def test_failures_carry_the_guides_messages(backend_aws, start_backend):
@@ -55,7 +65,8 @@ def test_failures_carry_the_guides_messages(backend_aws, start_backend):
         assert job["last_attempt_at"].endswith("+00:00")
         assert "completed_at" not in job
         assert backend_jobs.transcripts_for_job(endpoint, job_id) == []
-        assert f"job {job_id} user {USER} failed" in app.output()
+        assert f"[ERROR] Job {job_id} processing failed (attempt 1/3): {message}" in app.output()
+        assert f"[FAIL] Job {job_id} marked as failed: {message}" in app.output()
     assert app.health()[1]["processor"]["jobs_failed"] == 3
 
 
@@ -102,38 +113,74 @@ def test_two_processors_never_take_the_same_job(backend_aws, start_backend):
     assert sum(completed) == len(job_ids)
 
 
-def test_health_is_503_with_a_reason_once_the_endpoint_is_gone(local_aws_server, start_backend, tmp_path):
+def test_health_stays_healthy_with_the_endpoint_gone_like_the_real_one(local_aws_server, start_backend, tmp_path):
     # local_aws_server only for the fake credentials it exports; this test stops its own endpoint.
     own = local_aws.start_server(log_path=tmp_path / "own-moto.log", die_with_parent=True)  # ours to stop
     try:
         backend_jobs.create_backend_resources(own.endpoint_url)
         app = start_backend(own.endpoint_url)
-        assert app.health()[0] == 200
     finally:
         local_aws.stop_server(own)
 
-    body = backend_jobs.wait_for_health(app.port, 503, timeout=60)
-
-    assert body["status"] == "unhealthy"
-    assert body["reason"].startswith("last poll of the jobs table failed")
-    assert body["processor"]["processor_alive"] is True
-    assert app.process.poll() is None  # unhealthy, not dead: systemd keeps it, the health check reports it
-    assert "polling the jobs table fails: Could not connect to the endpoint URL" in app.output()
+    wait_for_output(app, "[ERROR] Error checking for pending jobs: Could not connect to the endpoint URL")
+    status, body = app.health()
+    assert (status, body["status"]) == (200, "healthy")  # only the journal tells
+    assert app.process.poll() is None
 
 
-def test_health_is_503_while_the_jobs_table_is_missing(aws, app_venv, openai_api_key, tmp_path):
-    port = backend_jobs.free_port()
-    env = backend_jobs.app_environment(aws.endpoint_url, openai_api_key)
-    process = backend_jobs.start_app(app_venv, port, env, tmp_path / "app.log")
-    try:
-        body = backend_jobs.wait_for_health(port, 503, timeout=60, process=process)
-    finally:
-        backend_jobs.stop_app(process)
+def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_working_directory(backend_aws, start_backend):
+    app = start_backend(backend_aws.endpoint_url)
 
-    assert "ResourceNotFoundException" in body["reason"]
+    wait_for_output(app, "Starting cost-safe audio processor")
+    [logfile] = (app.log_path.parent / "logs").glob("app_*.log")
+    assert re.fullmatch(r"app_\d{8}_\d{6}\.log", logfile.name)
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| INFO \| processor\.py:_run:\d+ - Starting cost-safe audio processor$",
+        logfile.read_text(),
+        re.MULTILINE,
+    )
+    assert "\x1b[32m" in app.output()  # stdout (the journal) is coloured, the file is not
+    assert "\x1b[" not in logfile.read_text()
 
 
-def test_a_missing_openai_key_stops_startup_with_one_clear_line(aws, app_venv):
+def test_a_broken_processor_leaves_the_api_healthy_and_logs_no_start_line(backend_aws, start_backend):
+    app = start_backend(backend_aws.endpoint_url, FAKE_BACKEND_BREAK_PROCESSOR="1")
+
+    wait_for_output(app, "[ERROR] Audio processor failed: audio processor could not start")
+    status, body = app.health()
+    assert (status, body["status"], body["processor"]["processor_alive"]) == (200, "healthy", False)
+    assert "Starting cost-safe audio processor" not in app.output()
+    assert "Traceback (most recent call last):" in app.output()
+
+
+def test_a_dev_group_import_fails_at_startup_without_the_dev_group(aws, app_venv, openai_api_key, tmp_path):
+    env = backend_jobs.app_environment(aws.endpoint_url, openai_api_key, FAKE_BACKEND_IMPORT_DEV_GROUP="1")
+    command = [
+        str(app_venv / "bin/python"),
+        "-m",
+        "uvicorn",
+        backend_jobs.APP_MODULE,
+        "--app-dir",
+        str(backend_jobs.APP_DIR),
+    ]
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+
+    assert done.returncode != 0
+    assert "ModuleNotFoundError: No module named 'mypy_boto3_s3'" in done.stderr
+
+
+def test_a_slow_stop_keeps_running_after_sigterm_until_its_work_is_done(backend_aws, start_backend):
+    app = start_backend(backend_aws.endpoint_url, FAKE_BACKEND_STOP_DELAY_SECONDS="3")
+
+    app.process.terminate()
+    wait_for_output(app, "Finishing work in flight before shutdown (3s)")
+    assert app.process.poll() is None  # still shutting down
+    app.process.wait(60)  # uvicorn exits by re-raising SIGTERM once shut down
+    assert "Audio processor stopped" in app.output()
+
+
+def test_a_missing_openai_key_stops_startup_with_one_clear_line(aws, app_venv, tmp_path):
     env = backend_jobs.app_environment(aws.endpoint_url, "")
     command = [
         str(app_venv / "bin/python"),
@@ -144,7 +191,7 @@ def test_a_missing_openai_key_stops_startup_with_one_clear_line(aws, app_venv):
         str(backend_jobs.APP_DIR),
     ]
 
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
 
     assert done.returncode == 2
     assert done.stdout == ""
@@ -166,7 +213,7 @@ def test_secrets_never_reach_the_apps_output(backend_aws, start_backend, openai_
     backend_jobs.stop_app(app.process)
 
     output = app.output()
-    assert f"job {good} user user-2 completed" in output  # the log is there, and it is clean:
+    assert f"[OK] Job {good} completed successfully" in output  # the log is there, and it is clean:
     for secret in (openai_api_key, aws_secret, base64.b64encode(user_key).decode(), user_key.hex()):
         assert secret not in output
 

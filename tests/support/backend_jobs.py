@@ -315,25 +315,26 @@ def free_port() -> int:
 
 
 def app_environment(endpoint_url: str, openai_api_key: str, **overrides: str) -> dict[str, str]:
-    """The variables the deploy role writes to the env file, for the local endpoint."""
+    """The variables the deploy role writes to the env file (the real backend's names), for the local endpoint."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AWS_REGION": REGION,
+        "REGION_NAME": REGION,
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "OPENAI_API_KEY": openai_api_key,
-        "PANZOTO_JOBS_TABLE": JOBS_TABLE,
-        "PANZOTO_TRANSCRIPTS_TABLE": TRANSCRIPTS_TABLE,
-        "PANZOTO_AUDIO_BUCKET": BUCKET,
-        "PANZOTO_POLL_INTERVAL": "0.5",
+        "SECRET_KEY": "fake-backend-test-jwt-signing-key",
+        "AWS_S3_BUCKET_NAME": BUCKET,
+        "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0.5",
     }
     env.update(overrides)
     return {name: value for name, value in env.items() if value is not None}
 
 
 def start_app(venv: Path, port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
-    """uvicorn serving the app on 127.0.0.1:`port`, output (stdout and stderr) to `log_path`."""
+    """uvicorn serving the app on 127.0.0.1:`port`, output (stdout and stderr) to `log_path`.
+
+    Its working directory is `log_path`'s, where the app creates its `logs/` (as the real one does in its own)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [str(venv / "bin/python"), "-m", "uvicorn", APP_MODULE, "--app-dir", str(APP_DIR),
@@ -342,6 +343,7 @@ def start_app(venv: Path, port: int, env: Mapping[str, str], log_path: Path) -> 
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=log_path.parent,
         )  # fmt: skip
 
 

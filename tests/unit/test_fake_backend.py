@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -12,14 +13,14 @@ from support import backend_jobs
 
 sys.path.insert(0, str(backend_jobs.APP_DIR))  # the app is not installed into the project venv
 
-from fake_backend import audio
+from fake_backend import audio, logs
 from fake_backend.config import ConfigError, load_settings
 from fake_backend.processor import Processor
 
-MINIMAL_ENV = {"AWS_REGION": "us-east-1", "OPENAI_API_KEY": "sk-unit-test-key"}
+MINIMAL_ENV = {"REGION_NAME": "us-east-1", "OPENAI_API_KEY": "sk-unit-test-key"}
 
 
-def test_settings_default_to_the_real_names():
+def test_settings_default_to_the_real_backends():
     settings = load_settings(MINIMAL_ENV)
 
     assert (settings.jobs_table, settings.transcripts_table, settings.audio_bucket) == (
@@ -27,17 +28,44 @@ def test_settings_default_to_the_real_names():
         "panzoto-transcripts",
         "panzoto",
     )
-    assert (settings.poll_interval, settings.ffmpeg) == (2.0, "ffmpeg")
+    assert (settings.poll_interval, settings.ffmpeg) == (60.0, "ffmpeg")
+    assert settings.prompt_path == "prompts/daily_summary.txt"  # relative, like the real default
+    assert settings.secret_key_is_default
     assert "sk-unit-test-key" not in repr(settings)
+
+
+def test_the_real_backends_names_are_read():
+    settings = load_settings(
+        {
+            **MINIMAL_ENV,
+            "SECRET_KEY": "jwt-key",
+            "AWS_S3_BUCKET_NAME": "other-bucket",
+            "AWS_S3_AUDIO_FOLDER": "/uploads/",
+            "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "5",
+            "DAILY_SUMMAYR_PROMPT_PATH": "/opt/panzoto/app/prompts/daily.txt",
+        }
+    )
+
+    assert (settings.region, settings.audio_bucket, settings.audio_prefix) == ("us-east-1", "other-bucket", "uploads")
+    assert (settings.poll_interval, settings.prompt_path) == (5.0, "/opt/panzoto/app/prompts/daily.txt")
+    assert not settings.secret_key_is_default
+    assert "jwt-key" not in repr(settings)
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "missing required environment variable(s): AWS_REGION, OPENAI_API_KEY"),
+        ({}, "missing required environment variable(s): REGION_NAME, OPENAI_API_KEY"),
+        ({"AWS_REGION": "us-east-1", "OPENAI_API_KEY": "k"}, "missing required environment variable(s): REGION_NAME"),
         ({**MINIMAL_ENV, "OPENAI_API_KEY": "  "}, "missing required environment variable(s): OPENAI_API_KEY"),
-        ({**MINIMAL_ENV, "PANZOTO_POLL_INTERVAL": "soon"}, "PANZOTO_POLL_INTERVAL must be a number of seconds"),
-        ({**MINIMAL_ENV, "PANZOTO_POLL_INTERVAL": "0"}, "PANZOTO_POLL_INTERVAL must be greater than 0"),
+        (
+            {**MINIMAL_ENV, "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "soon"},
+            "TRANSCRIPTION_CHECK_INTERVAL_SECONDS must be a number of seconds",
+        ),
+        (
+            {**MINIMAL_ENV, "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0"},
+            "TRANSCRIPTION_CHECK_INTERVAL_SECONDS must be greater than 0",
+        ),
     ],
 )
 def test_bad_settings_are_one_clear_message(env, message):
@@ -110,3 +138,34 @@ def test_the_lock_becomes_hash_pinned_requirements():
     names = {line.split("==")[0] for line in lines}
     assert {"fastapi", "uvicorn", "boto3", "cryptography"} <= names
     assert all(" --hash=sha256:" in line for line in lines)
+
+
+def test_logs_have_the_real_format_colours_on_stdout_and_a_file_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    log = logs.configure_logging("fake_backend_format_test")
+    try:
+        log.info("Starting cost-safe audio processor")
+        try:
+            raise ValueError("MAC check failed")
+        except ValueError:
+            log.error("[ERROR] Job job-1 processing failed (attempt 3/3): MAC check failed", exc_info=True)
+    finally:
+        for handler in log.handlers:
+            handler.close()
+
+    [logfile] = (tmp_path / "logs").iterdir()
+    assert re.fullmatch(r"app_\d{8}_\d{6}\.log", logfile.name)
+    lines = logfile.read_text().splitlines()
+    line = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| %s \| test_fake_backend\.py:%s:\d+ - %s"
+    assert re.fullmatch(
+        line % ("INFO", "test_logs_have_the_real_format.*", "Starting cost-safe audio processor"), lines[0]
+    )
+    assert re.fullmatch(
+        line % ("ERROR", ".*", re.escape("[ERROR] Job job-1 processing failed (attempt 3/3): MAC check failed")),
+        lines[1],
+    )
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: MAC check failed"
+    stdout = capsys.readouterr().out
+    assert "\x1b[32m" in stdout  # colours forced on, as loguru's colorize=True
+    assert re.sub(r"\x1b\[[0-9;]*m", "", stdout).splitlines() == lines

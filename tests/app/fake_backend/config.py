@@ -1,4 +1,4 @@
-"""Settings from environment variables only: the deploy role writes them to an env file."""
+"""Settings from the environment, under the real backend's names (its pydantic BaseSettings reads the same)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-REQUIRED = ("AWS_REGION", "OPENAI_API_KEY")
+REQUIRED = ("REGION_NAME", "OPENAI_API_KEY")
+# The real backend's default when SECRET_KEY is unset: an insecure placeholder (deployments must set it).
+INSECURE_SECRET_KEY = "your-secret-key-change-in-production"
+# Fixed in the real backend's code, not settings.
+JOBS_TABLE = "panzoto-processing-jobs"
+TRANSCRIPTS_TABLE = "panzoto-transcripts"
+KEY_SECRET_PREFIX = "panzoto/encryption-keys"
 
 
 class ConfigError(Exception):
@@ -16,15 +22,21 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     region: str
-    jobs_table: str
-    transcripts_table: str
     audio_bucket: str
     audio_prefix: str
-    key_secret_prefix: str
     poll_interval: float
     ffmpeg: str
-    # Held only so that startup proves it is set; the stand-in transcriber never sends it anywhere.
+    prompt_path: str
+    # Held only so that startup proves they are set; never sent anywhere or printed.
     openai_api_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    jobs_table: str = JOBS_TABLE
+    transcripts_table: str = TRANSCRIPTS_TABLE
+    key_secret_prefix: str = KEY_SECRET_PREFIX
+
+    @property
+    def secret_key_is_default(self) -> bool:
+        return self.secret_key == INSECURE_SECRET_KEY
 
 
 def _positive_float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -45,13 +57,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     if missing:
         raise ConfigError(f"missing required environment variable(s): {', '.join(missing)}")
     return Settings(
-        region=environ["AWS_REGION"].strip(),
-        jobs_table=environ.get("PANZOTO_JOBS_TABLE") or "panzoto-processing-jobs",
-        transcripts_table=environ.get("PANZOTO_TRANSCRIPTS_TABLE") or "panzoto-transcripts",
-        audio_bucket=environ.get("PANZOTO_AUDIO_BUCKET") or "panzoto",
-        audio_prefix=(environ.get("PANZOTO_AUDIO_PREFIX") or "audio_upload").strip("/"),
-        key_secret_prefix=(environ.get("PANZOTO_KEY_SECRET_PREFIX") or "panzoto/encryption-keys").rstrip("/"),
-        poll_interval=_positive_float(environ, "PANZOTO_POLL_INTERVAL", 2.0),
+        region=environ["REGION_NAME"].strip(),
+        audio_bucket=environ.get("AWS_S3_BUCKET_NAME") or "panzoto",
+        audio_prefix=(environ.get("AWS_S3_AUDIO_FOLDER") or "audio_upload").strip("/"),
+        poll_interval=_positive_float(environ, "TRANSCRIPTION_CHECK_INTERVAL_SECONDS", 60.0),
+        # Not in the real backend (it runs `ffmpeg` from PATH): lets a test break the conversion.
         ffmpeg=environ.get("PANZOTO_FFMPEG") or "ffmpeg",
+        # Relative by default, like the real one: resolved against the working directory.
+        prompt_path=environ.get("DAILY_SUMMAYR_PROMPT_PATH") or "prompts/daily_summary.txt",
         openai_api_key=environ["OPENAI_API_KEY"],
+        secret_key=environ.get("SECRET_KEY") or INSECURE_SECRET_KEY,
     )

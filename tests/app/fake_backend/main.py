@@ -1,13 +1,20 @@
 """ASGI entry point: `uvicorn fake_backend.main:app`.
 
-The settings are read when the module is imported, so a missing variable stops uvicorn
-before it binds its port, with one line on stderr and exit code 2 (what systemd records).
+Like the real backend, importing it sets up logging (creating `./logs` in the working directory) and reads
+the settings; a missing setting stops uvicorn before it binds its port (one line on stderr, exit code 2).
+The FastAPI startup starts the background processor, which logs `Starting cost-safe audio processor`;
+`/api/health` answers healthy whatever the processor does, as the real one does.
+
+Test variants (environment switches the real backend does not have; tests/app/README.md):
+FAKE_BACKEND_IMPORT_DEV_GROUP=1 imports a dev-group package at run time, FAKE_BACKEND_BREAK_PROCESSOR=1 makes
+the processor die before its start line, FAKE_BACKEND_STOP_DELAY_SECONDS=N makes shutdown take N seconds.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +22,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from fake_backend.config import ConfigError, Settings, load_settings
+from fake_backend.logs import configure_logging
 from fake_backend.processor import Processor
+
+log = configure_logging()
+
+if os.environ.get("FAKE_BACKEND_IMPORT_DEV_GROUP") == "1":
+    # What the real backend does in one module, while mypy-boto3-s3 sits in its dev group.
+    from mypy_boto3_s3 import S3Client  # noqa: F401
 
 
 def settings_or_exit() -> Settings:
@@ -26,36 +40,39 @@ def settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)  # journald takes stdout; one line per record
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("fake_backend")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def stop_delay_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("FAKE_BACKEND_STOP_DELAY_SECONDS") or 0))
+    except ValueError:
+        return 0.0
 
 
 def create_app(settings: Settings) -> FastAPI:
-    processor = Processor(settings)
+    processor = Processor(settings, broken=os.environ.get("FAKE_BACKEND_BREAK_PROCESSOR") == "1")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.secret_key_is_default:
+            log.warning("SECRET_KEY is not set: JWTs are signed with the insecure default")
+        if not os.path.isfile(settings.prompt_path):
+            log.warning("Daily summary prompt not found: %s", settings.prompt_path)
         processor.start()
         yield
+        delay = stop_delay_seconds()
+        if delay:
+            log.info("Finishing work in flight before shutdown (%.0fs)", delay)
+            time.sleep(delay)
         processor.stop()
 
     app = FastAPI(title="Panzoto fake backend", lifespan=lifespan)
 
     @app.get("/api/health")
     def health() -> JSONResponse:
-        healthy, reason, stats = processor.health()
-        body = {"status": "healthy" if healthy else "unhealthy", "processor": stats}
-        if reason:
-            body["reason"] = reason
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        # The real body; `processor` is the fake's own addition for tests (nothing in the roles reads it).
+        body = {"status": "healthy", "service": "decision-data-backend", "database": "dynamodb"}
+        return JSONResponse({**body, "processor": processor.stats_snapshot()})
 
     return app
 
 
-configure_logging()
 app = create_app(settings_or_exit())

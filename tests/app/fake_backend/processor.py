@@ -23,6 +23,8 @@ log = logging.getLogger("fake_backend")
 # Fail a poll in seconds, not minutes, when the endpoint is gone, so /api/health notices.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
 MIN_SECONDS = 1.0
+# The real processor's attempts per job (its lines say "attempt n/3"); this fake fails a job at the first.
+MAX_ATTEMPTS = 3
 
 
 def now_iso() -> str:
@@ -41,8 +43,9 @@ class Stats:
 
 
 class Processor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, broken: bool = False) -> None:
         self.settings = settings
+        self.broken = broken
         self.host = socket.gethostname()
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -53,36 +56,22 @@ class Processor:
         self.s3 = session.client("s3", config=CLIENT_CONFIG)
         self.secrets = session.client("secretsmanager", config=CLIENT_CONFIG)
 
-    # Lifecycle and health -------------------------------------------------------------
+    # Lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
-        log.info("processor started on %s", self.host)
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         self._thread.join(timeout)
-        log.info("processor stopped")
+        log.info("Audio processor stopped")
 
-    def health(self) -> tuple[bool, str, dict[str, Any]]:
-        """(healthy, reason, stats): healthy while the thread runs and the table answers."""
+    def stats_snapshot(self) -> dict[str, Any]:
         with self._lock:
             stats = dict(vars(self.stats))
-        last_ok = stats.pop("last_table_ok")
-        # A long batch of conversions delays the next poll; allow for it before calling it stuck.
-        stale_after = 5 * self.settings.poll_interval + 120
-        if not self._thread.is_alive():
-            reason = "processor thread is not running"
-        elif stats["last_poll_at"] is None:
-            reason = "processor has not polled the jobs table yet"
-        elif not stats["last_poll_ok"]:
-            reason = f"last poll of the jobs table failed: {stats['last_error']}"
-        elif last_ok is None or time.monotonic() - last_ok > stale_after:
-            reason = f"no successful poll of the jobs table for more than {stale_after:.0f}s"
-        else:
-            reason = ""
+        stats.pop("last_table_ok")
         stats["processor_alive"] = self._thread.is_alive()
         stats["host"] = self.host
-        return not reason, reason, stats
+        return stats
 
     def _record_poll(self, error: str | None) -> None:
         with self._lock:
@@ -94,11 +83,19 @@ class Processor:
                 self.stats.last_table_ok = time.monotonic()
         # Log changes only: a table that is down for an hour should not fill the journal.
         if error is not None and was_ok:
-            log.warning("polling the jobs table fails: %s", error)
+            log.error("[ERROR] Error checking for pending jobs: %s", error)
         elif error is None and not was_ok:
-            log.info("polling the jobs table works again")
+            log.info("Checking for pending jobs works again")
 
     def _run(self) -> None:
+        # Like the real processor task: its errors are logged and swallowed, the API keeps answering.
+        try:
+            if self.broken:
+                raise RuntimeError("audio processor could not start (FAKE_BACKEND_BREAK_PROCESSOR)")
+            log.info("Starting cost-safe audio processor")
+        except Exception as error:
+            log.error("[ERROR] Audio processor failed: %s", error, exc_info=True)
+            return
         while not self._stop.is_set():
             try:
                 for job in self.pending_jobs():
@@ -110,7 +107,7 @@ class Processor:
                 self._record_poll(_short(error))
             except Exception as error:  # the loop must outlive any one bad poll
                 self._record_poll(_short(error))
-                log.exception("unexpected error in the processor loop")
+                log.error("[ERROR] Unexpected error in the processor loop: %s", _short(error), exc_info=True)
             self._stop.wait(self.settings.poll_interval)
 
     # Jobs table ---------------------------------------------------------------------------
@@ -146,27 +143,29 @@ class Processor:
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                log.info("job %s was claimed by another processor", job["job_id"])
+                log.info("Job %s was claimed by another processor", job["job_id"])
                 return False
             raise
         return True
 
     def process(self, job: dict[str, Any]) -> None:
         started = time.monotonic()
+        attempt = int(job.get("retry_count") or 0) + 1
+        log.info(
+            "[AUDIO] Processing transcription job %s (attempt %d/%d) for user %s",
+            job["job_id"], attempt, MAX_ATTEMPTS, job.get("user_id"),
+        )  # fmt: skip
         try:
             seconds = self._transcribe(job)
         except JobError as error:
-            self._fail(job, str(error), error.detail, started)
+            self._fail(job, str(error), error.detail, attempt, error)
         except (BotoCoreError, ClientError) as error:
-            self._fail(job, _short(error), "", started)
+            self._fail(job, _short(error), "", attempt, error)
         else:
             log.info(
-                "job %s user %s completed in %.1fs: %.1fs of audio transcribed",
-                job["job_id"],
-                job.get("user_id"),
-                time.monotonic() - started,
-                seconds,
-            )
+                "[OK] Job %s completed successfully in %.1fs (%.1fs of audio)",
+                job["job_id"], time.monotonic() - started, seconds,
+            )  # fmt: skip
             with self._lock:
                 self.stats.jobs_completed += 1
 
@@ -208,16 +207,15 @@ class Processor:
         with self._lock:
             self.stats.last_table_ok = time.monotonic()
 
-    def _fail(self, job: dict[str, Any], message: str, detail: str, started: float) -> None:
-        suffix = f" ({detail})" if detail else ""
-        log.info(
-            "job %s user %s failed in %.1fs: %s%s",
-            job["job_id"],
-            job.get("user_id"),
-            time.monotonic() - started,
-            message,
-            suffix,
-        )
+    def _fail(self, job: dict[str, Any], message: str, detail: str, attempt: int, error: BaseException) -> None:
+        # The real processor's two lines: the ERROR line with the exception and its traceback (where the
+        # underlying reason lives), then the job's fate. The job item only gets `message`.
+        reason = f"{message} ({detail})" if detail else message
+        log.error(
+            "[ERROR] Job %s processing failed (attempt %d/%d): %s",
+            job["job_id"], attempt, MAX_ATTEMPTS, reason, exc_info=(type(error), error, error.__traceback__),
+        )  # fmt: skip
+        log.info("[FAIL] Job %s marked as failed: %s", job["job_id"], message)
         with self._lock:
             self.stats.jobs_failed += 1
         try:
@@ -236,7 +234,7 @@ class Processor:
             )
         except (BotoCoreError, ClientError) as error:
             # The job stays `processing`; the ops tools report it as stuck, which is the truth.
-            log.warning("job %s could not be marked failed: %s", job["job_id"], _short(error))
+            log.warning("[WARN] Job %s could not be marked failed: %s", job["job_id"], _short(error))
 
 
 def _short(error: BaseException) -> str:
