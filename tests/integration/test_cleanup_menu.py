@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from support.playbook import REPO_ROOT, VENV_BIN
-from test_cleanup_playbook import GUIDE_NOW, audio_key_of, guide, object_keys, table_items
+from test_cleanup_playbook import GUIDE_NOW, audio_key_of, guide, job, object_keys, put_jobs, table_items
 
 ANSWER_WAIT = 180  # seconds to wait for each prompt before giving up (a bound, not an assertion on speed)
 
@@ -149,3 +149,32 @@ def test_menu_without_the_delete_confirmation_changes_nothing(aws, tmp_path):
     assert "Not confirmed (DELETE was not typed): nothing was changed." in terminal.output
     assert table_items(aws.endpoint_url) == before and len(object_keys(aws.endpoint_url)) == 60
     assert not (tmp_path / "archive.jsonl").exists()
+
+
+def test_the_delete_confirmation_binds_the_real_run_to_the_jobs_the_dry_run_counted(aws, tmp_path):
+    expected, before = guide(aws.endpoint_url)
+    legacy = set(expected["job_ids"]["by_category"]["legacy_encryption"])
+    keys_before = object_keys(aws.endpoint_url)
+    terminal = menu_run(tmp_path, aws.endpoint_url)
+    terminal.answer("Choice", "1")
+    terminal.answer("[yes/no]", "yes")
+    screen = terminal.read_until("Type DELETE to confirm")
+    assert "[DRY RUN] 34 jobs would be deleted" in screen
+    assert "DELETE deletes only these 34 jobs" in screen
+
+    # While the prompt waits, three more jobs fail the same way: the confirmation did not cover them.
+    late = [
+        job(f"late-{index}", "failed", "2025-10-19T17:59:00Z", error_message="Automatic decryption not yet implemented")
+        for index in range(3)
+    ]
+    put_jobs(aws.endpoint_url, late)
+    late_items = {item["job_id"]: item for item in late}
+    terminal.answer("Type DELETE to confirm", "DELETE")
+    assert terminal.finish() == 0, terminal.output[-3000:]
+    assert "the cleanup acts on the 34 previewed jobs only" in " ".join(terminal.output.split())
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"]["changed"] == 34 and set(report["job_ids"]) == legacy
+    after = table_items(aws.endpoint_url)
+    assert set(after) == (set(before) - legacy) | set(late_items), "only the confirmed jobs were deleted"
+    assert object_keys(aws.endpoint_url) == keys_before - {audio_key_of(before[job_id]) for job_id in legacy}

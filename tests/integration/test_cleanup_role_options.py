@@ -1,0 +1,91 @@
+"""The job_cleanup role's options through playbooks/cleanup_jobs.yml: selections pass through unchanged in
+meaning, and bad values fail in one line naming the option before anything is read or changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.playbook import run_playbook
+from test_cleanup_playbook import GUIDE_NOW, PROCEDURE_1, TABLE, cleanup, guide, object_keys, table_items
+
+
+def cleanup_with_strings(tmp_path: Path, endpoint_url: str, *pairs: str, check: bool = False):
+    """Run the playbook with key=value extra vars, as typed on a command line (every value is a string)."""
+    report = tmp_path / "report.json"
+    report.unlink(missing_ok=True)
+    paths = {
+        "cleanup_jobs_now": GUIDE_NOW,
+        "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
+        "cleanup_jobs_report_path": str(report),
+    }
+    args = [argument for pair in pairs for argument in ("-e", pair)]
+    run = run_playbook(
+        "cleanup_jobs.yml", extra_vars=paths, check=check, env={"AWS_ENDPOINT_URL": endpoint_url}, args=args
+    )
+    return run, json.loads(report.read_text()) if report.exists() else None
+
+
+def assert_nothing_changed(tmp_path: Path, endpoint_url: str, before: dict) -> None:
+    assert table_items(endpoint_url) == before and len(object_keys(endpoint_url)) == 60
+    assert not (tmp_path / "archive.jsonl").exists(), "nothing may be archived"
+
+
+def test_an_empty_selection_list_is_refused_never_dropped_into_every_job_of_the_category(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    for name in ("job_ids", "user_ids", "job_types"):
+        run, report = cleanup(tmp_path, aws.endpoint_url, **PROCEDURE_1, **{f"cleanup_jobs_{name}": []})
+        assert run.returncode != 0, (name, run.output[-2000:])
+        assert "Traceback" not in run.output
+        # The module saw the empty list and refused it in one line; the category was not widened to 34 jobs.
+        assert f"{name} is an empty list: it would select nothing" in report["msg"], report
+        assert "\n" not in report["msg"] and report.get("counts", {}).get("changed", 0) == 0
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_an_empty_duration_and_empty_diagnosis_causes_are_refused_too(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    run, report = cleanup(tmp_path, aws.endpoint_url, **PROCEDURE_1, cleanup_jobs_older_than="")
+    assert run.returncode != 0 and "Traceback" not in run.output
+    # Refused by the module, not dropped into "any age" (its message does not name older_than yet).
+    assert "invalid duration ''" in report["msg"] and "\n" not in report["msg"], report["msg"]
+
+    diagnosis = tmp_path / "diagnosis.json"
+    diagnosis.write_text(json.dumps({"schema_version": 1, "table": TABLE, "jobs": [], "causes": {}}))
+    run, report = cleanup(
+        tmp_path, aws.endpoint_url, cleanup_jobs_diagnosis_report=str(diagnosis), cleanup_jobs_diagnosis_causes=[]
+    )
+    assert run.returncode != 0 and report is None
+    assert "cleanup_jobs_diagnosis_report needs cleanup_jobs_diagnosis_causes" in " ".join(run.stdout.split())
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_a_value_of_the_wrong_type_fails_on_the_argument_spec_naming_the_option(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    cases = [
+        ("max_changes=abc", "argument 'job_cleanup_max_changes' is of type str and we were unable to convert to int"),
+        # Not silently 1, as `| int` made it.
+        ("max_changes=1.9", "argument 'job_cleanup_max_changes' is of type str and we were unable to convert to int"),
+        ("state=deleted", "value of job_cleanup_state must be one of: absent, requeued, expiring, restored"),
+        ("statuses=broken", "value of job_cleanup_statuses must be one or more of"),
+        ("delete_audio=maybe", "argument 'job_cleanup_delete_audio' is of type str"),
+    ]
+    for pair, message in cases:
+        legacy = "cleanup_jobs_categories=legacy_encryption"
+        run, report = cleanup_with_strings(tmp_path, aws.endpoint_url, legacy, f"cleanup_jobs_{pair}")
+        assert run.returncode != 0, pair
+        # The line naming the option is one line of the output; no module ran, so no report and no "got 0".
+        assert any(message in line for line in run.stdout.splitlines()), (pair, run.stdout[-3000:])
+        assert report is None and "got 0" not in run.output and "Traceback" not in run.output
+        assert "Validating arguments against arg spec" in run.stdout
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_a_single_status_given_as_a_string_is_a_one_element_list(aws, tmp_path):
+    expected, before = guide(aws.endpoint_url)
+    failed = {job_id for ids in expected["job_ids"]["by_category"].values() for job_id in ids}
+    run, report = cleanup_with_strings(tmp_path, aws.endpoint_url, "cleanup_jobs_statuses=failed", check=True)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    assert report["counts"]["changed"] == 49 and set(report["job_ids"]) == failed
+    assert table_items(aws.endpoint_url) == before
