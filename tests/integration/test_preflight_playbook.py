@@ -132,7 +132,7 @@ def test_a_malformed_key_and_a_missing_bucket_fail(seeded, preflight) -> None:
     secrets.put_secret_value(SecretId=name, SecretString='{"encryption_key": "c2hvcnQ="}')
 
     with fake_openai(GOOD_KEY) as api_base:
-        run = preflight(seeded.endpoint_url, api_base, GOOD_KEY, panzoto_audio_bucket="no-such-bucket")
+        run = preflight(seeded.endpoint_url, api_base, GOOD_KEY, preflight_bucket="no-such-bucket")
 
     assert run.returncode == 2
     items = checklist_verdicts(run.stdout)
