@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import ansible_runner
 import boto3
+import local_aws
 import pytest
 import seed_jobs
+import yaml
 from junitparser import Failure, JUnitXml
 from support.local_http import fake_openai
 from support.playbook import REPO_ROOT, VENV_BIN, PlaybookRun, checklist_verdicts, run_playbook
@@ -181,6 +184,47 @@ def test_a_secret_that_cannot_be_read_is_one_failed_item_and_the_rest_still_prin
     assert "FAIL  OpenAI API key (cannot read Secrets Manager secret panzoto/no-such-secret)" in run.stdout
     assert items["DynamoDB table panzoto-processing-jobs"] == "PASS"
     assert "Deployment checklist failed: OpenAI API key" in run.output
+
+
+def test_an_unreachable_server_is_one_failed_line_and_limit_picks_the_servers(seeded, report_dir, tmp_path) -> None:
+    """Two API servers on closed ports of 127.0.0.1 (nothing answers); --limit leaves one of them out."""
+    closed_port = local_aws.free_port()
+    unreachable = {"ansible_host": "127.0.0.1", "ansible_port": closed_port, "ansible_connection": "ssh"}
+    control_node = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {"localhost": control_node},
+                    "children": {"api_servers": {"hosts": {"api-1": unreachable, "api-2": unreachable}}},
+                }
+            }
+        )
+    )
+
+    with fake_openai(GOOD_KEY) as api_base:
+        run = run_playbook(
+            "preflight.yml",
+            inventory=inventory,
+            limit="localhost,api-2",
+            check=True,
+            env={"AWS_ENDPOINT_URL": seeded.endpoint_url},
+            extra_vars={
+                "preflight_openai_api_base": api_base,
+                "preflight_openai_api_key": GOOD_KEY,
+                "preflight_report_dir": str(report_dir),
+            },
+        )
+
+    assert run.returncode == 2, run.output
+    items = checklist_verdicts(run.stdout)
+    assert [item for item in items if item.startswith("api-")] == ["api-2: reachable"]
+    assert items["api-2: reachable"] == "FAIL"
+    assert "FAIL  api-2: reachable (" in run.stdout and str(closed_port) in run.stdout
+    assert items["DynamoDB table panzoto-processing-jobs"] == "PASS" and items["OpenAI API key"] == "PASS"
+    assert re.search(r"Deployment checklist failed: api-2: reachable$", run.output, re.MULTILINE), run.output
+    assert junit_verdicts(report_dir / "preflight-junit.xml") == items
 
 
 def test_indexes_given_as_one_string_are_one_index_name(seeded, preflight) -> None:
