@@ -14,22 +14,43 @@ description:
   - The S3 bucket exists and the audio prefix can be listed; optionally a probe object is written, read back and deleted.
   - AWS Secrets Manager has an encryption key for every user in the users table, and the keys it reads are well formed
     (JSON with a base64 C(encryption_key) of 32 bytes). Key material is never returned.
-  - Never fails because a check failed, the caller decides (see RV(failed_checks)). Fails only on bad options.
+  - Never fails because a check failed; the caller decides (see RV(failed_checks)). Fails only on bad options.
 version_added: "1.0.0"
 author: panzoto-ops maintainers
 options:
   dynamodb_tables:
     description:
-      - Tables to check, each a dict with C(name), C(key) (the hash key attribute) and optional C(indexes) (GSI names).
-      - Defaults to the five tables of the service (DESIGN §3).
+      - The tables to check.
+      - Defaults to the service's five tables, C(panzoto-processing-jobs) (key C(job_id), index C(user-jobs-index)),
+        C(panzoto-audio-files) (key C(file_id)), C(panzoto-transcripts) (key C(transcript_id), index
+        C(user-transcripts-index)), C(panzoto-users) and C(panzoto-user-preferences) (key C(user_id)).
     type: list
     elements: dict
+    suboptions:
+      name:
+        description:
+          - The table's name.
+        type: str
+        required: true
+      key:
+        description:
+          - The hash key attribute the table must have. Not checked when omitted.
+        type: str
+      indexes:
+        description:
+          - Names of global secondary indexes the table must have.
+          - A single name may be given as a string.
+        type: list
+        elements: str
+        default: []
   s3_bucket:
-    description: The audio bucket. Empty to skip the S3 checks.
+    description:
+      - The audio bucket. Empty to skip the S3 checks.
     type: str
     default: panzoto
   s3_prefix:
-    description: The prefix the service reads audio under.
+    description:
+      - The prefix the service reads audio under.
     type: str
     default: audio_upload/
   s3_write_probe:
@@ -39,19 +60,25 @@ options:
     type: bool
     default: false
   users_table:
-    description: The users table whose users must each have an encryption key. Empty to only require that some key exists.
+    description:
+      - The users table whose users must each have an encryption key.
+      - Empty to only require that some key exists.
     type: str
     default: panzoto-users
   encryption_key_prefix:
-    description: Name prefix of the per-user encryption-key secrets (C({prefix}{user_id})).
+    description:
+      - Name prefix of the per-user encryption-key secrets, each named C({prefix}{user_id}).
     type: str
     default: panzoto/encryption-keys/
   key_samples:
-    description: How many encryption-key secrets to read and validate.
+    description:
+      - How many encryption-key secrets to read and validate. Zero reads none.
     type: int
     default: 3
   max_attempts:
-    description: Attempts per AWS request, retries of throttling and 5xx included; low, so a dead endpoint fails the preflight fast.
+    description:
+      - Attempts per AWS request, retries of throttling and 5xx included.
+      - Low, so that a dead endpoint fails the preflight fast.
     type: int
     default: 3
 attributes:
@@ -69,6 +96,16 @@ EXAMPLES = r"""
     region: us-east-1
   register: aws_access
 
+- name: Check two tables only, one of them with its index
+  aws_access_check:
+    dynamodb_tables:
+      - name: panzoto-processing-jobs
+        key: job_id
+        indexes: user-jobs-index
+      - name: panzoto-transcripts
+    users_table: ""
+  register: aws_access
+
 - name: Fail on any failed item
   ansible.builtin.fail:
     msg: "{{ aws_access.failed_checks | join('; ') }}"
@@ -77,21 +114,37 @@ EXAMPLES = r"""
 
 RETURN = r"""
 checks:
-  description: One result per checklist item, in order.
+  description:
+    - One result per checklist item, in order.
   returned: always
   type: list
   elements: dict
   contains:
-    name: {description: The item checked., type: str, sample: "DynamoDB table panzoto-processing-jobs"}
-    ok: {description: Whether it passed., type: bool}
-    detail: {description: One line on what was found or what to do., type: str}
-  sample:
-    - {name: "DynamoDB table panzoto-processing-jobs", ok: true, detail: "ACTIVE, key job_id, indexes user-jobs-index, readable"}
+    name:
+      description:
+        - The item checked.
+      type: str
+      sample: DynamoDB table panzoto-processing-jobs
+    ok:
+      description:
+        - Whether it passed.
+      type: bool
+      sample: true
+    detail:
+      description:
+        - One line on what was found or what to do.
+      type: str
+      sample: ACTIVE, key job_id, indexes user-jobs-index, readable
 failed_checks:
-  description: One line per failed check, its name and detail.
+  description:
+    - One line per failed check, its name and detail.
   returned: always
   type: list
   elements: str
+  sample:
+    - >-
+      DynamoDB table panzoto-transcripts: ResourceNotFoundException while trying to read table
+      panzoto-transcripts: Requested resource not found (check the table name and region).
 """
 
 import base64
@@ -137,7 +190,7 @@ def check_table(client, spec: dict, endpoint: str | None) -> dict:
         problems.append(f"status is {table['TableStatus']}")
     if spec.get("key") and hash_key != spec["key"]:
         problems.append(f"hash key is {hash_key}, expected {spec['key']}")
-    missing = sorted(set(spec.get("indexes") or []) - set(indexes))
+    missing = sorted(set(spec.get("indexes", [])) - set(indexes))
     if missing:
         problems.append(f"missing index {', '.join(missing)}")
     if problems:
@@ -261,7 +314,15 @@ def check_encryption_keys(module, dynamodb, secrets, endpoint: str | None) -> li
 
 def run_module() -> None:
     argument_spec = dict(
-        dynamodb_tables=dict(type="list", elements="dict"),
+        dynamodb_tables=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                key=dict(type="str"),
+                indexes=dict(type="list", elements="str", default=[]),
+            ),
+        ),
         s3_bucket=dict(type="str", default="panzoto"),
         s3_prefix=dict(type="str", default="audio_upload/"),
         s3_write_probe=dict(type="bool", default=False),
@@ -277,8 +338,8 @@ def run_module() -> None:
     params = module.params
     tables = params["dynamodb_tables"] if params["dynamodb_tables"] is not None else DEFAULT_TABLES
     for position, spec in enumerate(tables):
-        if not isinstance(spec.get("name"), str) or not spec["name"]:
-            module.fail_json(msg=f"dynamodb_tables[{position}] needs a name.")
+        if not spec["name"]:
+            module.fail_json(msg=f"dynamodb_tables[{position}].name cannot be empty.")
     if params["key_samples"] < 0:
         module.fail_json(msg="key_samples cannot be negative.")
 

@@ -18,9 +18,10 @@ STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
 MAX_EXPOSURE = 1.5
 
 
-@pytest.fixture(scope="module")
-def app_port() -> int:
-    return int((STATE_DIR / "app_port").read_text())
+@pytest.fixture
+def app_port(host) -> int:
+    """The port the shared create step reserved for this host (the hosts share the machine's network)."""
+    return json.loads((STATE_DIR / "app_ports.json").read_text())[host.backend.name]
 
 
 @pytest.fixture(scope="module")
