@@ -374,6 +374,12 @@ read:
   returned: always
   type: dict
   sample: {method: query, index: user-jobs-index, reason: "user_ids narrow the selection: Query on user-jobs-index"}
+resource_actions:
+  description: The distinct C(service:Operation) calls made, with O(debug_botocore_endpoint_logs).
+  returned: when debug_botocore_endpoint_logs is true
+  type: list
+  elements: str
+  sample: [dynamodb:DescribeTable, dynamodb:Scan, dynamodb:DeleteItem]
 requests:
   description: What the run cost, in HTTP requests per API operation (retries included) and scan pages.
   returned: always
@@ -421,6 +427,7 @@ from ansible.module_utils.panzoto_aws import (
     aws_errors,
     describe_aws_error,
     require_boto3,
+    resource_actions,
     validate_aws_params,
 )
 from ansible.module_utils.panzoto_batches import Abort, chunks, run_bounded
@@ -1055,6 +1062,7 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
         "http_requests": counter.total,
         "by_operation": dict(sorted(counter.counts.items())),
     }
+    result.update(resource_actions(module))
     if not success:
         failed = result["counts"]["failed"] + result["counts"]["not_attempted"] + len(result["audio"]["failed"])
         module.fail_json(
