@@ -13,7 +13,8 @@ description:
     age, job type, user and job id. Options of different kinds narrow each other; values of one option are alternatives.
     No combination selects the whole table by accident; wiping it needs O(wipe_all) and O(confirm).
   - Streams the table once (parallel scan segments) and keeps only the selected jobs (at most O(max_changes)) and, when
-    O(delete_audio) is set, the S3 keys referenced by the jobs it keeps.
+    O(delete_audio) is set, a Bloom filter of the S3 keys referenced by the jobs it keeps (1 MiB up to 64 MiB, sized from
+    the table's item count; it can only err toward keeping an object, which the next run then re-checks).
   - When O(user_ids) narrows the selection, reads only those users' jobs with a C(Query) per user on the GSI O(user_index)
     (the guide's procedure 3) instead of scanning the table. With O(delete_audio) this is done only when
     O(audio_key_template) contains C({user_id}), because then no other user's job can reference the same object;
@@ -373,6 +374,12 @@ read:
   returned: always
   type: dict
   sample: {method: query, index: user-jobs-index, reason: "user_ids narrow the selection: Query on user-jobs-index"}
+resource_actions:
+  description: The distinct C(service:Operation) calls made, with O(debug_botocore_endpoint_logs).
+  returned: when debug_botocore_endpoint_logs is true
+  type: list
+  elements: str
+  sample: [dynamodb:DescribeTable, dynamodb:Scan, dynamodb:DeleteItem]
 requests:
   description: What the run cost, in HTTP requests per API operation (retries included) and scan pages.
   returned: always
@@ -420,6 +427,7 @@ from ansible.module_utils.panzoto_aws import (
     aws_errors,
     describe_aws_error,
     require_boto3,
+    resource_actions,
     validate_aws_params,
 )
 from ansible.module_utils.panzoto_batches import Abort, chunks, run_bounded
@@ -431,6 +439,7 @@ from ansible.module_utils.panzoto_job_classification import (
     rules_from_options,
 )
 from ansible.module_utils.panzoto_jobs import JOB_STATUSES, isoformat, parse_now
+from ansible.module_utils.panzoto_keyset import KeptKeys
 from ansible.module_utils.panzoto_locks import (
     DEFAULT_LOCK_DIR,
     LockHeld,
@@ -679,6 +688,7 @@ class Run:
     result: dict
     abort: Abort
     stats: ScanStats
+    item_count: int = 0  # DescribeTable's ItemCount (updated by DynamoDB about every six hours)
 
     @property
     def check_mode(self) -> bool:
@@ -785,6 +795,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     scan = select_jobs(
         items, run.key, opts.rules, opts.selection, opts.state, opts.ttl_attribute,
         opts.template if opts.delete_audio else None, opts.max_changes, tally, pending_audio,
+        KeptKeys(expected_keys=run.item_count) if opts.delete_audio else None,
     )  # fmt: skip
     if scan.change_count > opts.max_changes:
         run.module.fail_json(
@@ -1025,7 +1036,17 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
         if plan.reason and plan.method == "scan" and opts.user_ids is not None and opts.user_index:
             module.warn(f"Not using {opts.user_index}: {plan.reason}.")
         run = Run(
-            module, opts, dynamodb, s3, key, plan, RecordHeader(run_id, opts.table, opts.state), result, abort, stats
+            module,
+            opts,
+            dynamodb,
+            s3,
+            key,
+            plan,
+            RecordHeader(run_id, opts.table, opts.state),
+            result,
+            abort,
+            stats,
+            item_count=int(description.get("ItemCount") or 0),
         )
         preflight(run)
         success = HANDLERS[opts.state](run)
@@ -1041,6 +1062,7 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
         "http_requests": counter.total,
         "by_operation": dict(sorted(counter.counts.items())),
     }
+    result.update(resource_actions(module))
     if not success:
         failed = result["counts"]["failed"] + result["counts"]["not_attempted"] + len(result["audio"]["failed"])
         module.fail_json(

@@ -1,12 +1,16 @@
 """AWS access for every panzoto-ops module: the one place clients are built.
 
-Options are named like amazon.aws's (region, endpoint_url, access_key, ...)
-with the same environment fallbacks, so a playbook written for one works with
-the other. Throttling and 5xx responses are retried by botocore's "standard"
+Options are amazon.aws's, all of them (region, endpoint_url, access_key, ...,
+aws_ca_bundle, validate_certs, aws_config, debug_botocore_endpoint_logs) with
+the same aliases and environment fallbacks, so module_defaults written for one
+work for the other. The modules do not depend on the collection: a control node
+with ansible-core alone runs them. Throttling and 5xx responses are retried by botocore's "standard"
 mode (jittered exponential backoff); errors become one line that says what to do.
 """
 
 from __future__ import annotations
+
+import os
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -19,6 +23,9 @@ try:
 except ImportError:  # reported by require_boto3()
     HAS_BOTO3 = False
 
+# amazon.aws's connection options, all of them, with its aliases and environment
+# fallbacks (AWS_ENDPOINT_URL first: botocore itself reads it), plus max_attempts,
+# this project's retry budget. tests/unit/test_aws_options.py compares the two.
 AWS_ARGUMENT_SPEC = dict(
     region=dict(
         type="str",
@@ -28,18 +35,18 @@ AWS_ARGUMENT_SPEC = dict(
     endpoint_url=dict(
         type="str",
         aliases=["aws_endpoint_url"],
-        fallback=(env_fallback, ["AWS_ENDPOINT_URL"]),
+        fallback=(env_fallback, ["AWS_ENDPOINT_URL", "AWS_URL"]),
     ),
     access_key=dict(
         type="str",
         aliases=["aws_access_key_id", "aws_access_key"],
-        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"]),
+        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"]),
         no_log=False,
     ),
     secret_key=dict(
         type="str",
         aliases=["aws_secret_access_key", "aws_secret_key"],
-        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"]),
+        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"]),
         no_log=True,
     ),
     session_token=dict(
@@ -48,7 +55,13 @@ AWS_ARGUMENT_SPEC = dict(
         fallback=(env_fallback, ["AWS_SESSION_TOKEN"]),
         no_log=True,
     ),
-    profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE"])),
+    profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
+    validate_certs=dict(type="bool", default=True),
+    aws_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    aws_config=dict(type="dict"),
+    debug_botocore_endpoint_logs=dict(
+        type="bool", default=False, fallback=(env_fallback, ["ANSIBLE_DEBUG_BOTOCORE_LOGS"])
+    ),
     max_attempts=dict(type="int", default=5),
 )
 
@@ -77,6 +90,11 @@ def require_boto3(module) -> None:
 def validate_aws_params(module) -> None:
     """Fail early, changing nothing, on options that cannot work together."""
     params = module.params
+    if params.get("profile") and (params.get("access_key") or params.get("secret_key") or params.get("session_token")):
+        # As amazon.aws: a profile and explicit keys (options or AWS_ACCESS_KEY_ID...) contradict each other.
+        module.fail_json(
+            msg="profile cannot be combined with access_key/secret_key/session_token: use one or the other."
+        )
     if bool(params.get("access_key")) != bool(params.get("secret_key")):
         module.fail_json(msg="access_key and secret_key must be given together (or neither, to use the default chain).")
     if params.get("max_attempts") is not None and params["max_attempts"] < 1:
@@ -88,6 +106,10 @@ def validate_aws_params(module) -> None:
 
 def aws_session(module):
     params = module.params
+    if params.get("aws_ca_bundle") and not os.path.isfile(params["aws_ca_bundle"]):
+        module.fail_json(
+            msg=f"aws_ca_bundle {params['aws_ca_bundle']} is not a file: give a PEM bundle of CA certificates."
+        )
     try:
         return boto3.session.Session(
             aws_access_key_id=params.get("access_key"),
@@ -111,13 +133,52 @@ def aws_client(module, service: str, max_pool_connections: int = 10):
         module.fail_json(msg="No AWS region: set the region option or AWS_REGION.")
     if session.get_credentials() is None:
         module.fail_json(msg="No AWS credentials found: set access_key/secret_key, a profile, or AWS_ACCESS_KEY_ID.")
+    params = module.params
     config = Config(
-        retries={"mode": "standard", "max_attempts": module.params.get("max_attempts") or 5},
+        retries={"mode": "standard", "max_attempts": params.get("max_attempts") or 5},
         max_pool_connections=max_pool_connections,
         connect_timeout=5,
         read_timeout=60,  # botocore's default; a 1 MB Scan page can take long on a busy table
     )
-    return session.client(service, endpoint_url=module.params.get("endpoint_url"), config=config)
+    if params.get("aws_config"):
+        # The user's botocore settings win over the defaults above (as amazon.aws merges them).
+        try:
+            config = config.merge(Config(**params["aws_config"]))
+        except TypeError as exc:
+            module.fail_json(msg=f"aws_config: {exc} (see botocore.config.Config for the accepted keys).")
+    verify = params.get("validate_certs", True)
+    if verify and params.get("aws_ca_bundle"):
+        verify = params["aws_ca_bundle"]
+    client = session.client(service, endpoint_url=params.get("endpoint_url"), config=config, verify=verify)
+    if params.get("debug_botocore_endpoint_logs"):
+        _resource_actions(module).attach(client)
+    return client
+
+
+class ResourceActions:
+    """The distinct "service:Operation" calls a module made (result resource_actions, debug_botocore_endpoint_logs)."""
+
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+
+    def attach(self, client) -> None:
+        prefix = client.meta.service_model.endpoint_prefix
+        client.meta.events.register(
+            "before-call", lambda model=None, **kwargs: self.actions.add(f"{prefix}:{model.name}")
+        )
+
+
+def _resource_actions(module) -> ResourceActions:
+    if not hasattr(module, "_panzoto_resource_actions"):
+        module._panzoto_resource_actions = ResourceActions()
+    return module._panzoto_resource_actions
+
+
+def resource_actions(module) -> dict:
+    """{"resource_actions": [...]} when debug_botocore_endpoint_logs is on, else {}: to add to a module's result."""
+    if not module.params.get("debug_botocore_endpoint_logs"):
+        return {}
+    return {"resource_actions": sorted(_resource_actions(module).actions)}
 
 
 # "The thing named does not exist", as each API says it: DynamoDB's

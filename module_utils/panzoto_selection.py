@@ -338,7 +338,9 @@ class SelectionScan:
 
     changes: list[Planned] = field(default_factory=list)
     change_count: int = 0
-    kept_keys: set[str] = field(default_factory=set)  # audio of jobs this run keeps
+    # Audio of jobs this run keeps: anything with add() and `in`; the module passes a
+    # KeptKeys (panzoto_keyset), whose size does not grow with the table past its cap.
+    kept_keys: object = field(default_factory=set)
     seen_pending_jobs: set[str] = field(default_factory=set)  # earlier runs' jobs the table still holds
 
 
@@ -353,12 +355,14 @@ def select_jobs(
     max_changes: int,
     tally,
     pending_job_ids: Container[str] = (),
+    kept_keys=None,
 ) -> SelectionScan:
-    """Plan every selected job, keep at most max_changes + 1 of them and the audio keys kept jobs reference.
+    """Plan every selected job, keep at most max_changes of them and the audio keys kept jobs reference.
 
-    `template` is given only when audio is deleted; `tally` counts each selected job.
+    `template` is given only when audio is deleted; `tally` counts each selected job;
+    `kept_keys` (a set by default) collects the kept jobs' audio keys.
     """
-    result = SelectionScan()
+    result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set())
     for item in items:
         job = key.as_job(item, rules)
         audio = template.key_for(item) if template is not None else None
