@@ -28,7 +28,8 @@ side's client CPU is measured without moto's cost, at any size:
 
     .venv/bin/python benchmarks/run.py --endpoint replay --jobs 10000,100000,1000000
 
-Client CPU is time.process_time() of the side's process (every thread) around its work.
+Client CPU is time.process_time() of the side's process (every thread) around its work, less the
+memory sampler's own thread.
 Peak memory is the growth of the side's own process: its highest resident set size
 while running (sampled every 20 ms) minus the size before, after boto3, its models
 and ansible were loaded. Wall times depend on moto (slow, DESIGN §5) and the
@@ -80,12 +81,16 @@ class RssSampler:
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
         self.peak = current_rss_mib()
+        self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        started = time.thread_time()
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, current_rss_mib())
+        # Its own CPU, taken out of the side's: it grows with wall time (a slow endpoint), not with the work.
+        self.cpu_seconds = time.thread_time() - started
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -329,6 +334,7 @@ def run_side_here(name: str, endpoint: str, args: dict[str, Any]) -> dict[str, A
         outcome = SIDES[name](endpoint, args)
         cpu = time.process_time() - cpu_started
         wall = time.perf_counter() - started
+    cpu -= sampler.cpu_seconds
     return {
         "outcome": outcome,
         "wall_seconds": wall,

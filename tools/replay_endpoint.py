@@ -36,6 +36,7 @@ import random
 import re
 import sys
 import threading
+import time
 import zlib
 from collections import Counter
 from decimal import Decimal
@@ -400,15 +401,18 @@ class Handler(BaseHTTPRequestHandler):
             error = {"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": str(exc)}
             self._send(400, json.dumps(error).encode())
             return
+        if self.server.latency:
+            time.sleep(self.server.latency)  # a page's service time, as on a real endpoint
         self._send(200, body)
 
 
 class ReplayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, table: ReplayTable, port: int = 0) -> None:
+    def __init__(self, table: ReplayTable, port: int = 0, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", port), Handler)
         self.table = table
+        self.latency = latency
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.bytes_out = 0
@@ -431,11 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help=f"items without the 3 attributes the audit does not read ({', '.join(EXTRA_ATTRIBUTES)})",
     )
+    parser.add_argument("--latency-ms", type=float, default=0, help="wait this long before each answer")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.templates < 1:
+    if args.jobs < 1 or args.templates < 1 or args.latency_ms < 0:
         parser.error("--jobs and --templates must be 1 or more")
     table = ReplayTable(args.table, args.jobs, args.seed, args.templates, args.extra)
-    server = ReplayServer(table, args.port)
+    server = ReplayServer(table, args.port, args.latency_ms / 1000)
     print(
         json.dumps(
             {"endpoint_url": server.endpoint_url, "table": table.name, "jobs": table.jobs, "expected": table.expected()}
