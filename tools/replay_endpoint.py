@@ -53,6 +53,18 @@ TARGET_PREFIX = "DynamoDB_20120810."
 EXTRA_ATTRIBUTES = ("transcript_s3_key", "audio_duration_seconds", "processing_metadata")
 
 
+def add_extra_attributes(item: dict[str, Any], number: int, rng: random.Random) -> dict[str, Any]:
+    """The 3 attributes of EXTRA_ATTRIBUTES, as a real job carries them (a string, a number, a map with a list)."""
+    item["transcript_s3_key"] = f"transcripts/{item['user_id']}/{number:06d}.json"
+    item["audio_duration_seconds"] = Decimal(rng.randrange(50, 30000)) / 10
+    item["processing_metadata"] = {
+        "worker": f"worker-{rng.randrange(8)}",
+        "model": "whisper-large-v3",
+        "attempts": [rng.randrange(1, 400) for _ in range(rng.randrange(1, 4))],
+    }
+    return item
+
+
 class ApiError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -156,16 +168,10 @@ class ReplayTable:
         )
         items = list(generator.items(max(min(jobs, templates), seed_jobs.MIN_SYNTHETIC_JOBS)))
         audio_uses = Counter(item.get("audio_file_id") for item in items if "audio_file_id" in item)
-        extra_rng = random.Random(seed + 3)
-        for number, item in enumerate(items):
-            if extra:
-                item["transcript_s3_key"] = f"transcripts/{item['user_id']}/{number:06d}.json"
-                item["audio_duration_seconds"] = Decimal(extra_rng.randrange(50, 30000)) / 10
-                item["processing_metadata"] = {
-                    "worker": f"worker-{extra_rng.randrange(8)}",
-                    "model": "whisper-large-v3",
-                    "attempts": [extra_rng.randrange(1, 400) for _ in range(extra_rng.randrange(1, 4))],
-                }
+        if extra:
+            extra_rng = random.Random(seed + 3)
+            for number, item in enumerate(items):
+                add_extra_attributes(item, number, extra_rng)
         self.templates = [Template(item, audio_uses[item.get("audio_file_id")] > 1) for item in items]
         # What the generator decided each template is ("status:failed", "malformed:status_unknown", ...).
         groups_of: dict[str, list[str]] = {}
