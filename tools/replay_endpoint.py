@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local DynamoDB endpoint that answers Scan, Query and DescribeTable from generated pages, at wire speed.
 
-    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes]
+    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
 
 moto re-evaluates the whole table for every page, so a benchmark against it
 measures moto. This endpoint measures the client: it serves a synthetic jobs
