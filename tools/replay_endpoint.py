@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local DynamoDB endpoint that answers Scan, Query and DescribeTable from generated pages, at wire speed.
 
-    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes]
+    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
 
 moto re-evaluates the whole table for every page, so a benchmark against it
 measures moto. This endpoint measures the client: it serves a synthetic jobs
@@ -36,6 +36,7 @@ import random
 import re
 import sys
 import threading
+import time
 import zlib
 from collections import Counter
 from decimal import Decimal
@@ -50,6 +51,18 @@ USER_INDEX = "user-jobs-index"
 TARGET_PREFIX = "DynamoDB_20120810."
 # Attributes real jobs carry that the audit does not read (the audit projects 10 of 13).
 EXTRA_ATTRIBUTES = ("transcript_s3_key", "audio_duration_seconds", "processing_metadata")
+
+
+def add_extra_attributes(item: dict[str, Any], number: int, rng: random.Random) -> dict[str, Any]:
+    """The 3 attributes of EXTRA_ATTRIBUTES, as a real job carries them (a string, a number, a map with a list)."""
+    item["transcript_s3_key"] = f"transcripts/{item['user_id']}/{number:06d}.json"
+    item["audio_duration_seconds"] = Decimal(rng.randrange(50, 30000)) / 10
+    item["processing_metadata"] = {
+        "worker": f"worker-{rng.randrange(8)}",
+        "model": "whisper-large-v3",
+        "attempts": [rng.randrange(1, 400) for _ in range(rng.randrange(1, 4))],
+    }
+    return item
 
 
 class ApiError(Exception):
@@ -155,16 +168,10 @@ class ReplayTable:
         )
         items = list(generator.items(max(min(jobs, templates), seed_jobs.MIN_SYNTHETIC_JOBS)))
         audio_uses = Counter(item.get("audio_file_id") for item in items if "audio_file_id" in item)
-        extra_rng = random.Random(seed + 3)
-        for number, item in enumerate(items):
-            if extra:
-                item["transcript_s3_key"] = f"transcripts/{item['user_id']}/{number:06d}.json"
-                item["audio_duration_seconds"] = Decimal(extra_rng.randrange(50, 30000)) / 10
-                item["processing_metadata"] = {
-                    "worker": f"worker-{extra_rng.randrange(8)}",
-                    "model": "whisper-large-v3",
-                    "attempts": [extra_rng.randrange(1, 400) for _ in range(extra_rng.randrange(1, 4))],
-                }
+        if extra:
+            extra_rng = random.Random(seed + 3)
+            for number, item in enumerate(items):
+                add_extra_attributes(item, number, extra_rng)
         self.templates = [Template(item, audio_uses[item.get("audio_file_id")] > 1) for item in items]
         # What the generator decided each template is ("status:failed", "malformed:status_unknown", ...).
         groups_of: dict[str, list[str]] = {}
@@ -400,15 +407,18 @@ class Handler(BaseHTTPRequestHandler):
             error = {"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": str(exc)}
             self._send(400, json.dumps(error).encode())
             return
+        if self.server.latency:
+            time.sleep(self.server.latency)  # a page's service time, as on a real endpoint
         self._send(200, body)
 
 
 class ReplayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, table: ReplayTable, port: int = 0) -> None:
+    def __init__(self, table: ReplayTable, port: int = 0, latency: float = 0.0) -> None:
         super().__init__(("127.0.0.1", port), Handler)
         self.table = table
+        self.latency = latency
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.bytes_out = 0
@@ -431,11 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help=f"items without the 3 attributes the audit does not read ({', '.join(EXTRA_ATTRIBUTES)})",
     )
+    parser.add_argument("--latency-ms", type=float, default=0, help="wait this long before each answer")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.templates < 1:
+    if args.jobs < 1 or args.templates < 1 or args.latency_ms < 0:
         parser.error("--jobs and --templates must be 1 or more")
     table = ReplayTable(args.table, args.jobs, args.seed, args.templates, args.extra)
-    server = ReplayServer(table, args.port)
+    server = ReplayServer(table, args.port, args.latency_ms / 1000)
     print(
         json.dumps(
             {"endpoint_url": server.endpoint_url, "table": table.name, "jobs": table.jobs, "expected": table.expected()}

@@ -65,3 +65,18 @@ def test_projection_uses_placeholders_for_reserved_words() -> None:
         "ProjectionExpression": "#a0, #a1",
         "ExpressionAttributeNames": {"#a0": "status", "#a1": "job_id"},
     }
+
+
+def test_the_heap_frozen_during_a_scan_is_thawed_however_the_scan_ends() -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    items = scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=2)
+    next(items)
+    assert gc.get_freeze_count() > 0  # objects from before the scan are out of the collector's passes
+    items.close()  # stopped early
+    assert gc.get_freeze_count() == 0
+    assert len(list(scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=2))) == 12
+    with pytest.raises(RuntimeError, match="boom"):
+        list(scan_items(FakeDynamoDB(pages=10, per_page=2, fail_on_page=3), "t", segments=2))
+    assert gc.get_freeze_count() == 0
