@@ -88,6 +88,10 @@ def test_requeue_from_a_diagnosis_report_dry_run_then_real_archived_and_a_rerun_
     run, done = cleanup(tmp_path, aws.endpoint_url, **requeue)
     assert run.returncode == 0, run.output[-3000:]
     assert sorted(done["job_ids"]) == timeouts[1:] and done["counts"]["changed"] == 2
+    assert (
+        f"1 of the 3 diagnosed jobs were not changed (no longer as diagnosed, already done, or skipped): {finished}"
+        in (" ".join(run.stdout.split()))
+    )
     after = table_items(aws.endpoint_url)
     for job_id in timeouts[1:]:
         assert after[job_id]["status"] == {"S": "pending"} and after[job_id]["retry_count"] == {"N": "0"}
