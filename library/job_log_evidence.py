@@ -31,7 +31,7 @@ options:
     description:
       - The jobs to look for, each a dict with C(job_id), optional C(audio_file_id), and its time window
         C(window_start) and C(window_end) (ISO-8601).
-      - As produced by processing_jobs_diagnose with O(processing_jobs_diagnose#module:step=select).
+      - As produced by M(processing_jobs_diagnose) with C(step=select).
     type: list
     elements: dict
     required: true
@@ -78,10 +78,12 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-author: panzoto-ops maintainers
+author: panzoto-ops maintainers (@panzoto-ops)
 """
 
 EXAMPLES = r"""

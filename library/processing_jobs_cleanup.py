@@ -41,7 +41,7 @@ description:
     module (or a new file), the table's TTL attribute (O(state=expiring)), durations, times and templates.
   - One run at a time per table and per archive (see O(lock_dir)).
 version_added: "1.0.0"
-author: panzoto-ops maintainers
+author: panzoto-ops maintainers (@panzoto-ops)
 options:
   state:
     description:
@@ -193,8 +193,10 @@ options:
     default: ~/.cache/panzoto-ops/locks
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 extends_documentation_fragment:
   - panzoto_aws
@@ -328,16 +330,16 @@ audio:
   returned: always
   type: dict
   contains:
-    deleted: {description: Objects deleted (or that would be)., type: int}
-    deleted_keys: {description: Their keys, sorted, at most O(list_limit)., type: list, elements: str}
-    kept_referenced: {description: Keys not deleted because a kept job references them (at most O(list_limit))., type: list, elements: str}
-    kept_referenced_count: {description: How many keys were kept because a kept job references them (exact)., type: int}
-    archived: {description: Objects copied to O(archive_audio_prefix)., type: int}
-    missing: {description: Keys that did not exist when archiving them., type: list, elements: str}
-    failed: {description: Keys that could not be deleted, with S3's error code., type: list, elements: dict}
-    from_earlier_runs: {description: Keys of jobs deleted by an earlier, interrupted run, finished now., type: int}
-    restored: {description: Objects copied back from the archive prefix (restore)., type: int}
-    delete_requests: {description: DeleteObjects requests sent., type: int}
+    deleted: {description: "Objects deleted (or that would be).", type: int}
+    deleted_keys: {description: "Their keys, sorted, at most O(list_limit).", type: list, elements: str}
+    kept_referenced: {description: "Keys not deleted because a kept job references them (at most O(list_limit)).", type: list, elements: str}
+    kept_referenced_count: {description: "How many keys were kept because a kept job references them (exact).", type: int}
+    archived: {description: "Objects copied to O(archive_audio_prefix).", type: int}
+    missing: {description: "Keys that did not exist when archiving them.", type: list, elements: str}
+    failed: {description: "Keys that could not be deleted, with S3's error code.", type: list, elements: dict}
+    from_earlier_runs: {description: "Keys of jobs deleted by an earlier, interrupted run, finished now.", type: int}
+    restored: {description: "Objects copied back from the archive prefix (restore).", type: int}
+    delete_requests: {description: "DeleteObjects requests sent.", type: int}
 deleted_objects:
   description: Every S3 key deleted (or that would be), sorted.
   returned: always
@@ -348,12 +350,12 @@ archive:
   returned: always
   type: dict
   contains:
-    path: {description: The control-node archive file., type: str}
-    s3_prefix: {description: The S3 URI prefix of this run's archive objects, or null., type: str}
-    run_id: {description: This run's id, stored in every record., type: str}
-    records_written: {description: Records appended by this run., type: int}
-    unreadable_lines: {description: Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines))., type: int}
-    unreadable_at: {description: Where they are (file or S3 object and line number) - at most 20., type: list, elements: str}
+    path: {description: "The control-node archive file.", type: str}
+    s3_prefix: {description: "The S3 URI prefix of this run's archive objects, or null.", type: str}
+    run_id: {description: "This run's id, stored in every record.", type: str}
+    records_written: {description: "Records appended by this run.", type: int}
+    unreadable_lines: {description: "Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines)).", type: int}
+    unreadable_at: {description: "Where they are (file or S3 object and line number) - at most 20.", type: list, elements: str}
 not_restored:
   description:
     - For O(state=restored) - archived jobs the selection matched that are not put back, because the cleanup did not delete
@@ -361,9 +363,9 @@ not_restored:
   returned: when state is restored
   type: dict
   contains:
-    count: {description: How many., type: int}
-    by_reason: {description: Counts per archived action (requeued, expiring) or delete outcome (skipped, failed)., type: dict}
-    jobs: {description: Each with job_id and reason - at most O(list_limit)., type: list, elements: dict}
+    count: {description: "How many.", type: int}
+    by_reason: {description: "Counts per archived action (requeued, expiring) or delete outcome (skipped, failed).", type: dict}
+    jobs: {description: "Each with job_id and reason - at most O(list_limit).", type: list, elements: dict}
 key:
   description: The table's key as DescribeTable gave it, and whether the table holds jobs (keyed by job_id alone).
   returned: always
@@ -494,7 +496,7 @@ def argument_spec() -> dict:
         max_changes=dict(type="int", default=1000),
         delete_audio=dict(type="bool", default=False),
         bucket=dict(type="str", default="panzoto"),
-        audio_key_template=dict(type="str", default=DEFAULT_AUDIO_KEY_TEMPLATE),
+        audio_key_template=dict(type="str", default=DEFAULT_AUDIO_KEY_TEMPLATE, no_log=False),
         archive_audio_prefix=dict(type="str"),
         archive_path=dict(type="path"),
         archive_s3_prefix=dict(type="str"),

@@ -23,7 +23,7 @@ description:
     no record at all gives C(no_evidence). Nothing is guessed.
   - Reads only; never reports C(changed).
 version_added: "1.0.0"
-author: panzoto-ops maintainers
+author: panzoto-ops maintainers (@panzoto-ops)
 options:
   step:
     description: C(select) reads the table; C(classify) builds the report from O(jobs) and O(evidence).
@@ -124,8 +124,10 @@ options:
     default: 10
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 extends_documentation_fragment:
   - panzoto_aws
