@@ -208,75 +208,48 @@ from ansible.module_utils.panzoto_jobs import (
     JOB_STATUSES,
     inspect_job,
     isoformat,
-    parse_duration,
     parse_now,
     parse_timestamp,
 )
 from ansible.module_utils.panzoto_log_causes import CauseRuleError, build_cause_rules
 from ansible.module_utils.panzoto_loguru import message_of
+from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
+from ansible.module_utils.panzoto_selection import Selection, expand_categories
 
-STUCK_STATUSES = ("pending", "processing")
 DEFAULT_CATEGORIES = ("max_retries",)
-
-
-class OptionError(ValueError):
-    """A bad option or combination; the message is one line."""
 
 
 # --------------------------------------------------------------------------- select
 
 
-def validate_selection(params: dict, categories: list[str]) -> None:
-    known = [*categories, "deletable"]
-    unknown = [name for name in params["categories"] if name not in known]
-    if unknown:
-        raise OptionError(f"unknown categories {', '.join(unknown)}: use one of {', '.join(sorted(known))}.")
+def validate_selection(params: dict) -> None:
     for name in ("job_types", "user_ids", "job_ids"):
         if params[name] is not None and not params[name]:
             raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
-    if params["max_jobs"] < 1:
-        raise OptionError(f"max_jobs must be 1 or more, got {params['max_jobs']}.")
-    if not 1 <= params["segments"] <= 64:
-        raise OptionError(f"segments must be between 1 and 64, got {params['segments']}.")
+    check_range("max_jobs", params["max_jobs"], 1)
+    check_range("segments", params["segments"], 1, 64)
 
 
-class Selection:
-    """The cleanup's selection semantics: alternatives within an option, options narrowing each other."""
+def build_selection(params: dict, rules: tuple, now: datetime) -> Selection:
+    """The cleanup's selection (module_utils/panzoto_selection.py); the failed max_retries jobs by default."""
+    explicit = params["categories"] or params["statuses"] or params["job_ids"]
+    categories = params["categories"] or ([] if explicit else DEFAULT_CATEGORIES)
 
-    def __init__(self, params: dict, now: datetime, deletable: tuple[str, ...] = ()) -> None:
-        explicit = params["categories"] or params["statuses"] or params["job_ids"]
-        categories = set(params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
-        if "deletable" in categories:  # every category whose rule lets cleanup delete it
-            categories = (categories - {"deletable"}) | set(deletable)
-        self.categories = frozenset(categories)
-        self.statuses = frozenset(params["statuses"])
-        self.older_than = parse_duration(params["older_than"]) if params["older_than"] is not None else None
-        self.stuck_after = parse_duration(params["stuck_after"])
-        self.now = now
-        self.job_types = frozenset(params["job_types"]) if params["job_types"] is not None else None
-        self.user_ids = frozenset(params["user_ids"]) if params["user_ids"] is not None else None
-        self.job_ids = frozenset(params["job_ids"]) if params["job_ids"] is not None else None
+    def optional(name: str) -> frozenset[str] | None:
+        return frozenset(params[name]) if params[name] is not None else None
 
-    def matches(self, job) -> bool:
-        if job.malformed or job.job_id is None:
-            return False
-        if self.job_ids is not None and job.job_id not in self.job_ids:
-            return False
-        if self.categories or self.statuses:
-            by_category = job.status == "failed" and job.category in self.categories
-            by_status = job.status in self.statuses and (
-                job.status not in STUCK_STATUSES or (job.age(self.now) or timedelta(0)) > self.stuck_after
-            )
-            if not (by_category or by_status):
-                return False
-        if self.older_than is not None:
-            age = job.age(self.now)
-            if age is None or age <= self.older_than:
-                return False
-        if self.job_types is not None and job.job_type not in self.job_types:
-            return False
-        return self.user_ids is None or job.user_id in self.user_ids
+    older_than = params["older_than"]
+    return Selection(
+        now=now,
+        stuck_after=duration_option("stuck_after", params["stuck_after"]),
+        categories=expand_categories(categories, rules),
+        statuses=frozenset(params["statuses"]),
+        older_than=duration_option("older_than", older_than) if older_than is not None else None,
+        job_types=optional("job_types"),
+        user_ids=optional("user_ids"),
+        job_ids=optional("job_ids"),
+    )
 
 
 def last_attempt(job) -> datetime:
@@ -300,10 +273,10 @@ def selected_job(job, margin: timedelta) -> dict:
 def run_select(module, params: dict) -> dict:
     try:
         rules = build_rules(params["classification_rules"])
-        validate_selection(params, [rule.category for rule in rules])
+        validate_selection(params)
         now = parse_now(params["now"])
-        margin = parse_duration(params["window_margin"])
-        selection = Selection(params, now, tuple(rule.category for rule in rules if rule.deletable))
+        margin = duration_option("window_margin", params["window_margin"])
+        selection = build_selection(params, rules, now)
     except (RuleError, OptionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     dynamodb = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
@@ -317,7 +290,9 @@ def run_select(module, params: dict) -> dict:
             )
         else:
             items = scan_items(dynamodb, table, JOB_ATTRIBUTES, params["segments"], None, stats)
-        matched = [job for job in (inspect_job(item, rules) for item in items) if selection.matches(job)]
+        # Malformed items have no time window to read: never diagnosed, even when named by job id.
+        jobs = (inspect_job(item, rules) for item in items)
+        matched = [job for job in jobs if not job.malformed and job.job_id is not None and selection.matches(job)]
     except aws_errors() as exc:
         module.fail_json(msg=describe_aws_error(exc, f"read the jobs of table {table}", params.get("endpoint_url")))
     matched.sort(key=last_attempt, reverse=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import processing_jobs_diagnose as diagnose
 import pytest
@@ -49,7 +49,7 @@ def test_selection_means_what_the_cleanups_means(options: dict, selected: list[s
         job("done", status="completed"),
         job("mac", status="failed", message="MAC check failed", created_at="2025-10-19T12:00:00Z"),
     ]
-    selection = diagnose.Selection(params(**options), NOW, ("legacy_encryption", "decryption_error"))
+    selection = diagnose.build_selection(params(**options), diagnose.build_rules(None), NOW)
 
     assert [j.job_id for j in jobs if selection.matches(j)] == selected
 
@@ -57,7 +57,7 @@ def test_selection_means_what_the_cleanups_means(options: dict, selected: list[s
 def test_the_window_runs_from_creation_to_the_last_attempt_with_the_margin() -> None:
     entry = diagnose.selected_job(
         job("j1", created_at="2025-10-09T14:00:00Z", last_attempt_at="2025-10-09T14:20:00+00:00"),
-        diagnose.parse_duration("15m"),
+        timedelta(minutes=15),
     )
 
     assert (entry["window_start"], entry["window_end"]) == ("2025-10-09T13:45:00Z", "2025-10-09T14:35:00Z")
