@@ -11,8 +11,9 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export PATH := $(BIN):$(PATH)
 
 # Debian packages the test suite uses on the control node: podman, runc and debootstrap run the
-# systemd target hosts; ffmpeg makes the test clips and runs the fake backend's conversions.
-TEST_SYSTEM_PACKAGES := podman runc debootstrap ffmpeg
+# systemd target hosts; ffmpeg makes the test clips and runs the fake backend's conversions;
+# chromium renders the audit's HTML report.
+TEST_SYSTEM_PACKAGES := podman runc debootstrap ffmpeg chromium
 
 .PHONY: demo sandbox sandbox-stop test lint unit bench runtime venv system-packages clean
 
