@@ -60,10 +60,12 @@ def test_the_timer_is_enabled_and_scheduled_hourly(host) -> None:
     assert host.run(f"systemctl show {NAME}.timer -p NextElapseUSecRealtime --value").stdout.strip()
 
 
-def test_secrets_are_in_files_only_root_reads(host) -> None:
-    for path in (f"/etc/{NAME}/audit.env", VARS_FILE):
+def test_secrets_are_in_files_only_root_and_the_service_read(host) -> None:
+    for path, owner in ((f"/etc/{NAME}/audit.env", "root"), (VARS_FILE, "panzoto-audit")):
         secret = host.file(path)
-        assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+        assert (secret.user, secret.mode) == (owner, 0o600)
+    directory = host.file(f"/etc/{NAME}")
+    assert (directory.user, directory.group, directory.mode) == ("root", "panzoto-audit", 0o750)
     unit = host.file(f"/etc/systemd/system/{NAME}.service").content_string
     assert "planted-webhook-token" not in unit and "AWS_SECRET_ACCESS_KEY" not in unit
 
