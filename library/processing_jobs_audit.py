@@ -30,7 +30,7 @@ description:
   - Memory stays flat as the table grows, except for one counter per distinct audio file among failed jobs
     (for the repeated-failure report) and one per distinct 0.1 s processing time (for the p95).
 version_added: "1.0.0"
-author: panzoto-ops maintainers
+author: panzoto-ops maintainers (@panzoto-ops)
 options:
   table:
     description: Name of the processing-jobs table.
@@ -147,8 +147,10 @@ options:
     default: 24h
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 extends_documentation_fragment:
   - panzoto_aws
