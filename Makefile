@@ -64,9 +64,9 @@ unit: venv
 	pytest tests/unit
 
 # Whole test files go to each of two workers, so module-scoped fixtures (a deployed host, a
-# seeded table) are built once.
+# seeded table) are built once; the slowest tests are listed at the end, to keep CI's time in view.
 test: venv system-packages lint
-	pytest -n 2 --dist loadfile
+	pytest -n 2 --dist loadfile --durations=25
 
 # The modules side by side with the ops guide's scripts (see benchmarks/README.md).
 bench: venv
