@@ -333,6 +333,8 @@ def preflight(deployment: Deployment, backend: Backend, api_base: str) -> Playbo
         env={"AWS_ENDPOINT_URL": backend.endpoint_url},
         extra_vars={
             "preflight_openai_api_base": api_base,
+            # The key the app reads, from the same secret (preflight never reads the app role's settings).
+            "preflight_openai_secret_id": OPENAI_SECRET_ID,
             # The fake backend's tables; its users are whoever has an encryption key.
             "preflight_dynamodb_tables": [
                 {"name": backend_jobs.JOBS_TABLE, "key": "job_id", "indexes": ["user-jobs-index"]},
