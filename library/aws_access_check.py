@@ -16,7 +16,7 @@ description:
     (JSON with a base64 C(encryption_key) of 32 bytes). Key material is never returned.
   - Never fails because a check failed; the caller decides (see RV(failed_checks)). Fails only on bad options.
 version_added: "1.0.0"
-author: panzoto-ops maintainers
+author: panzoto-ops maintainers (@panzoto-ops)
 options:
   dynamodb_tables:
     description:
@@ -83,8 +83,10 @@ options:
     default: 3
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 extends_documentation_fragment:
   - panzoto_aws
@@ -319,7 +321,7 @@ def run_module() -> None:
             elements="dict",
             options=dict(
                 name=dict(type="str", required=True),
-                key=dict(type="str"),
+                key=dict(type="str", no_log=False),
                 indexes=dict(type="list", elements="str", default=[]),
             ),
         ),
@@ -327,8 +329,8 @@ def run_module() -> None:
         s3_prefix=dict(type="str", default="audio_upload/"),
         s3_write_probe=dict(type="bool", default=False),
         users_table=dict(type="str", default="panzoto-users"),
-        encryption_key_prefix=dict(type="str", default="panzoto/encryption-keys/"),
-        key_samples=dict(type="int", default=3),
+        encryption_key_prefix=dict(type="str", default="panzoto/encryption-keys/", no_log=False),
+        key_samples=dict(type="int", default=3, no_log=False),
         **AWS_ARGUMENT_SPEC,
     )
     argument_spec["max_attempts"] = dict(type="int", default=3)
