@@ -3,8 +3,9 @@
 - `host_image`: the Debian 12 image reference from tools/build-host-image.sh (built when missing);
   `host_image_for(suite)` gives the image of either supported suite (`bookworm`, `trixie`).
 - `target_hosts`: a factory; `target_hosts(count=2, prefix="svc", suite="trixie")` starts booted hosts
-  (Debian 12 unless `suite` says otherwise) and removes them when the test ends. Each `TargetHost` has a unique `.name`, its own free `.app_port` (every host shares
-  the machine's network, so ports must not collide) and a `.testinfra` host.
+  (Debian 12 unless `suite` says otherwise) and removes them when the test ends. Each `TargetHost` has a
+  unique `.name`, its own free `.app_port` (every host shares the machine's network, so ports must not
+  collide) and a `.testinfra` host.
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
 
 The helpers behind them live in tests/support/hosts.py.
