@@ -221,7 +221,7 @@ def test_root_owns_the_code_and_only_the_service_group_may_read_it(deployment: D
 def test_the_virtualenv_is_built_with_debian_13s_python(deployment: Deployment) -> None:
     host = deployment.host.testinfra
     assert host.check_output("/opt/panzoto/venv/bin/python --version").startswith("Python 3.13.")
-    assert "version_info = 3.13" in host.file("/opt/panzoto/venv/pyvenv.cfg").content_string
+    assert "version = 3.13." in host.file("/opt/panzoto/venv/pyvenv.cfg").content_string
 
 
 def test_a_first_deploy_starts_the_service_once(deployment: Deployment) -> None:
