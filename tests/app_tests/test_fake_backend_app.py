@@ -135,7 +135,8 @@ def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_workin
     [logfile] = (app.log_path.parent / "logs").glob("app_*.log")
     assert re.fullmatch(r"app_\d{8}_\d{6}\.log", logfile.name)
     assert re.search(
-        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| INFO \| processor\.py:_run:\d+ - Starting cost-safe audio processor$",
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| INFO \| processor\.py:_run:\d+ - "
+        r"\[START\] Starting cost-safe audio processor\.\.\.$",
         logfile.read_text(),
         re.MULTILINE,
     )

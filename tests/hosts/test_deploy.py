@@ -1,15 +1,17 @@
 """playbooks/deploy.yml on real systemd hosts, checked like the ops guide's "Server Deployment Checklist".
 
-One host is deployed once for the whole module (the expensive part), then again unchanged with `-v --diff`
-and its secret from ansible-vault; the checks below read that host. The rolling test adds a broken host
-and an untouched one behind it. The backend's AWS side is a moto server of this module on 127.0.0.1;
-the hosts share the machine's network.
+One Debian 13 host is deployed once for the whole module (the expensive part), then again unchanged with
+`-v --diff` and its secret from ansible-vault; the checks below read that host. The rolling test adds a
+Debian 12 host whose processor never starts and an untouched one behind it; a Debian 12 host refuses a
+project that needs Python 3.12. The backend's AWS side is a moto server of this module on 127.0.0.1; the
+hosts share the machine's network.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,8 +33,13 @@ SERVICE = "panzoto"
 ENV_FILE = "/etc/panzoto/panzoto.env"
 # What the hardened unit achieved here (systemd-analyze: 0 is locked down, 10 unprotected).
 MAX_EXPOSURE = 1.5
-# On this machine HTTPS from a container only works with the host's CA bundle (DESIGN §5).
+# On this machine HTTPS from a container only works with the host's CA bundle (tests/hosts/README.md).
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+STARTED_LINE = "Starting cost-safe audio processor"
+FIRST_DEPLOY_TIMEOUT_S = 2400
+# The fake backend's switches for its test variants (tests/app/README.md).
+IMPORTS_DEV_GROUP = {"FAKE_BACKEND_IMPORT_DEV_GROUP": "1"}
+BREAKS_PROCESSOR = {"FAKE_BACKEND_BREAK_PROCESSOR": "1"}
 
 pytestmark = pytest.mark.hosts
 
@@ -70,26 +77,46 @@ def health(port: int) -> tuple[int, dict]:
     return backend_jobs.health(port)
 
 
+def app_env(backend: Backend, **extra: str) -> dict[str, str]:
+    """The backend's plain settings, under its real names, pointed at this module's local AWS."""
+    return {
+        "REGION_NAME": backend_jobs.REGION,
+        "AWS_ENDPOINT_URL": backend.endpoint_url,
+        "AWS_S3_BUCKET_NAME": backend_jobs.BUCKET,
+        "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0.5",
+        **extra,
+    }
+
+
 def group_vars(backend: Backend) -> dict[str, Any]:
     """What an operator sets in inventory/production/group_vars, pointed at this module's local AWS."""
     return {
         "panzoto_app_source": "local",
         "panzoto_app_local_src": str(REPO_ROOT / "tests" / "app"),
         "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
-        "panzoto_app_env": {
-            "AWS_REGION": backend_jobs.REGION,
-            "AWS_ENDPOINT_URL": backend.endpoint_url,
-            "PANZOTO_JOBS_TABLE": backend_jobs.JOBS_TABLE,
-            "PANZOTO_TRANSCRIPTS_TABLE": backend_jobs.TRANSCRIPTS_TABLE,
-            "PANZOTO_AUDIO_BUCKET": backend_jobs.BUCKET,
-            "PANZOTO_POLL_INTERVAL": "0.5",
+        "panzoto_app_env": app_env(backend),
+        "panzoto_app_secret_env": {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "SECRET_KEY": "deploy-test-jwt-signing-key",
         },
-        "panzoto_app_secret_env": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
         "panzoto_app_secretsmanager_endpoint_url": backend.endpoint_url,
+        "panzoto_app_required_env": ["REGION_NAME", "SECRET_KEY", "OPENAI_API_KEY"],
         "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
         "panzoto_service_bind_address": "127.0.0.1",
     }
+
+
+def journal(host: Any, *selectors: str) -> str:
+    return host.testinfra.check_output(
+        f"journalctl --no-pager --output cat {' '.join(selectors) or '--unit ' + SERVICE}"
+    )
+
+
+def current_run_journal(host: Any) -> str:
+    invocation = host.testinfra.check_output(f"systemctl show --property=InvocationID --value {SERVICE}")
+    return journal(host, f"_SYSTEMD_INVOCATION_ID={invocation}")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +158,10 @@ def vaulted_secret_env(directory: Path) -> list[str]:
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     vars_file = directory / "vaulted.yml"
-    vars_file.write_text("panzoto_app_secret_env:\n  AWS_ACCESS_KEY_ID: testing\n" + textwrap.indent(encrypted, "  "))
+    vars_file.write_text(
+        "panzoto_app_secret_env:\n  AWS_ACCESS_KEY_ID: testing\n  SECRET_KEY: deploy-test-jwt-signing-key\n"
+        + textwrap.indent(encrypted, "  ")
+    )
     return ["--extra-vars", f"@{vars_file}", "--vault-password-file", str(password)]
 
 
@@ -141,10 +171,11 @@ def deployment(
 ) -> Deployment:
     """One host deployed by deploy.yml, then deployed again unchanged with -v --diff, its secret now
     coming from an ansible-vault encrypted variable (same value)."""
-    (host,) = module_hosts(prefix="deploy")
+    (host,) = module_hosts(prefix="deploy", suite="trixie")
     workdir = tmp_path_factory.mktemp("deploy")
     inventory = write_inventory(workdir / "hosts.yml", [host], group_vars=group_vars(backend))
-    first = run_playbook("deploy.yml", inventory=inventory)
+    # A first deploy installs ffmpeg, Poetry and the dependencies from the network: minutes on a loaded machine.
+    first = run_playbook("deploy.yml", inventory=inventory, timeout=FIRST_DEPLOY_TIMEOUT_S)
     assert first.returncode == 0, first.output[-6000:]
     before = service_state(host.testinfra)
     second = run_playbook("deploy.yml", inventory=inventory, verbosity=1, diff=True, args=vaulted_secret_env(workdir))
@@ -182,8 +213,22 @@ def test_root_owns_the_code_and_only_the_service_group_may_read_it(deployment: D
     home = host.file("/opt/panzoto")
     assert (home.user, home.group, home.mode) == ("root", "panzoto", 0o750)
     assert host.file("/opt/panzoto/app/pyproject.toml").user == "root"
-    assert not host.file("/opt/panzoto/app/fake_backend/__pycache__").exists
+    # Byte-compiled at install (the service cannot write here, so it would compile at every start).
+    assert host.file("/opt/panzoto/app/fake_backend/__pycache__").user == "root"
     assert host.file("/opt/panzoto/venv/bin/uvicorn").user == "root"
+
+
+def test_the_virtualenv_is_built_with_debian_13s_python(deployment: Deployment) -> None:
+    host = deployment.host.testinfra
+    assert host.check_output("/opt/panzoto/venv/bin/python --version").startswith("Python 3.13.")
+    assert "version = 3.13." in host.file("/opt/panzoto/venv/pyvenv.cfg").content_string
+
+
+def test_a_first_deploy_starts_the_service_once(deployment: Deployment) -> None:
+    """No start then restart: the unit's journal has one start and no stop before the second deploy."""
+    systemd_lines = journal(deployment.host, "--unit", SERVICE, "_PID=1")
+    assert systemd_lines.count("Started panzoto.service") == 1, systemd_lines
+    assert "Stopping panzoto.service" not in systemd_lines
 
 
 def test_the_python_dependencies_are_installed_from_the_lock_file(deployment: Deployment) -> None:
@@ -212,7 +257,29 @@ def test_the_health_endpoint_answers_healthy(deployment: Deployment) -> None:
     status, body = health(deployment.host.app_port)
     assert status == 200, body
     assert body["status"] == "healthy"
-    assert body["processor"]["processor_alive"] is True
+
+
+def test_the_processor_logged_its_start_line_in_the_current_run(deployment: Deployment) -> None:
+    assert STARTED_LINE in current_run_journal(deployment.host)
+    assert "panzoto_service : Wait for the processor's start line and a healthy answer." in deployment.first.stdout
+
+
+def test_an_app_writing_logs_in_its_working_directory_runs_under_the_hardened_unit(deployment: Deployment) -> None:
+    """The backend creates ./logs at import: under ProtectSystem=strict the working directory is the
+    service's own state directory, and ./logs leads to its log directory."""
+    host = deployment.host.testinfra
+    main_pid = deployment.after_second.main_pid
+    assert host.check_output(f"readlink /proc/{main_pid}/cwd") == "/var/lib/panzoto"
+    assert host.file("/var/lib/panzoto/logs").linked_to == "/var/log/panzoto"
+    for directory in ("/var/lib/panzoto", "/var/log/panzoto"):
+        state = host.file(directory)
+        assert (state.user, state.group, state.mode) == ("panzoto", "panzoto", 0o750)
+    logfiles = host.check_output("ls /var/log/panzoto").split()
+    assert logfiles and all(re.fullmatch(r"app_\d{8}_\d{6}\.log", name) for name in logfiles), logfiles
+    newest = host.file(f"/var/log/panzoto/{max(logfiles)}")
+    assert newest.user == "panzoto"
+    assert STARTED_LINE in newest.content_string
+    assert "PermissionError" not in journal(deployment.host)
 
 
 def test_the_environment_file_is_private_and_holds_the_secret(deployment: Deployment, backend: Backend) -> None:
@@ -222,9 +289,13 @@ def test_the_environment_file_is_private_and_holds_the_secret(deployment: Deploy
 
 
 def test_secrets_never_appear_in_the_journal_or_in_ansible_output(deployment: Deployment, backend: Backend) -> None:
-    journal = deployment.host.testinfra.check_output(f"journalctl --unit {SERVICE} --no-pager --output cat")
-    assert "Application startup complete" in journal
-    places = {"journal": journal, "first run": deployment.first.output, "-v --diff run": deployment.second.output}
+    service_journal = journal(deployment.host)
+    assert "Application startup complete" in service_journal
+    places = {
+        "journal": service_journal,
+        "first run": deployment.first.output,
+        "-v --diff run": deployment.second.output,
+    }
     leaks = [place for place, text in places.items() if backend.openai_key in text]
     assert leaks == [], f"the OpenAI key appears in: {leaks}"
 
@@ -258,8 +329,14 @@ def test_the_unit_is_sandboxed_within_the_exposure_budget(deployment: Deployment
         ({"panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": "panzoto/no-such-secret"}}, "panzoto/no-such-secret"),
         ({"panzoto_service_asgi_app": "not an app"}, "panzoto_service_asgi_app must be module:attribute"),
         ({"panzoto_app_local_src": "/nonexistent/backend"}, "is neither a directory nor an archive"),
+        (
+            {"panzoto_app_secret_env": {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}},
+            "Required setting(s) unset or empty: SECRET_KEY.",
+        ),
+        ({"panzoto_app_python": "/usr/bin/python3.99"}, "panzoto_app_python /usr/bin/python3.99 does not run on"),
+        ({"panzoto_app_poetry_without": ["main"]}, "leave no dependency group to install"),
     ],
-    ids=["missing-secret", "bad-asgi-app", "missing-source"],
+    ids=["missing-secret", "bad-asgi-app", "missing-source", "required-setting", "no-interpreter", "no-groups"],
 )
 def test_bad_settings_fail_with_one_clear_error_before_anything_changes(
     deployment: Deployment, bad_settings: dict[str, Any], error: str
@@ -271,36 +348,41 @@ def test_bad_settings_fail_with_one_clear_error_before_anything_changes(
     assert service_state(deployment.host.testinfra) == deployment.after_second
 
 
-def test_a_rolling_deploy_stops_at_the_first_unhealthy_host(
+def test_a_rolling_deploy_stops_at_a_debian_12_host_whose_processor_never_starts(
     deployment: Deployment,
     backend: Backend,
     module_hosts: Callable[..., list[Any]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    broken, untouched = module_hosts(count=2, prefix="rolling")
+    """The API of the broken host answers healthy (the backend's health says so regardless); only the
+    processor's missing start line tells, and the deploy fails with the journal's last lines."""
+    broken, untouched = module_hosts(count=2, prefix="rolling", suite="bookworm")
     good = deployment.host
     inventory = write_inventory(
         tmp_path_factory.mktemp("rolling") / "hosts.yml",
         [good, broken, untouched],
         group_vars=group_vars(backend),
-        # A release whose entry point does not import: the unit starts, uvicorn exits, health never answers.
         # (ffmpeg is not what breaks it: skipping its install keeps this test short.)
         host_vars={
             broken.name: {
                 "ffmpeg_enabled": False,
-                "panzoto_service_asgi_app": "fake_backend.missing:app",
-                "panzoto_service_health_retries": 5,
-                "panzoto_service_health_delay": 1,
+                "panzoto_app_env": app_env(backend, **BREAKS_PROCESSOR),
+                "panzoto_service_start_timeout": 20,
             }
         },
     )
-    run = run_playbook("deploy.yml", inventory=inventory)
+    run = run_playbook("deploy.yml", inventory=inventory, timeout=FIRST_DEPLOY_TIMEOUT_S)
 
     assert run.returncode != 0
     assert run.stats[good.name]["failed"] == 0
     assert run.stats[broken.name]["failed"] == 1
-    assert f"{SERVICE}.service is not healthy" in run.output
-    assert "fake_backend.missing" in run.output  # the journal's last lines explain why
+    assert f"{SERVICE}.service is not proven running: Background processor started: no" in run.output
+    assert f'"{STARTED_LINE}" not logged since its current start (waited 20 s)' in run.output
+    assert "[ERROR] Audio processor failed: audio processor could not start" in run.output  # the journal's tail
+    assert "Health endpoint healthy: no" not in run.output
+    assert health(broken.app_port)[0] == 200
+    # Debian 12's Python 3.11 built it: the fake project allows it.
+    assert broken.testinfra.check_output("/opt/panzoto/venv/bin/python --version").startswith("Python 3.11.")
     # The rollout stopped: the host after the broken one was never touched ...
     assert untouched.name not in run.stats
     assert not untouched.testinfra.file(f"/etc/systemd/system/{SERVICE}.service").exists
@@ -308,6 +390,36 @@ def test_a_rolling_deploy_stops_at_the_first_unhealthy_host(
     # ... and the good host kept serving, without a restart.
     assert health(good.app_port)[0] == 200
     assert service_state(good.testinfra) == deployment.after_second
+
+
+def test_debian_12_refuses_a_project_that_needs_python_3_12_before_changing_anything(
+    backend: Backend, module_hosts: Callable[..., list[Any]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The real backend's `python = "^3.12"` on Debian 12 (3.11.2): one line naming both and the ways out;
+    no account, no virtualenv, no unit, not even ffmpeg."""
+    (host,) = module_hosts(prefix="py312", suite="bookworm")
+    workdir = tmp_path_factory.mktemp("py312")
+    project = workdir / "backend"
+    shutil.copytree(REPO_ROOT / "tests" / "app", project)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.poetry.dependencies]\npython = "^3.12"\n')
+    inventory = write_inventory(
+        workdir / "hosts.yml", [host], group_vars={**group_vars(backend), "panzoto_app_local_src": str(project)}
+    )
+
+    run = run_playbook("deploy.yml", inventory=inventory)
+
+    assert run.returncode != 0
+    assert (
+        "The project's Python constraint ^3.12 (tool.poetry.dependencies.python in pyproject.toml) does not allow"
+        f" /usr/bin/python3 3.11.2 on {host.name}: deploy to a distribution whose Python it allows (Debian 13"
+        " ships 3.13), or install an allowed interpreter there and set panzoto_app_python to it."
+    ) in " ".join(run.output.split())
+    assert run.stats[host.name]["changed"] == 0
+    for path in ("/opt/panzoto", "/opt/poetry", f"/etc/systemd/system/{SERVICE}.service", "/etc/panzoto"):
+        assert not host.testinfra.file(path).exists, path
+    assert not host.testinfra.user("panzoto").exists
+    assert not host.testinfra.package("ffmpeg").is_installed
 
 
 def test_a_change_an_interrupted_run_never_restarted_for_is_applied_next_time(deployment: Deployment) -> None:
@@ -322,6 +434,47 @@ def test_a_change_an_interrupted_run_never_restarted_for_is_applied_next_time(de
     after = service_state(host.testinfra)
     assert after.main_pid != before.main_pid
     assert health(host.app_port)[0] == 200
+
+
+def test_a_backend_importing_a_dev_group_package_needs_that_group_and_a_slow_stop_is_killed_and_reported(
+    deployment: Deployment, backend: Backend
+) -> None:
+    """Like the real backend's `from mypy_boto3_s3 import S3Client` with mypy-boto3-s3 in its dev group:
+    main only fails with the import error in the journal's tail; `panzoto_app_poetry_with: [dev]` deploys it;
+    going back re-syncs the virtualenv exactly. The last restart meets a service that takes long to stop."""
+    host = deployment.host
+    frozen = "/opt/panzoto/venv/bin/python -m pip freeze"
+
+    main_only = run_playbook(
+        "deploy.yml",
+        inventory=deployment.inventory,
+        extra_vars={"panzoto_app_env": app_env(backend, **IMPORTS_DEV_GROUP), "panzoto_service_start_timeout": 20},
+    )
+    assert main_only.returncode != 0
+    assert "ModuleNotFoundError: No module named 'mypy_boto3_s3'" in main_only.output
+
+    with_dev = run_playbook(
+        "deploy.yml",
+        inventory=deployment.inventory,
+        extra_vars={
+            "panzoto_app_env": app_env(backend, **IMPORTS_DEV_GROUP, FAKE_BACKEND_STOP_DELAY_SECONDS="120"),
+            "panzoto_app_poetry_with": ["dev"],
+            "panzoto_service_stop_timeout": 3,
+        },
+    )
+    assert with_dev.returncode == 0, with_dev.output[-6000:]
+    assert "mypy-boto3-s3==" in host.testinfra.check_output(frozen)
+    assert STARTED_LINE in current_run_journal(host)
+
+    back = run_playbook("deploy.yml", inventory=deployment.inventory, extra_vars={"panzoto_service_stop_timeout": 3})
+    assert back.returncode == 0, back.output[-6000:]
+    assert "mypy-boto3-s3==" not in host.testinfra.check_output(frozen)
+    assert (
+        f"{SERVICE}.service did not stop within 3 s (panzoto_service_stop_timeout, TimeoutStopSec=) and was killed"
+        in " ".join(back.output.split())
+    )
+    assert "Failed with result 'timeout'" in journal(host, "--unit", SERVICE, "_PID=1")
+    assert STARTED_LINE in current_run_journal(host)
 
 
 # The pre-deploy checklist (playbooks/preflight.yml) against the deployed host ----------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,32 @@ def test_refused_lists_every_constraint_that_does_not_allow_the_interpreter() ->
         {"source": "tool.poetry.dependencies.python", "constraint": "^3.12"}
     ]
     assert panzoto_python_refused(constraints, "3.13.5") == []
+
+
+READ_PYPROJECT = Path(__file__).resolve().parents[2] / "roles" / "panzoto_app" / "files" / "read_pyproject.py"
+
+
+def read_pyproject(source: Path, strip: int = 0) -> str:
+    done = subprocess.run(
+        [sys.executable, str(READ_PYPROJECT), str(source), str(strip)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_the_pyproject_of_a_local_source_is_read_from_a_directory_or_an_archive(tmp_path: Path) -> None:
+    project = tmp_path / "backend"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(POETRY_PROJECT)
+    (project / "pkg" / "pyproject.toml").write_text("not the top one")
+    with tarfile.open(tmp_path / "backend.tar.gz", "w:gz") as archive:
+        archive.add(project, arcname="backend-1.0")
+    with zipfile.ZipFile(tmp_path / "backend.zip", "w") as archive:
+        archive.write(project / "pyproject.toml", "pyproject.toml")
+        archive.write(project / "pkg" / "pyproject.toml", "pkg/pyproject.toml")
+
+    assert read_pyproject(project) == POETRY_PROJECT
+    assert read_pyproject(tmp_path / "backend.tar.gz", strip=1) == POETRY_PROJECT
+    assert read_pyproject(tmp_path / "backend.zip") == POETRY_PROJECT
+    assert read_pyproject(tmp_path / "backend.tar.gz", strip=0) == ""  # not at the top after stripping nothing
+    assert read_pyproject(project / "pkg" / "..") == POETRY_PROJECT

@@ -92,7 +92,7 @@ class Processor:
         try:
             if self.broken:
                 raise RuntimeError("audio processor could not start (FAKE_BACKEND_BREAK_PROCESSOR)")
-            log.info("Starting cost-safe audio processor")
+            log.info("[START] Starting cost-safe audio processor...")
         except Exception as error:
             log.error("[ERROR] Audio processor failed: %s", error, exc_info=True)
             return

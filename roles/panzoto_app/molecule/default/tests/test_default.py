@@ -62,6 +62,17 @@ def test_the_locked_dependencies_are_installed_in_the_application_virtualenv(hos
     for pin in ("fastapi==", "uvicorn==", "boto3=="):
         assert pin in frozen
     assert host.run(f"{HOME}/venv/bin/python -c 'import fake_backend.config'").rc == 0
+    # Main group only by default: the dev group's package is not there.
+    assert "mypy-boto3-s3==" not in frozen
+    assert host.run(f"{HOME}/venv/bin/python -m pip check").rc == 0
+
+
+def test_the_dependencies_and_the_code_are_byte_compiled_at_install(host) -> None:
+    """The virtualenv and the code are root's: the service could never write their bytecode itself."""
+    site = host.check_output(f"{HOME}/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
+    assert host.file(f"{site}/fastapi/__pycache__").is_directory
+    assert host.file(f"{HOME}/app/fake_backend/__pycache__").is_directory
+    assert host.file(f"{HOME}/app/fake_backend/__pycache__").user == "root"
 
 
 def test_the_environment_file_is_private_to_the_service_account(host) -> None:
@@ -71,7 +82,7 @@ def test_the_environment_file_is_private_to_the_service_account(host) -> None:
 
 def test_the_environment_file_holds_the_settings_and_the_secrets(host, openai_key: str) -> None:
     lines = set(host.file(ENV_FILE).content_string.splitlines())
-    assert 'AWS_REGION="us-east-1"' in lines
+    assert 'REGION_NAME="us-east-1"' in lines
     assert 'AWS_SECRET_ACCESS_KEY="testing"' in lines
     # Compared without printing the value on failure.
     assert f'OPENAI_API_KEY="{openai_key}"' in lines, "OPENAI_API_KEY is not the Secrets Manager value"

@@ -69,6 +69,23 @@ def test_the_secret_is_in_the_environment_file_but_not_in_the_journal(host, open
     assert openai_key not in journal, "the OpenAI key appears in the service's journal"
 
 
+def test_the_processor_logged_its_start_line_in_the_current_run(host) -> None:
+    invocation = host.check_output("systemctl show --property=InvocationID --value panzoto")
+    journal = host.check_output(f"journalctl _SYSTEMD_INVOCATION_ID={invocation} --no-pager --output cat")
+    assert "Starting cost-safe audio processor" in journal
+
+
+def test_the_app_writes_its_logs_relative_to_its_working_directory_into_var_log(host) -> None:
+    """The backend creates ./logs at import: the working directory is the service's own state directory."""
+    main_pid = host.check_output("systemctl show --property=MainPID --value panzoto")
+    assert host.check_output(f"readlink /proc/{main_pid}/cwd") == "/var/lib/panzoto"
+    assert host.file("/var/lib/panzoto/logs").linked_to == "/var/log/panzoto"
+    logs = host.file("/var/log/panzoto")
+    assert (logs.user, logs.mode) == ("panzoto", 0o750)
+    assert host.check_output("ls /var/log/panzoto").startswith("app_")
+    assert "PermissionError" not in host.check_output("journalctl --unit panzoto --no-pager --output cat")
+
+
 def test_the_unit_is_sandboxed(host) -> None:
     report = host.check_output("systemd-analyze security panzoto --no-pager")
     exposure = float(re.search(r"Overall exposure level for panzoto\.service: (\d+\.\d+)", report)[1])
