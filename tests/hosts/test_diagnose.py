@@ -33,7 +33,7 @@ from support.playbook import run_playbook
 
 pytestmark = pytest.mark.hosts
 
-LOG_DIR = "/opt/panzoto/app/logs"  # the default: the service's working directory's ./logs
+LOG_DIR = "/var/log/panzoto"  # the default: the service role's LogsDirectory, where ./logs links to
 NOISE_LINES = 4_000
 
 
