@@ -13,8 +13,9 @@ description:
   - Reads the journal of O(unit) with C(journalctl -u UNIT --since --until -o json) once per time
     window (the jobs' windows, overlapping ones merged), and the app's own log files (O(log_dir),
     O(log_globs); rotated, C(.zip) and C(.gz) ones included) whose time span overlaps a window.
-  - A record is a loguru line (C(2025-10-09 14:03:27 | ERROR | file:function:line - message)) with the
-    traceback lines that follow it. ANSI colour codes are stripped.
+  - A record is a loguru line (C(2025-10-09 14:03:27 | ERROR | file:function:line - message)), or in the
+    journal a Python logging line (C(ERROR:logger.name:message), which the backend's processor writes), with
+    the traceback lines that follow it. ANSI colour codes are stripped.
   - A record belongs to a job when it falls in that job's window and names its job id, or its audio
     file id (the processor's C([ERROR] Failed to fetch audio file <audio_file_id>) lines). A warning or error that names
     no id at all (the processor's C([WARN] File too large) lines) belongs to the job the same log named last,
@@ -148,7 +149,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_loguru import FAILURE_LEVELS, ID_TOKEN, NAMED_JOB, RECORD_START, UUID, strip_ansi
+from ansible.module_utils.panzoto_loguru import FAILURE_LEVELS, ID_TOKEN, NAMED_JOB, UUID, record_head, strip_ansi
 from ansible.module_utils.panzoto_redact import PatternError, build_patterns, redact
 
 FILE_STAMP = "%Y%m%d_%H%M%S"
@@ -324,10 +325,12 @@ class Stream:
         `panzoto.service: Deactivated successfully.`, out of a record's traceback.
         """
         text = strip_ansi(text.rstrip("\r\n"))
-        head = RECORD_START.match(text)
+        head = record_head(text)
         if head:
             self.flush()
-            stamp = moment if moment is not None else loguru_time(head["stamp"])
+            # A line without a time of its own (Python logging's format) counts only in the journal.
+            written = head.groupdict().get("stamp")
+            stamp = moment if moment is not None else (loguru_time(written) if written else None)
             self.current = Record([text], stamp, head["level"], self.source)
             self.origin = origin
         elif self.current is not None:

@@ -1,8 +1,11 @@
-"""The backend's log line format (loguru), shared by the host-side reader and the classifier.
+"""The backend's log line formats, shared by the host-side reader and the classifier.
 
-A record starts with `2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - message`
+A loguru record starts with `2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - message`
 (loguru may add milliseconds and pad the level); `exc_info=True` adds traceback lines after it,
 which do not start that way. The stdout sink forces ANSI colours on, so the journal holds them.
+The backend's processor also logs through Python's `logging` with its default format
+(`INFO:decision_data.backend.services.audio_processor:[AUDIO] ...`, no time: the journal has it),
+which is what its journal holds at its latest commit; both start a record.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 RECORD_START = re.compile(
     r"^(?P<stamp>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)\s*\|\s*(?P<level>[A-Z]+)\s*\|\s*"
     r"(?P<where>[^|]*?)\s+-\s(?P<message>.*)$"
+)
+STDLIB_RECORD_START = re.compile(
+    r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<where>[A-Za-z_][\w.]*):(?P<message>.*)$"
 )
 # A job named by the processor: `Job <id> ...`, `transcription job <id> ...`, `for job <id>, ...`
 # (an id has a digit, so `job processor` names no job).
@@ -27,8 +33,13 @@ def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
 
 
+def record_head(line: str) -> re.Match | None:
+    """The match of a record's first line in either format (groups level, where, message; loguru's also stamp)."""
+    return RECORD_START.match(line) or STDLIB_RECORD_START.match(line)
+
+
 def message_of(text: str) -> str:
-    """A record's message and traceback, without loguru's `time | level | file:function:line - ` prefix."""
+    """A record's message and traceback, without its format's `time | level | where - ` or `LEVEL:name:` prefix."""
     first, newline, rest = text.partition("\n")
-    match = RECORD_START.match(first)
+    match = record_head(first)
     return (match["message"] if match else first) + newline + rest

@@ -168,6 +168,30 @@ def test_journal_json_with_byte_array_messages_and_one_call_per_merged_window(tm
     assert f"--unit panzoto.service --since @{int(T0.timestamp())} --until @{int(T0.timestamp()) + 91}" in calls[0]
 
 
+def test_python_logging_lines_in_the_journal_are_records_too(tmp_path: Path) -> None:
+    """The real backend's processor logs `LEVEL:logger:message` (Python's default format) to the journal."""
+
+    def entry(offset_s: float, text: str) -> dict:
+        micros = str(int((T0.timestamp() + offset_s) * 1_000_000))
+        return {"__REALTIME_TIMESTAMP": micros, "MESSAGE": text, "_PID": "4242"}
+
+    name = "decision_data.backend.services.audio_processor"
+    journal = [
+        entry(5, f"INFO:{name}:[AUDIO] Processing transcription job j1 (attempt 3/3) for user u1"),
+        entry(9, f"ERROR:{name}:[ERROR] Job j1 processing failed (attempt 3/3): MAC check failed"),
+        entry(9, "Traceback (most recent call last):"),
+        entry(9, "ValueError: MAC check failed"),
+        entry(20, f"INFO:{name}:[AUDIO] Processing transcription job j2 (attempt 1/3) for user u2"),
+    ]
+
+    jobs, _ = run([wanted("j1", "a1", 0, 60)], journal=journal, tmp=tmp_path)
+
+    first, failed = jobs["j1"]
+    assert first["level"] == "INFO" and "Processing transcription job j1" in first["text"]
+    assert failed["level"] == "ERROR" and failed["text"].splitlines()[-1] == "ValueError: MAC check failed"
+    assert "j2" not in " ".join(record["text"] for record in jobs["j1"])
+
+
 def test_caps_keep_the_latest_records_and_the_end_of_a_traceback(tmp_path: Path) -> None:
     lines = [line(i, "ERROR", f"[ERROR] Job j1 processing failed: attempt {i}") for i in range(10)]
     lines += [f"  frame {n}" for n in range(30)]
