@@ -184,21 +184,25 @@ def run_ansible_module(name: str, module_args: dict[str, Any]) -> dict[str, Any]
 
 
 def side_module_audit(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = run_ansible_module(
-        "processing_jobs_audit",
-        {
-            "table": args["table"],
-            "endpoint_url": endpoint,
-            "now": NOW,
-            "segments": args.get("segments", 4),
-            "page_size": args.get("page_size"),
-        },
-    )
+    """The audit as the playbook runs it: one scan, every report written (the counts are read from its JSON)."""
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as report_dir:
+        run_ansible_module(
+            "processing_jobs_audit",
+            {
+                "table": args["table"],
+                "endpoint_url": endpoint,
+                "now": NOW,
+                "segments": args.get("segments", 4),
+                "page_size": args.get("page_size"),
+                "report_dir": report_dir,
+            },
+        )
+        report = json.loads((Path(report_dir) / "job-audit.json").read_text())
     return {
-        "items": result.get("total_items"),
-        "by_status": result.get("by_status"),
-        "malformed": (result.get("malformed") or {}).get("count"),
-        "requests": result.get("requests"),
+        "items": report.get("total_items"),
+        "by_status": report.get("by_status"),
+        "malformed": (report.get("malformed") or {}).get("count"),
+        "requests": report.get("requests"),
     }
 
 

@@ -54,15 +54,9 @@ def molecule_env(role: str, image_for: Callable[[str], str], owner: str, state_d
     }
 
 
-# Converted, its Debian 13 verify failed (the audit unit exited 217/USER); it keeps its own steps meanwhile.
-NOT_YET_SHARED = {"audit_schedule"}
-
-
 def test_every_scenario_keeps_only_what_differs_from_the_shared_configuration() -> None:
     """The hosts, steps and sequence live once, in the shared configuration, not in a scenario."""
     for role, scenario in molecule_scenarios():
-        if role in NOT_YET_SHARED:
-            continue
         scenario_dir = REPO_ROOT / "roles" / role / "molecule" / scenario
         own = (scenario_dir / "molecule.yml").read_text()
         for shared_key in ("platforms:", "driver:", "test_sequence:", "verifier:"):
