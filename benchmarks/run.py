@@ -32,7 +32,7 @@ Client CPU is time.process_time() of the side's process (every thread) around it
 memory sampler's own thread.
 Peak memory is the growth of the side's own process: its highest resident set size
 while running (sampled every 20 ms) minus the size before, after boto3, its models
-and ansible were loaded. Wall times depend on moto (slow, DESIGN §5) and the
+and ansible were loaded. Wall times depend on moto (slow, docs/DESIGN.md §5) and the
 machine; the request counts and bytes do not. Nothing here asserts a time.
 Hook for other implementations: add a function to SIDES.
 """

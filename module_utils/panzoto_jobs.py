@@ -1,7 +1,7 @@
 """What a processing-job item means: parsing its fields and spotting junk.
 
 Real tables hold items without a status, non-string error messages,
-unparseable dates and numbers stored as strings (DESIGN §3). Every tool reads
+unparseable dates and numbers stored as strings (docs/DESIGN.md §3). Every tool reads
 items through inspect_job(), so they all agree on what is malformed.
 """
 

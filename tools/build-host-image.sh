@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a local systemd Debian image for the target-host tests (DESIGN §5), once per
+# Builds a local systemd Debian image for the target-host tests (docs/DESIGN.md §5), once per
 # suite: the tag is the suite and a hash of this recipe (this script, the suite and the
 # mirror), so an existing image is reused until the recipe changes. Prints the image
 # reference on stdout; progress goes to stderr.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian packages, only those missing: the ones named, or by default
 # what the host tests need (podman, runc and debootstrap run the systemd
-# target hosts, DESIGN §5).
+# target hosts, docs/DESIGN.md §5).
 set -euo pipefail
 if [ $# -gt 0 ]; then packages=("$@"); else packages=(podman runc debootstrap); fi
 missing=()

@@ -28,7 +28,7 @@ Definitions (the audit implements exactly these):
   Malformed items count only in `malformed` / `malformed_by_reason`, nowhere else.
   The generator writes each malformed item with exactly one problem.
 * failed job without `error_message`, or with an empty one: category `other`.
-* classification: DESIGN §4's rules in table order, case-insensitive substring,
+* classification: docs/DESIGN.md §4's rules in table order, case-insensitive substring,
   first match wins (so `Exceeded maximum retries (3) after timeout` is max_retries).
 * `job_type` missing: counted as `unknown` in by_job_type.
 * stuck pending: status pending and (now - created_at) > 1 hour, strictly:
@@ -243,7 +243,7 @@ def _table_spec(name: str, key: str, gsi: tuple[str, str] | None) -> dict[str, A
 
 
 def table_specs(names: Names) -> list[dict[str, Any]]:
-    """DESIGN §3's tables with their keys and GSIs, on-demand."""
+    """docs/DESIGN.md §3's tables with their keys and GSIs, on-demand."""
     return [
         _table_spec(names.jobs_table, "job_id", ("user-jobs-index", "user_id")),
         _table_spec(names.audio_table, "file_id", None),
@@ -290,7 +290,7 @@ def _bucket_exists(s3: Any, bucket: str) -> bool:
 def create_resources(
     endpoint_url: str | None, region: str = "us-east-1", names: Names | None = None, allow_remote: bool = False
 ) -> list[str]:
-    """Create the tables and bucket of DESIGN §3 if missing. Idempotent; returns what it created."""
+    """Create the tables and bucket of docs/DESIGN.md §3 if missing. Idempotent; returns what it created."""
     return _create_resources(Clients.connect(endpoint_url, region, allow_remote), names or Names())
 
 

@@ -1,4 +1,4 @@
-"""Fixtures for host tests: real Debian containers with systemd as PID 1 under podman (DESIGN §5).
+"""Fixtures for host tests: real Debian containers with systemd as PID 1 under podman (docs/DESIGN.md §5).
 
 - `host_image`: the Debian 12 image reference from tools/build-host-image.sh (built when missing);
   `host_image_for(suite)` gives the image of either supported suite (`bookworm`, `trixie`).

@@ -18,7 +18,7 @@ from fault_proxy import FaultPlan, FaultProxy, FaultRule
 from support.playbook import PlaybookRun, run_playbook
 
 GUIDE_NOW = "2025-10-19T18:00:00Z"
-# Every category the seeder writes (DESIGN §4), the catch-all included.
+# Every category the seeder writes (docs/DESIGN.md §4), the catch-all included.
 CATEGORIES = seed_jobs.CATEGORIES
 
 

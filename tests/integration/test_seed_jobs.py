@@ -25,7 +25,7 @@ import pytest
 import seed_jobs
 
 NOW = datetime(2025, 10, 19, 18, 0, 0, tzinfo=UTC)
-RULES = (  # DESIGN §4, in order
+RULES = (  # docs/DESIGN.md §4, in order
     ("legacy_encryption", "automatic decryption not yet implemented"),
     ("max_retries", "exceeded maximum retries"),
     ("transcription_failed", "transcription failed or too short"),
@@ -169,7 +169,7 @@ def test_guide_snapshot_holds_exactly_the_guides_current_status(aws) -> None:
     assert all(
         datetime(2025, 10, 19, 17, 30, tzinfo=UTC) <= p < datetime(2025, 10, 19, 18, tzinfo=UTC) for p in pending
     )
-    # All three timestamp forms of DESIGN §3 appear.
+    # All three timestamp forms of docs/DESIGN.md §3 appear.
     forms = Counter(
         "z" if c.endswith("Z") else "offset" if c.endswith("+00:00") else "naive"
         for c in (i["created_at"] for i in items)

@@ -97,7 +97,7 @@ def create_backend_resources(
     bucket: str = BUCKET,
     region: str = REGION,
 ) -> None:
-    """The tables (with the GSIs of DESIGN §3) and the bucket; safe to call again."""
+    """The tables (with the GSIs of docs/DESIGN.md §3) and the bucket; safe to call again."""
     dynamodb = _client("dynamodb", endpoint_url, region)
     _create_table(dynamodb, jobs_table, "job_id", "user-jobs-index")
     _create_table(dynamodb, transcripts_table, "transcript_id", "user-transcripts-index")

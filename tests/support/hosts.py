@@ -1,4 +1,4 @@
-"""Target hosts: real Debian containers with systemd as PID 1 under rootful podman (DESIGN §5).
+"""Target hosts: real Debian containers with systemd as PID 1 under rootful podman (docs/DESIGN.md §5).
 
 Helpers shared by the host fixtures (tests/hosts/conftest.py), by test modules that keep hosts for
 longer than one test, and by Molecule's runner. Containers carry labels naming the pytest process

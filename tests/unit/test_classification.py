@@ -1,4 +1,4 @@
-"""Error classification: every message of the ops guide and DESIGN §3, variants, junk."""
+"""Error classification: every message of the ops guide and docs/DESIGN.md §3, variants, junk."""
 
 from __future__ import annotations
 
