@@ -27,8 +27,9 @@ description:
     status C(error) and the one-line reason, and the task ends as unreachable (C(ansible-playbook) exit code 4), apart
     from a breach.
   - Read-only on AWS; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
-  - Memory stays flat as the table grows, except for one counter per distinct audio file among failed jobs
-    (for the repeated-failure report) and one per distinct 0.1 s processing time (for the p95).
+  - Memory stays flat as the table grows. The repeated-failure report counts one row per failed job in a private
+    temporary SQLite database, which spills to a file in C(TMPDIR) (about 100 bytes per failed job, removed when the
+    run ends, even a killed one); the p95 keeps one counter per distinct 0.1 s processing time.
 version_added: "1.0.0"
 author: panzoto-ops maintainers (@panzoto-ops)
 options:
@@ -235,12 +236,9 @@ metrics_published:
   type: int
 """
 
-import heapq
 import json
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
@@ -267,6 +265,13 @@ from ansible.module_utils.panzoto_audit_reports import (
     threshold_results,
     write_atomic,
 )
+from ansible.module_utils.panzoto_audit_tally import (
+    DEFAULT_THRESHOLDS,
+    JobAudit,
+    breached_thresholds,
+    threshold_values,
+    validate_thresholds,
+)
 from ansible.module_utils.panzoto_aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
@@ -278,232 +283,12 @@ from ansible.module_utils.panzoto_aws import (
 from ansible.module_utils.panzoto_job_classification import RuleError, build_rules, rules_by_category
 from ansible.module_utils.panzoto_jobs import (
     JOB_ATTRIBUTES,
-    JOB_STATUSES,
-    Job,
     inspect_job,
     isoformat,
     parse_duration,
     parse_now,
-    parse_timestamp,
 )
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
-
-DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
-AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")
-P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
-
-
-@dataclass
-class CategoryTally:
-    count: int = 0
-    oldest: datetime | None = None
-    newest: datetime | None = None
-    examples: list[str] = field(default_factory=list)
-
-
-@dataclass
-class JobAudit:
-    """Folds jobs one at a time into the report; keeps only counters and capped examples."""
-
-    now: datetime
-    stuck_after: timedelta
-    recent_window: timedelta
-    examples: int
-    total_items: int = 0
-    by_status: Counter = field(default_factory=Counter)
-    by_job_type: Counter = field(default_factory=Counter)
-    categories: dict[str, CategoryTally] = field(default_factory=dict)
-    stuck_count: int = 0
-    stuck_oldest: list = field(default_factory=list)  # heap of (-age, job_id, created_at)
-    malformed_by_reason: Counter = field(default_factory=Counter)
-    malformed_examples: list[dict] = field(default_factory=list)
-    failed_recent: int = 0
-    future_count: int = 0
-    future_examples: list[dict] = field(default_factory=list)
-    failures_by_day: Counter = field(default_factory=Counter)  # (YYYY-MM-DD, category) -> failures
-    processing_tenths: Counter = field(default_factory=Counter)
-    processing_sum: float = 0.0
-    failures_by_audio: Counter = field(default_factory=Counter)
-    audio_example_jobs: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, job: Job) -> None:
-        self.total_items += 1
-        if job.malformed:
-            self._add_malformed(job)
-            return
-        self.by_status[job.status] += 1
-        self.by_job_type[job.job_type] += 1
-        if job.created_at > self.now:
-            self._add_future(job, job.created_at)
-        if job.status == "failed":
-            self._add_failed(job)
-        elif job.status == "pending":
-            self._add_pending(job)
-        elif job.status == "completed" and job.completed_at:
-            seconds = max((job.completed_at - job.created_at).total_seconds(), 0.0)
-            self.processing_sum += seconds
-            self.processing_tenths[round(seconds * P95_RESOLUTION)] += 1
-
-    def _add_malformed(self, job: Job) -> None:
-        self.malformed_by_reason[job.malformed] += 1
-        if len(self.malformed_examples) < self.examples:
-            self.malformed_examples.append({"job_id": job.job_id, "reason": job.malformed})
-
-    def _add_failed(self, job: Job) -> None:
-        failed_at = parse_timestamp(job.item.get("last_attempt_at")) or job.created_at
-        tally = self.categories.setdefault(job.category, CategoryTally())
-        tally.count += 1
-        tally.oldest = min(tally.oldest or failed_at, failed_at)
-        tally.newest = max(tally.newest or failed_at, failed_at)
-        if len(tally.examples) < self.examples and job.job_id:
-            tally.examples.append(job.job_id)
-        self.failures_by_day[(failed_at.date().isoformat(), job.category)] += 1
-        if failed_at > self.now:
-            # A failure dated after the audit is clock skew, a finding of its own, never "recent".
-            if job.created_at <= self.now:
-                self._add_future(job, failed_at)
-        elif self.now - failed_at <= self.recent_window:
-            self.failed_recent += 1
-        if job.audio_file_id:
-            self.failures_by_audio[job.audio_file_id] += 1
-            jobs = self.audio_example_jobs.setdefault(job.audio_file_id, [])
-            if len(jobs) < self.examples and job.job_id:
-                jobs.append(job.job_id)
-
-    def _add_future(self, job: Job, dated: datetime) -> None:
-        self.future_count += 1
-        if len(self.future_examples) < self.examples:
-            self.future_examples.append(
-                {"job_id": job.job_id, "dated": isoformat(dated), "ahead_seconds": (dated - self.now).total_seconds()}
-            )
-
-    def _add_pending(self, job: Job) -> None:
-        age = job.age(self.now)
-        if age <= self.stuck_after:
-            return
-        self.stuck_count += 1
-        entry = (age.total_seconds(), job.job_id or "", isoformat(job.created_at))
-        # Keep the oldest `examples` stuck jobs: a min-heap on age evicts the youngest.
-        if len(self.stuck_oldest) < self.examples:
-            heapq.heappush(self.stuck_oldest, entry)
-        elif self.examples and entry > self.stuck_oldest[0]:
-            heapq.heapreplace(self.stuck_oldest, entry)
-
-    def processing_p95(self) -> float | None:
-        count = sum(self.processing_tenths.values())
-        if not count:
-            return None
-        rank = -(-95 * count // 100)  # nearest rank: ceil(0.95 * n)
-        seen = 0
-        for tenths in sorted(self.processing_tenths):
-            seen += self.processing_tenths[tenths]
-            if seen >= rank:
-                return tenths / P95_RESOLUTION
-        return None
-
-    def report(self, rules_by_name: dict) -> dict:
-        completed = self.by_status["completed"]
-        finished = completed + self.by_status["failed"]
-        processing_count = sum(self.processing_tenths.values())
-        repeated = [(audio, n) for audio, n in self.failures_by_audio.items() if n > 1]
-        repeated.sort(key=lambda pair: (-pair[1], pair[0]))
-        stuck = sorted(self.stuck_oldest, reverse=True)
-        return {
-            "total_items": self.total_items,
-            "by_status": {status: self.by_status[status] for status in JOB_STATUSES},
-            "by_job_type": dict(sorted(self.by_job_type.items())),
-            "categories": [
-                {
-                    "category": name,
-                    "count": tally.count,
-                    "solution": rules_by_name[name].solution,
-                    "deletable": rules_by_name[name].deletable,
-                    "oldest_failure": isoformat(tally.oldest),
-                    "newest_failure": isoformat(tally.newest),
-                    "example_job_ids": tally.examples,
-                }
-                for name, tally in sorted(self.categories.items(), key=lambda pair: (-pair[1].count, pair[0]))
-            ],
-            "pending_stuck": {
-                "count": self.stuck_count,
-                "stuck_after_seconds": self.stuck_after.total_seconds(),
-                "oldest_age_seconds": stuck[0][0] if stuck else None,
-                "jobs": [
-                    {"job_id": job_id, "created_at": created, "age_seconds": age} for age, job_id, created in stuck
-                ],
-            },
-            "malformed": {
-                "count": sum(self.malformed_by_reason.values()),
-                "by_reason": dict(sorted(self.malformed_by_reason.items())),
-                "examples": self.malformed_examples,
-            },
-            "failed_recent": self.failed_recent,
-            "future_dated": {"count": self.future_count, "examples": self.future_examples},
-            "failures_by_day": [
-                {"day": day, "category": category, "count": n}
-                for (day, category), n in sorted(self.failures_by_day.items())
-            ],
-            "completed": {
-                "success_rate": round(completed / finished, 4) if finished else None,
-                "processing_seconds_count": processing_count,
-                "processing_seconds_average": round(self.processing_sum / processing_count, 3)
-                if processing_count
-                else None,
-                "processing_seconds_p95": self.processing_p95(),
-            },
-            "repeated_failures": {
-                "count": len(repeated),
-                "audio_files": [
-                    {"audio_file_id": audio, "failures": n, "job_ids": self.audio_example_jobs[audio]}
-                    for audio, n in repeated[: self.examples]
-                ],
-            },
-        }
-
-
-def threshold_values(report: dict) -> dict[str, int]:
-    """Every count a threshold may name, by that name."""
-    values = dict(report["by_status"])
-    values.update({entry["category"]: entry["count"] for entry in report["categories"]})
-    values.update(
-        pending_stuck=report["pending_stuck"]["count"],
-        malformed=report["malformed"]["count"],
-        failed_recent=report["failed_recent"],
-        future_dated=report["future_dated"]["count"],
-        repeated_failure_audio_files=report["repeated_failures"]["count"],
-    )
-    return values
-
-
-def breached_thresholds(thresholds: dict[str, int], values: dict[str, int]) -> list[dict]:
-    breached = []
-    for name, limit in thresholds.items():
-        value = values.get(name, 0)
-        if value > limit:
-            breached.append({"name": name, "value": value, "threshold": limit, "message": f"{name}: {value} > {limit}"})
-    return breached
-
-
-def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, int]:
-    """Thresholds as ints; raises ValueError (one line) on unknown names or bad values."""
-    known = set(JOB_STATUSES) | set(categories) | set(AGGREGATE_THRESHOLDS)
-    validated = {}
-    for name, limit in thresholds.items():
-        if name not in known:
-            raise ValueError(f"thresholds: unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
-        validated[name] = whole_number(limit, f"thresholds: {name!r}")
-        if validated[name] < 0:
-            raise ValueError(f"thresholds: {name!r} cannot be negative, got {limit!r}")
-    return validated
-
-
-def whole_number(value: object, what: str) -> int:
-    """An int from an int or a string of digits; 1.9, true or "5x" are refused, never truncated."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"{what} must be a whole number, got {value!r}")
 
 
 def metric_data(report: dict) -> list[dict]:
@@ -701,6 +486,8 @@ def run_module() -> None:
         doc.update(status="error", error=redact(str(exc), secrets))
     except Exception as exc:  # an audit that cannot run must still say so in its report
         doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], secrets))
+    finally:
+        audit.close()
     doc["duration_seconds"] = round(time.monotonic() - started, 3)
     if doc["status"] != "error":
         values = threshold_values(report)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from ansible.module_utils.panzoto_audit_tally import (
+    JobAudit,
+    RepeatedFailures,
+    breached_thresholds,
+    threshold_values,
+    validate_thresholds,
+)
 from ansible.module_utils.panzoto_job_classification import build_rules, rules_by_category
 from ansible.module_utils.panzoto_jobs import inspect_job
-from processing_jobs_audit import JobAudit, breached_thresholds, threshold_values, validate_thresholds
 
 NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
 
@@ -190,3 +197,43 @@ def test_future_dated_failures_are_clock_skew_never_recent() -> None:
         "future-pending",
     }
     assert report["pending_stuck"]["count"] == 0
+
+
+def reference_repeated(rows: list[tuple[str, str | None]], examples: int) -> tuple[int, list[dict]]:
+    """What a dict of every failed audio file (the tally's former shape) reports."""
+    failures: dict[str, int] = {}
+    job_ids: dict[str, list[str]] = {}
+    for audio, job_id in rows:
+        failures[audio] = failures.get(audio, 0) + 1
+        kept = job_ids.setdefault(audio, [])
+        if job_id and len(kept) < examples:
+            kept.append(job_id)
+    repeated = sorted(((audio, n) for audio, n in failures.items() if n > 1), key=lambda pair: (-pair[1], pair[0]))
+    top = [{"audio_file_id": audio, "failures": n, "job_ids": job_ids[audio]} for audio, n in repeated[:examples]]
+    return len(repeated), top
+
+
+@pytest.mark.parametrize("examples", [0, 1, 5])
+def test_repeated_failures_match_a_full_dict_when_spilled_to_disk(monkeypatch, examples: int) -> None:
+    # A 64 KiB page cache and small batches make 60,000 rows spill to the temporary file.
+    monkeypatch.setattr(RepeatedFailures, "CACHE_KIB", 64)
+    monkeypatch.setattr(RepeatedFailures, "BATCH", 97)
+    rnd = random.Random(examples)
+    # Ties in count, ids that sort differently by bytes and by case, non-ASCII ids, and missing job ids.
+    audio_ids = [f"audio-{n:05d}" for n in range(20_000)] + ["Zeta", "alpha", "ålborg", "éa", "ea", "日本"]
+    rows = [(rnd.choice(audio_ids), rnd.choice([None, "", f"job-{i}"])) for i in range(60_000)]
+    tally_ = RepeatedFailures()
+    for audio, job_id in rows:
+        tally_.add(audio, job_id)
+    try:
+        assert tally_.summary(examples) == reference_repeated(rows, examples)
+    finally:
+        tally_.close()
+
+
+def test_no_repeated_failures_when_every_audio_file_failed_once() -> None:
+    tally_ = RepeatedFailures()
+    for n in range(10):
+        tally_.add(f"audio-{n}", f"job-{n}")
+    assert tally_.summary(5) == (0, [])
+    tally_.close()

@@ -1,0 +1,285 @@
+"""The audit's tally: one pass over the jobs folded into counts, capped examples and thresholds.
+
+Memory stays flat whatever the table's size: counters are per status, job type, category and
+day, examples are capped, and the repeated-failure tally (one row per failed job) lives in a
+private temporary SQLite database that spills to disk past a small page cache.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ansible.module_utils.panzoto_jobs import JOB_STATUSES, Job, isoformat, parse_timestamp
+
+DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
+AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")
+P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
+
+
+@dataclass
+class CategoryTally:
+    count: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    examples: list[str] = field(default_factory=list)
+
+
+class RepeatedFailures:
+    """Audio files that failed in more than one job, counted exactly in bounded memory.
+
+    Nearly every failed job has its own audio file, so a dict of them grows with the table
+    (about 300 bytes per failed audio file). Instead each failure is a row in a private temporary
+    SQLite database: SQLite keeps it in a page cache of CACHE_KIB, spills the rest to a file in
+    TMPDIR that is deleted when the connection closes, and does the grouping in C.
+    """
+
+    CACHE_KIB = 4096
+    BATCH = 4096  # rows handed to SQLite at once: per-row Python work stays an append
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str | None]] = []
+        # "" names a private temporary on-disk database, removed on close.
+        self._db = sqlite3.connect("")
+        self._db.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE failures (audio_file_id TEXT NOT NULL, job_id TEXT)")
+
+    def add(self, audio_file_id: str, job_id: str | None) -> None:
+        self._pending.append((audio_file_id, job_id or None))
+        if len(self._pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO failures VALUES (?, ?)", self._pending)
+        self._pending.clear()
+
+    def summary(self, examples: int) -> tuple[int, list[dict]]:
+        """(how many audio files failed more than once, the `examples` most failed with their first job ids)."""
+        self._flush()
+        count = 0
+        top: list[tuple[str, int]] = []
+        # Ties by id in code-point order: SQLite's BINARY collation compares UTF-8 bytes, which sorts alike.
+        for audio, failures in self._db.execute(
+            "SELECT audio_file_id, n FROM (SELECT audio_file_id, count(*) AS n FROM failures GROUP BY audio_file_id)"
+            " WHERE n > 1 ORDER BY n DESC, audio_file_id"
+        ):
+            count += 1
+            if len(top) < examples:
+                top.append((audio, failures))
+        job_ids: dict[str, list[str]] = {audio: [] for audio, _ in top}
+        if top:
+            # The first job ids in scan order, as a dict of lists kept while scanning would have.
+            marks = ", ".join("?" * len(top))
+            for audio, job_id in self._db.execute(
+                f"SELECT audio_file_id, job_id FROM failures WHERE job_id IS NOT NULL AND audio_file_id IN ({marks})"
+                " ORDER BY rowid",
+                list(job_ids),
+            ):
+                if len(job_ids[audio]) < examples:
+                    job_ids[audio].append(job_id)
+        return count, [{"audio_file_id": audio, "failures": n, "job_ids": job_ids[audio]} for audio, n in top]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass
+class JobAudit:
+    """Folds jobs one at a time into the report; keeps only counters and capped examples."""
+
+    now: datetime
+    stuck_after: timedelta
+    recent_window: timedelta
+    examples: int
+    total_items: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    by_job_type: Counter = field(default_factory=Counter)
+    categories: dict[str, CategoryTally] = field(default_factory=dict)
+    stuck_count: int = 0
+    stuck_oldest: list = field(default_factory=list)  # heap of (-age, job_id, created_at)
+    malformed_by_reason: Counter = field(default_factory=Counter)
+    malformed_examples: list[dict] = field(default_factory=list)
+    failed_recent: int = 0
+    future_count: int = 0
+    future_examples: list[dict] = field(default_factory=list)
+    failures_by_day: Counter = field(default_factory=Counter)  # (YYYY-MM-DD, category) -> failures
+    processing_tenths: Counter = field(default_factory=Counter)
+    processing_sum: float = 0.0
+    repeated_failures: RepeatedFailures = field(default_factory=RepeatedFailures)
+
+    def add(self, job: Job) -> None:
+        self.total_items += 1
+        if job.malformed:
+            self._add_malformed(job)
+            return
+        self.by_status[job.status] += 1
+        self.by_job_type[job.job_type] += 1
+        if job.created_at > self.now:
+            self._add_future(job, job.created_at)
+        if job.status == "failed":
+            self._add_failed(job)
+        elif job.status == "pending":
+            self._add_pending(job)
+        elif job.status == "completed" and job.completed_at:
+            seconds = max((job.completed_at - job.created_at).total_seconds(), 0.0)
+            self.processing_sum += seconds
+            self.processing_tenths[round(seconds * P95_RESOLUTION)] += 1
+
+    def _add_malformed(self, job: Job) -> None:
+        self.malformed_by_reason[job.malformed] += 1
+        if len(self.malformed_examples) < self.examples:
+            self.malformed_examples.append({"job_id": job.job_id, "reason": job.malformed})
+
+    def _add_failed(self, job: Job) -> None:
+        failed_at = parse_timestamp(job.item.get("last_attempt_at")) or job.created_at
+        tally = self.categories.setdefault(job.category, CategoryTally())
+        tally.count += 1
+        tally.oldest = min(tally.oldest or failed_at, failed_at)
+        tally.newest = max(tally.newest or failed_at, failed_at)
+        if len(tally.examples) < self.examples and job.job_id:
+            tally.examples.append(job.job_id)
+        self.failures_by_day[(failed_at.date().isoformat(), job.category)] += 1
+        if failed_at > self.now:
+            # A failure dated after the audit is clock skew, a finding of its own, never "recent".
+            if job.created_at <= self.now:
+                self._add_future(job, failed_at)
+        elif self.now - failed_at <= self.recent_window:
+            self.failed_recent += 1
+        if job.audio_file_id:
+            self.repeated_failures.add(job.audio_file_id, job.job_id)
+
+    def _add_future(self, job: Job, dated: datetime) -> None:
+        self.future_count += 1
+        if len(self.future_examples) < self.examples:
+            self.future_examples.append(
+                {"job_id": job.job_id, "dated": isoformat(dated), "ahead_seconds": (dated - self.now).total_seconds()}
+            )
+
+    def _add_pending(self, job: Job) -> None:
+        age = job.age(self.now)
+        if age <= self.stuck_after:
+            return
+        self.stuck_count += 1
+        entry = (age.total_seconds(), job.job_id or "", isoformat(job.created_at))
+        # Keep the oldest `examples` stuck jobs: a min-heap on age evicts the youngest.
+        if len(self.stuck_oldest) < self.examples:
+            heapq.heappush(self.stuck_oldest, entry)
+        elif self.examples and entry > self.stuck_oldest[0]:
+            heapq.heapreplace(self.stuck_oldest, entry)
+
+    def close(self) -> None:
+        self.repeated_failures.close()
+
+    def processing_p95(self) -> float | None:
+        count = sum(self.processing_tenths.values())
+        if not count:
+            return None
+        rank = -(-95 * count // 100)  # nearest rank: ceil(0.95 * n)
+        seen = 0
+        for tenths in sorted(self.processing_tenths):
+            seen += self.processing_tenths[tenths]
+            if seen >= rank:
+                return tenths / P95_RESOLUTION
+        return None
+
+    def report(self, rules_by_name: dict) -> dict:
+        completed = self.by_status["completed"]
+        finished = completed + self.by_status["failed"]
+        processing_count = sum(self.processing_tenths.values())
+        repeated_count, repeated_audio = self.repeated_failures.summary(self.examples)
+        stuck = sorted(self.stuck_oldest, reverse=True)
+        return {
+            "total_items": self.total_items,
+            "by_status": {status: self.by_status[status] for status in JOB_STATUSES},
+            "by_job_type": dict(sorted(self.by_job_type.items())),
+            "categories": [
+                {
+                    "category": name,
+                    "count": tally.count,
+                    "solution": rules_by_name[name].solution,
+                    "deletable": rules_by_name[name].deletable,
+                    "oldest_failure": isoformat(tally.oldest),
+                    "newest_failure": isoformat(tally.newest),
+                    "example_job_ids": tally.examples,
+                }
+                for name, tally in sorted(self.categories.items(), key=lambda pair: (-pair[1].count, pair[0]))
+            ],
+            "pending_stuck": {
+                "count": self.stuck_count,
+                "stuck_after_seconds": self.stuck_after.total_seconds(),
+                "oldest_age_seconds": stuck[0][0] if stuck else None,
+                "jobs": [
+                    {"job_id": job_id, "created_at": created, "age_seconds": age} for age, job_id, created in stuck
+                ],
+            },
+            "malformed": {
+                "count": sum(self.malformed_by_reason.values()),
+                "by_reason": dict(sorted(self.malformed_by_reason.items())),
+                "examples": self.malformed_examples,
+            },
+            "failed_recent": self.failed_recent,
+            "future_dated": {"count": self.future_count, "examples": self.future_examples},
+            "failures_by_day": [
+                {"day": day, "category": category, "count": n}
+                for (day, category), n in sorted(self.failures_by_day.items())
+            ],
+            "completed": {
+                "success_rate": round(completed / finished, 4) if finished else None,
+                "processing_seconds_count": processing_count,
+                "processing_seconds_average": round(self.processing_sum / processing_count, 3)
+                if processing_count
+                else None,
+                "processing_seconds_p95": self.processing_p95(),
+            },
+            "repeated_failures": {"count": repeated_count, "audio_files": repeated_audio},
+        }
+
+
+def threshold_values(report: dict) -> dict[str, int]:
+    """Every count a threshold may name, by that name."""
+    values = dict(report["by_status"])
+    values.update({entry["category"]: entry["count"] for entry in report["categories"]})
+    values.update(
+        pending_stuck=report["pending_stuck"]["count"],
+        malformed=report["malformed"]["count"],
+        failed_recent=report["failed_recent"],
+        future_dated=report["future_dated"]["count"],
+        repeated_failure_audio_files=report["repeated_failures"]["count"],
+    )
+    return values
+
+
+def breached_thresholds(thresholds: dict[str, int], values: dict[str, int]) -> list[dict]:
+    breached = []
+    for name, limit in thresholds.items():
+        value = values.get(name, 0)
+        if value > limit:
+            breached.append({"name": name, "value": value, "threshold": limit, "message": f"{name}: {value} > {limit}"})
+    return breached
+
+
+def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, int]:
+    """Thresholds as ints; raises ValueError (one line) on unknown names or bad values."""
+    known = set(JOB_STATUSES) | set(categories) | set(AGGREGATE_THRESHOLDS)
+    validated = {}
+    for name, limit in thresholds.items():
+        if name not in known:
+            raise ValueError(f"thresholds: unknown threshold {name!r}: use one of {', '.join(sorted(known))}")
+        validated[name] = whole_number(limit, f"thresholds: {name!r}")
+        if validated[name] < 0:
+            raise ValueError(f"thresholds: {name!r} cannot be negative, got {limit!r}")
+    return validated
+
+
+def whole_number(value: object, what: str) -> int:
+    """An int from an int or a string of digits; 1.9, true or "5x" are refused, never truncated."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{what} must be a whole number, got {value!r}")
