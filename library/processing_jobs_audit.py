@@ -28,8 +28,8 @@ description:
     from a breach.
   - Read-only on AWS; never reports C(changed). Throttling and 5xx answers are retried with jittered backoff.
   - Memory stays flat as the table grows. The repeated-failure report counts one row per failed job in a private
-    temporary SQLite database, which spills to a file in C(TMPDIR) (about 100 bytes per failed job, removed when the
-    run ends, even a killed one); the p95 keeps one counter per distinct 0.1 s processing time.
+    temporary SQLite database, which spills to an unlinked file in C(TMPDIR), else C(/var/tmp) (about 75 bytes per
+    failed job, gone when the run ends, even a killed one); the p95 keeps one counter per distinct 0.1 s processing time.
 version_added: "1.0.0"
 author: panzoto-ops maintainers (@panzoto-ops)
 options:
