@@ -37,15 +37,6 @@ options:
     description: Name of the processing-jobs table.
     type: str
     default: panzoto-processing-jobs
-  classification_rules:
-    description:
-      - Rules added to or overriding the default error categories (README "Auditing the job table"), applied in order.
-      - Each is a dict with C(category) (lower_snake_case) and any of C(match) (case-insensitive substring of the error message),
-        C(regex) (treat C(match) as a regular expression), C(solution), C(deletable), or C(remove=true) to drop a default category.
-      - A rule naming a default category replaces it in place; a new category is matched before the defaults.
-    type: list
-    elements: dict
-    default: []
   stuck_after:
     description: How long a pending job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
     type: str
@@ -155,6 +146,7 @@ attributes:
     support: none
 extends_documentation_fragment:
   - panzoto_aws
+  - panzoto_classification_rules
 notes:
   - Needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table.
   - Publishing metrics (O(cloudwatch_namespace)) is the only write to AWS, and is skipped in check mode.
@@ -280,7 +272,13 @@ from ansible.module_utils.panzoto_aws import (
     require_boto3,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_job_classification import RuleError, build_rules, rules_by_category
+from ansible.module_utils.panzoto_job_classification import (
+    CLASSIFICATION_RULE_OPTIONS,
+    RuleError,
+    build_rules,
+    rules_by_category,
+    rules_from_options,
+)
 from ansible.module_utils.panzoto_jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
@@ -407,7 +405,7 @@ def write_reports(params: dict, doc: dict, history: list[dict], previous: dict |
 def run_module() -> None:
     argument_spec = dict(
         table=dict(type="str", default="panzoto-processing-jobs"),
-        classification_rules=dict(type="list", elements="dict", default=[]),
+        classification_rules=dict(type="list", elements="dict", default=[], options=CLASSIFICATION_RULE_OPTIONS),
         stuck_after=dict(type="str", default="1h"),
         recent_window=dict(type="str", default="24h"),
         thresholds=dict(type="dict", default=DEFAULT_THRESHOLDS),
@@ -445,7 +443,7 @@ def run_module() -> None:
     secrets = [value for value in (params["alert_webhook_url"], (params["alert_email"] or {}).get("password")) if value]
 
     try:
-        rules = build_rules(params["classification_rules"])
+        rules = build_rules(rules_from_options(params["classification_rules"]))
         stuck_after = parse_duration(params["stuck_after"])
         recent_window = parse_duration(params["recent_window"])
         now = parse_now(params["now"])
