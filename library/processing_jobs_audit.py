@@ -283,9 +283,9 @@ from ansible.module_utils.panzoto_jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
     isoformat,
-    parse_duration,
     parse_now,
 )
+from ansible.module_utils.panzoto_options import check_range, duration_option
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
 
 
@@ -342,8 +342,7 @@ def email_settings(params: dict | None) -> dict | None:
         return None
     if not params["to"]:
         raise ValueError("alert_email.to must name at least one recipient.")
-    if not 1 <= params["smtp_port"] <= 65535:
-        raise ValueError(f"alert_email.smtp_port must be between 1 and 65535, got {params['smtp_port']}.")
+    check_range("alert_email.smtp_port", params["smtp_port"], 1, 65535)
     return params
 
 
@@ -355,7 +354,11 @@ def validate_alert_options(params: dict) -> tuple[dict | None, timedelta | None]
             # Never quote the value: the URL carries the webhook's token.
             raise ValueError(f"alert_webhook_url {problem} (its value is not shown: it is a secret).")
     email = email_settings(params["alert_email"])
-    realert = parse_duration(params["realert_after"]) if params["realert_after"] not in (None, "", "0") else None
+    realert = (
+        duration_option("realert_after", params["realert_after"])
+        if params["realert_after"] not in (None, "", "0")
+        else None
+    )
     return email, realert or None
 
 
@@ -444,23 +447,22 @@ def run_module() -> None:
 
     try:
         rules = build_rules(rules_from_options(params["classification_rules"]))
-        stuck_after = parse_duration(params["stuck_after"])
-        recent_window = parse_duration(params["recent_window"])
+        stuck_after = duration_option("stuck_after", params["stuck_after"])
+        recent_window = duration_option("recent_window", params["recent_window"])
         now = parse_now(params["now"])
         thresholds = validate_thresholds(params["thresholds"], [rule.category for rule in rules])
         email, realert_after = validate_alert_options(params)
+        for name, low, high in (
+            ("segments", 1, 64),
+            ("examples", 0, 1000),
+            ("history_size", 1, 100000),
+            ("trend_runs", 1, 1000),
+        ):
+            check_range(name, params[name], low, high)
+        if params["page_size"] is not None:
+            check_range("page_size", params["page_size"], 1)
     except (RuleError, ValueError) as exc:
         module.fail_json(msg=redact(str(exc), secrets))
-    for name, low, high in (
-        ("segments", 1, 64),
-        ("examples", 0, 1000),
-        ("history_size", 1, 100000),
-        ("trend_runs", 1, 1000),
-    ):
-        if not low <= params[name] <= high:
-            module.fail_json(msg=f"{name} must be between {low} and {high}, got {params[name]}.")
-    if params["page_size"] is not None and params["page_size"] < 1:
-        module.fail_json(msg="page_size must be 1 or more.")
 
     started = time.monotonic()
     stats = ScanStats()

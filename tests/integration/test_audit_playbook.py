@@ -234,9 +234,11 @@ def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_brea
         ({"audit_thresholds": {"failed": 1.9}}, "thresholds: 'failed' must be a whole number, got 1.9"),
         ({"audit_thresholds": {"failed": True}}, "thresholds: 'failed' must be a whole number, got True"),
         ({"audit_thresholds": {"pending_stuck": -1}}, "thresholds: 'pending_stuck' cannot be negative"),
-        ({"audit_stuck_after": "a while"}, "invalid duration 'a while'"),
+        ({"audit_stuck_after": "a while"}, "stuck_after: invalid duration 'a while'"),
+        ({"audit_realert_after": "soon"}, "realert_after: invalid duration 'soon'"),
         ({"audit_now": "tomorrow"}, "invalid now 'tomorrow'"),
         ({"audit_segments": 0}, "segments must be between 1 and 64"),
+        ({"audit_page_size": 0}, "page_size must be 1 or more, got 0"),
         ({"audit_classification_rules": [{"category": "x y", "match": "z"}]}, "lower_snake_case"),
     ],
 )
