@@ -440,7 +440,7 @@ from ansible.module_utils.panzoto_job_classification import (
     build_rules,
     rules_from_options,
 )
-from ansible.module_utils.panzoto_jobs import JOB_STATUSES, isoformat, parse_now
+from ansible.module_utils.panzoto_jobs import isoformat, parse_now
 from ansible.module_utils.panzoto_keyset import KeptKeys
 from ansible.module_utils.panzoto_locks import (
     DEFAULT_LOCK_DIR,
@@ -454,6 +454,7 @@ from ansible.module_utils.panzoto_options import OptionError, check_range, durat
 from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats
 from ansible.module_utils.panzoto_selection import (
     JOBS_ONLY_OPTIONS,
+    SELECTION_ARGUMENT_SPEC,
     AudioKeyTemplate,
     Planned,
     ReadPlan,
@@ -481,17 +482,8 @@ DEFAULT_AUDIO_KEY_TEMPLATE = "audio_upload/{user_id}/{audio_file_id}.3gp_encrypt
 def argument_spec() -> dict:
     return dict(
         state=dict(type="str", choices=list(STATES), default="absent"),
-        table=dict(type="str", default="panzoto-processing-jobs"),
-        categories=dict(type="list", elements="str", default=[]),
-        statuses=dict(type="list", elements="str", choices=list(JOB_STATUSES), default=[]),
-        older_than=dict(type="str"),
-        job_types=dict(type="list", elements="str"),
-        user_ids=dict(type="list", elements="str"),
-        job_ids=dict(type="list", elements="str"),
         wipe_all=dict(type="bool", default=False),
         confirm=dict(type="str"),
-        stuck_after=dict(type="str", default="1h"),
-        now=dict(type="str"),
         classification_rules=dict(type="list", elements="dict", default=[], options=CLASSIFICATION_RULE_OPTIONS),
         max_changes=dict(type="int", default=1000),
         delete_audio=dict(type="bool", default=False),
@@ -503,12 +495,11 @@ def argument_spec() -> dict:
         ttl_attribute=dict(type="str", default="expires_at"),
         expire_after=dict(type="str", default="7d"),
         reason=dict(type="str"),
-        segments=dict(type="int", default=4),
         parallel=dict(type="int", default=8),
         list_limit=dict(type="int", default=100),
-        user_index=dict(type="str", default="user-jobs-index"),
         accept_unreadable_lines=dict(type="bool", default=False),
         lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
+        **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
 

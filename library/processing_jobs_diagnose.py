@@ -205,7 +205,6 @@ from ansible.module_utils.panzoto_aws import (
 from ansible.module_utils.panzoto_job_classification import RuleError, build_rules
 from ansible.module_utils.panzoto_jobs import (
     JOB_ATTRIBUTES,
-    JOB_STATUSES,
     inspect_job,
     isoformat,
     parse_now,
@@ -215,7 +214,7 @@ from ansible.module_utils.panzoto_log_causes import CauseRuleError, build_cause_
 from ansible.module_utils.panzoto_loguru import message_of
 from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
-from ansible.module_utils.panzoto_selection import Selection, expand_categories
+from ansible.module_utils.panzoto_selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
 
 DEFAULT_CATEGORIES = ("max_retries",)
 
@@ -422,24 +421,14 @@ def run_classify(module, params: dict) -> dict:
 def argument_spec() -> dict:
     return dict(
         step=dict(type="str", choices=["select", "classify"], required=True),
-        table=dict(type="str", default="panzoto-processing-jobs"),
-        categories=dict(type="list", elements="str", default=[]),
-        statuses=dict(type="list", elements="str", choices=list(JOB_STATUSES), default=[]),
-        older_than=dict(type="str"),
-        job_types=dict(type="list", elements="str"),
-        user_ids=dict(type="list", elements="str"),
-        job_ids=dict(type="list", elements="str"),
-        user_index=dict(type="str", default="user-jobs-index"),
-        stuck_after=dict(type="str", default="1h"),
-        now=dict(type="str"),
         classification_rules=dict(type="list", elements="dict", default=[]),
         window_margin=dict(type="str", default="15m"),
         max_jobs=dict(type="int", default=500),
-        segments=dict(type="int", default=4),
         jobs=dict(type="list", elements="dict", default=[]),
         evidence=dict(type="dict", default={}),
         cause_rules=dict(type="list", elements="dict", default=[]),
         evidence_limit=dict(type="int", default=10),
+        **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
 

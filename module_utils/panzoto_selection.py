@@ -1,6 +1,7 @@
 """Which items a cleanup run acts on, and how it reads them.
 
-The selection model (alternatives within an option, options narrowing each
+The selection options' argument spec (shared by every module that selects jobs),
+the selection model (alternatives within an option, options narrowing each
 other), the audio key template, the table's key schema (any table: jobs,
 transcripts) and the read plan (a parallel Scan, or a Query per user on the
 user index when that sees every job the run must see).
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ansible.module_utils.panzoto_job_classification import Rule
-from ansible.module_utils.panzoto_jobs import Job, inspect_job
+from ansible.module_utils.panzoto_jobs import JOB_STATUSES, Job, inspect_job
 from ansible.module_utils.panzoto_options import OptionError
 from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
 
@@ -37,6 +38,23 @@ JOBS_ONLY_OPTIONS = (
     "archive_audio_prefix",
 )
 ITEM_GROUP = "item"  # the one group of a table that does not hold jobs
+
+# The options that say which table is read, how, and which of its jobs are selected: the same names,
+# types and defaults in every module that selects jobs (processing_jobs_cleanup, processing_jobs_diagnose),
+# so a selection means the same in each. Each module documents them in its DOCUMENTATION.
+SELECTION_ARGUMENT_SPEC = dict(
+    table=dict(type="str", default="panzoto-processing-jobs"),
+    categories=dict(type="list", elements="str", default=[]),
+    statuses=dict(type="list", elements="str", choices=list(JOB_STATUSES), default=[]),
+    older_than=dict(type="str"),
+    job_types=dict(type="list", elements="str"),
+    user_ids=dict(type="list", elements="str"),
+    job_ids=dict(type="list", elements="str"),
+    stuck_after=dict(type="str", default="1h"),
+    user_index=dict(type="str", default="user-jobs-index"),
+    now=dict(type="str"),
+    segments=dict(type="int", default=4),
+)
 
 
 # --------------------------------------------------------------------------- the selection

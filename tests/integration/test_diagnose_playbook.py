@@ -260,3 +260,89 @@ def test_a_server_that_cannot_be_read_is_reported_and_fails_the_run(planted, tmp
     causes = {job["job_id"]: job["cause"] for job in report["jobs"]}
     assert causes[jobs["decryption"].job_id] == "decryption_failed"
     assert "NOT READ" in (tmp_path / "reports" / "job-diagnosis.txt").read_text()
+
+
+def test_the_playbook_names_work_as_strings_per_server_and_next_to_the_role_names(planted, tmp_path: Path) -> None:
+    """The job_diagnosis role reads each diagnose_jobs_<option>: from the command line as key=value strings,
+    as a host variable of one server, and its own job_diagnosis_<option> name works too."""
+    endpoint_url, jobs, root = planted
+    nothing_on_b = {"api-b": {"diagnose_jobs_log_globs": ["nothing_*"]}}
+    strings = ["-e", "diagnose_jobs_max_jobs=4", "-e", "diagnose_jobs_evidence_limit=2"]
+
+    run = run_playbook(
+        "diagnose_jobs.yml",
+        inventory=local_servers(tmp_path / "hosts.yml", root, nothing_on_b),
+        extra_vars={"diagnose_jobs_report_dir": str(tmp_path / "reports"), "diagnose_jobs_now": NOW},
+        env={"AWS_ENDPOINT_URL": endpoint_url, "TZ": "UTC"},
+        args=strings,
+    )
+    by_role_name = diagnose(
+        tmp_path / "role", endpoint_url, root, job_diagnosis_categories=["format_error"], job_diagnosis_max_jobs=1
+    )
+
+    assert run.returncode == 0, run.output
+    assert "4 job(s) of 5 selected" in " ".join(run.stdout.split())
+    report = report_json(tmp_path / "reports")
+    causes = {job["job_id"]: job["cause"] for job in report["jobs"]}
+    assert len(causes) == 4 and jobs["rotated"].job_id not in causes  # the 4 attempted last
+    assert all(len(job["evidence"]) <= 2 for job in report["jobs"])
+    # api-b read no file (its globs match none): its jobs have no evidence; api-a's are diagnosed.
+    assert report["hosts"]["api-b"]["sources"] == [] and report["hosts"]["api-a"]["sources"]
+    assert (causes[jobs["timeout"].job_id], causes[jobs["too_large"].job_id]) == ("no_evidence", "no_evidence")
+    assert causes[jobs["decryption"].job_id] == "decryption_failed"
+    (decryption,) = [job for job in report["jobs"] if job["job_id"] == jobs["decryption"].job_id]
+    assert len(decryption["evidence"]) == 2  # of its 4 records
+    assert by_role_name.returncode == 0, by_role_name.output
+    (job,) = report_json(tmp_path / "role" / "reports")["jobs"]
+    assert (job["job_id"], job["cause"]) == (jobs["other_category"].job_id, "audio_format")
+
+
+@pytest.mark.parametrize(
+    ("pair", "message", "step_task"),
+    [
+        (
+            "diagnose_jobs_max_jobs=abc",
+            "argument 'job_diagnosis_max_jobs' is of type str and we were unable to convert to int",
+            "Select the jobs and their time windows",
+        ),
+        (
+            "diagnose_jobs_max_jobs=1.9",  # not silently 1, as `| int` made it
+            "argument 'job_diagnosis_max_jobs' is of type str and we were unable to convert to int",
+            "Select the jobs and their time windows",
+        ),
+        (
+            "diagnose_jobs_statuses=broken",
+            "value of job_diagnosis_statuses must be one or more of",
+            "Select the jobs and their time windows",
+        ),
+        (
+            "diagnose_jobs_read_journal=maybe",
+            "argument 'job_diagnosis_read_journal' is of type str and we were unable to convert to bool",
+            "Read the journal and the app's log files",
+        ),
+        (
+            "diagnose_jobs_evidence_limit=ten",
+            "argument 'job_diagnosis_evidence_limit' is of type str and we were unable to convert to int",
+            "Classify every job's evidence into a cause",
+        ),
+    ],
+)
+def test_a_bad_value_fails_on_the_argument_spec_in_one_line_before_its_step_runs(
+    planted, tmp_path: Path, pair: str, message: str, step_task: str
+) -> None:
+    endpoint_url, _, root = planted
+
+    run = run_playbook(
+        "diagnose_jobs.yml",
+        inventory=local_servers(tmp_path / "hosts.yml", root),
+        extra_vars={"diagnose_jobs_report_dir": str(tmp_path / "reports"), "diagnose_jobs_now": NOW},
+        env={"AWS_ENDPOINT_URL": endpoint_url, "TZ": "UTC"},
+        args=["-e", pair],
+    )
+
+    assert run.returncode != 0
+    assert any(message in line for line in run.stdout.splitlines()), run.stdout[-3000:]
+    assert "Validating arguments against arg spec" in run.stdout and "Traceback" not in run.output
+    # The step whose option it is never ran its module, and no report was written.
+    assert f"TASK [job_diagnosis : {step_task}" not in run.stdout
+    assert not (tmp_path / "reports").exists()

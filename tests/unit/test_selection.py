@@ -1,14 +1,18 @@
-"""The selection model, the audio key template, the table's key schema and the read plan."""
+"""The selection options' spec and model, the audio key template, the table's key schema and the read plan."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
 
+import processing_jobs_cleanup
+import processing_jobs_diagnose
 import pytest
+import yaml
 from ansible.module_utils.panzoto_jobs import inspect_job
 from ansible.module_utils.panzoto_options import OptionError
 from ansible.module_utils.panzoto_selection import (
+    SELECTION_ARGUMENT_SPEC,
     AudioKeyTemplate,
     Selection,
     TableKey,
@@ -31,6 +35,19 @@ def selected(selection: Selection, *items: dict) -> list[str]:
 
 def selection(**options) -> Selection:
     return Selection(now=NOW, stuck_after=timedelta(hours=1), **options)
+
+
+@pytest.mark.parametrize("module", [processing_jobs_cleanup, processing_jobs_diagnose], ids=lambda m: m.__name__)
+def test_every_module_that_selects_jobs_takes_the_one_selection_spec_and_documents_it(module):
+    spec = module.argument_spec()
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    for name, option in SELECTION_ARGUMENT_SPEC.items():
+        assert spec[name] is option, f"{name} is declared again in {module.__name__}"
+        doc = documented[name]
+        assert (doc["type"], doc.get("elements"), doc.get("choices")) == (
+            option["type"], option.get("elements"), option.get("choices")
+        ), name  # fmt: skip
+        assert doc.get("default") == option.get("default"), name
 
 
 def test_categories_and_statuses_are_alternatives_and_other_options_narrow():
