@@ -8,10 +8,20 @@ import processing_jobs_cleanup as cleanup
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC
 from ansible.module_utils.panzoto_options import OptionError
 from cleanup_fixtures import NOW
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection options fall back to AWS_* variables, which the local AWS endpoint's fixture
+    exports for the whole session; the spec is judged here on what each test gives, nothing else."""
+    for option in AWS_ARGUMENT_SPEC.values():
+        for name in option.get("fallback", (None, []))[1]:
+            monkeypatch.delenv(name, raising=False)
 
 
 def params(**overrides) -> dict:
