@@ -81,6 +81,20 @@ def test_the_latest_matching_record_decides_and_stays_in_capped_evidence() -> No
     assert "MAC check failed" in result["evidence"][0] and result["evidence"][0].startswith("[api-2] ")
 
 
+@pytest.mark.parametrize("limit", [1, 2])
+def test_the_evidence_limit_holds_when_the_deciding_record_is_not_the_last(limit: int) -> None:
+    records = [
+        record("api-1", "2025-10-09T14:05:01Z", "[ERROR] Job j1 processing failed (attempt 3/3): MAC check failed"),
+        *[record("api-1", f"2025-10-09T14:06:0{n}Z", f"[WARN] Job j1 note {n}") for n in range(4)],
+    ]
+
+    result = diagnose.diagnose_job({"job_id": "j1"}, records, build_cause_rules(), limit=limit)
+
+    assert len(result["evidence"]) == limit
+    assert "MAC check failed" in result["evidence"][0]
+    assert all("note 3" in line for line in result["evidence"][1:])
+
+
 def test_unmatched_lines_are_unclassified_and_no_lines_are_no_evidence() -> None:
     rules = build_cause_rules()
     unmatched = [record("api-1", "2025-10-09T14:00:01Z", "[ERROR] Job j1 processing failed: KeyError 'foo'")]
