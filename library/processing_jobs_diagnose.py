@@ -76,11 +76,6 @@ options:
   now:
     description: The reference time as ISO-8601 for reproducible selections and reports. Defaults to the current time.
     type: str
-  classification_rules:
-    description: Rules added to or overriding the default error categories, exactly as for processing_jobs_audit.
-    type: list
-    elements: dict
-    default: []
   window_margin:
     description:
       - How much earlier than C(created_at) and later than the last attempt (C(last_attempt_at), else
@@ -131,6 +126,7 @@ attributes:
     support: none
 extends_documentation_fragment:
   - panzoto_aws
+  - panzoto_classification_rules
 notes:
   - O(step=select) needs C(dynamodb:Scan) on the table, or C(dynamodb:Query) on O(user_index) with O(user_ids).
 """
@@ -202,7 +198,12 @@ from ansible.module_utils.panzoto_aws import (
     require_boto3,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_job_classification import RuleError, build_rules
+from ansible.module_utils.panzoto_job_classification import (
+    CLASSIFICATION_RULE_OPTIONS,
+    RuleError,
+    build_rules,
+    rules_from_options,
+)
 from ansible.module_utils.panzoto_jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
@@ -271,7 +272,7 @@ def selected_job(job, margin: timedelta) -> dict:
 
 def run_select(module, params: dict) -> dict:
     try:
-        rules = build_rules(params["classification_rules"])
+        rules = build_rules(rules_from_options(params["classification_rules"]))
         validate_selection(params)
         now = parse_now(params["now"])
         margin = duration_option("window_margin", params["window_margin"])
@@ -423,7 +424,7 @@ def run_classify(module, params: dict) -> dict:
 def argument_spec() -> dict:
     return dict(
         step=dict(type="str", choices=["select", "classify"], required=True),
-        classification_rules=dict(type="list", elements="dict", default=[]),
+        classification_rules=dict(type="list", elements="dict", default=[], options=CLASSIFICATION_RULE_OPTIONS),
         window_margin=dict(type="str", default="15m"),
         max_jobs=dict(type="int", default=500),
         jobs=dict(type="list", elements="dict", default=[]),
