@@ -89,7 +89,7 @@ def submit_clip(endpoint_url: str, seconds: float = 2.0, user: str = USER) -> st
 
 
 def run_until_exit(app_venv: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    """The app started as the service starts it, for a start that must fail before it serves."""
+    """The app run under uvicorn until it exits, for a start that must fail before it serves."""
     command = backend_jobs.uvicorn_command(app_venv)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
 

@@ -49,7 +49,7 @@ KEY_SECRET_PREFIX = "panzoto/encryption-keys"
 IV_BYTES = 16
 FINAL_STATUSES = frozenset({"completed", "failed"})
 
-# The deployable Poetry project (its README says what it fakes); every test and scenario deploys it from here.
+# The fake backend's Poetry project (its README says what it fakes): the code the tests run and deploy.
 APP_DIR = Path(__file__).resolve().parent.parent / "fake-backend"
 APP_MODULE = "fake_backend.main:app"
 
@@ -333,7 +333,7 @@ def app_environment(endpoint_url: str, openai_api_key: str, **overrides: str) ->
 
 
 def uvicorn_command(venv: Path, *options: str) -> list[str]:
-    """uvicorn serving APP_MODULE from APP_DIR with `venv`'s packages, as the service's unit runs it."""
+    """The command line of uvicorn serving APP_MODULE from APP_DIR with `venv`'s packages."""
     return [str(venv / "bin/python"), "-m", "uvicorn", APP_MODULE, "--app-dir", str(APP_DIR), *options]
 
 
