@@ -27,7 +27,6 @@ from support.hosts import HostPool, write_inventory
 from support.local_http import fake_openai
 from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAI_SECRET_ID = "panzoto/openai"
 SERVICE = "panzoto"
 ENV_FILE = "/etc/panzoto/panzoto.env"
@@ -37,7 +36,7 @@ MAX_EXPOSURE = 1.5
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 STARTED_LINE = "Starting cost-safe audio processor"
 FIRST_DEPLOY_TIMEOUT_S = 2400
-# The fake backend's switches for its test variants (tests/app/README.md).
+# The fake backend's switches for its test variants (tests/fake-backend/README.md).
 IMPORTS_DEV_GROUP = {"FAKE_BACKEND_IMPORT_DEV_GROUP": "1"}
 BREAKS_PROCESSOR = {"FAKE_BACKEND_BREAK_PROCESSOR": "1"}
 
@@ -92,7 +91,7 @@ def group_vars(backend: Backend) -> dict[str, Any]:
     """What an operator sets in inventory/production/group_vars, pointed at this module's local AWS."""
     return {
         "panzoto_app_source": "local",
-        "panzoto_app_local_src": str(REPO_ROOT / "tests" / "app"),
+        "panzoto_app_local_src": str(backend_jobs.APP_DIR),
         "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
         "panzoto_app_env": app_env(backend),
         "panzoto_app_secret_env": {
@@ -234,7 +233,7 @@ def test_a_first_deploy_starts_the_service_once(deployment: Deployment) -> None:
 def test_the_python_dependencies_are_installed_from_the_lock_file(deployment: Deployment) -> None:
     host = deployment.host.testinfra
     assert "2.5.1" in host.check_output("/opt/poetry/bin/poetry --version")
-    lock = (REPO_ROOT / "tests" / "app" / "poetry.lock").read_text()
+    lock = (backend_jobs.APP_DIR / "poetry.lock").read_text()
     fastapi_pin = re.search(r'name = "fastapi"\nversion = "([^"]+)"', lock)[1]
     assert f"fastapi=={fastapi_pin}" in host.check_output("/opt/panzoto/venv/bin/python -m pip freeze")
 
@@ -400,7 +399,7 @@ def test_debian_12_refuses_a_project_that_needs_python_3_12_before_changing_anyt
     (host,) = module_hosts(prefix="py312", suite="bookworm")
     workdir = tmp_path_factory.mktemp("py312")
     project = workdir / "backend"
-    shutil.copytree(REPO_ROOT / "tests" / "app", project)
+    shutil.copytree(backend_jobs.APP_DIR, project)
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + '\n[tool.poetry.dependencies]\npython = "^3.12"\n')
     inventory = write_inventory(

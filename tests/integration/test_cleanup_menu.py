@@ -10,12 +10,15 @@ import select
 import subprocess
 import termios
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from support.playbook import REPO_ROOT, VENV_BIN
 from test_cleanup_playbook import GUIDE_NOW, audio_key_of, guide, job, object_keys, put_jobs, table_items
 
 ANSWER_WAIT = 180  # seconds to wait for each prompt before giving up (a bound, not an assertion on speed)
+CONFIRM_PROMPT = "Type DELETE to confirm"
 
 
 def _own_terminal() -> None:
@@ -117,48 +120,68 @@ def menu_run(tmp_path: Path, endpoint_url: str, variables: dict | None = None) -
     return Terminal(command, env)
 
 
-def test_menu_choice_1_with_audio_and_delete_confirmation_runs_procedure_1(aws, tmp_path):
+@dataclass
+class GuideSnapshot:
+    """The ops guide's snapshot, seeded on the endpoint, as it was before the menu ran."""
+
+    endpoint_url: str
+    jobs: dict[str, dict]  # job_id -> item
+    legacy: set[str]  # the legacy_encryption jobs procedure 1 deletes
+    audio_keys: set[str]
+
+    def legacy_audio(self) -> set[str]:
+        return {audio_key_of(self.jobs[job_id]) for job_id in self.legacy}
+
+
+@pytest.fixture
+def snapshot(aws) -> GuideSnapshot:
     expected, before = guide(aws.endpoint_url)
     legacy = set(expected["job_ids"]["by_category"]["legacy_encryption"])
-    keys_before = object_keys(aws.endpoint_url)
+    return GuideSnapshot(aws.endpoint_url, before, legacy, object_keys(aws.endpoint_url))
 
-    terminal = menu_run(tmp_path, aws.endpoint_url)
-    terminal.answer("Choice", "1")
-    terminal.answer("[yes/no]", "yes")
-    screen = terminal.read_until("Type DELETE to confirm")
+
+def menu_at_the_confirmation(tmp_path: Path, endpoint_url: str, choice: str, delete_audio: str) -> tuple[Terminal, str]:
+    """The menu answered up to its DELETE prompt (the procedure, then the audio question); the screen so far."""
+    terminal = menu_run(tmp_path, endpoint_url)
+    terminal.answer("Choice", choice)
+    terminal.answer("[yes/no]", delete_audio)
+    return terminal, terminal.read_until(CONFIRM_PROMPT)
+
+
+def confirm_and_finish(terminal: Terminal, reply: str) -> None:
+    terminal.answer(CONFIRM_PROMPT, reply)
+    assert terminal.finish() == 0, terminal.output[-3000:]
+
+
+def test_menu_choice_1_with_audio_and_delete_confirmation_runs_procedure_1(snapshot, tmp_path):
+    endpoint = snapshot.endpoint_url
+
+    terminal, screen = menu_at_the_confirmation(tmp_path, endpoint, "1", delete_audio="yes")
     # The dry-run counts are shown before the confirmation, and nothing has changed yet.
     assert "[DRY RUN] 34 jobs would be deleted" in screen and "legacy_encryption: 34" in screen
     assert "S3 audio files: 34" in screen
-    assert table_items(aws.endpoint_url) == before
-    terminal.answer("Type DELETE to confirm", "DELETE")
-    assert terminal.finish() == 0, terminal.output[-3000:]
+    assert table_items(endpoint) == snapshot.jobs
+    confirm_and_finish(terminal, "DELETE")
 
-    assert set(table_items(aws.endpoint_url)) == set(before) - legacy
-    assert object_keys(aws.endpoint_url) == keys_before - {audio_key_of(before[job_id]) for job_id in legacy}
+    assert set(table_items(endpoint)) == set(snapshot.jobs) - snapshot.legacy
+    assert object_keys(endpoint) == snapshot.audio_keys - snapshot.legacy_audio()
 
 
-def test_menu_without_the_delete_confirmation_changes_nothing(aws, tmp_path):
-    _, before = guide(aws.endpoint_url)
-    terminal = menu_run(tmp_path, aws.endpoint_url)
-    terminal.answer("Choice", "4")
-    terminal.answer("[yes/no]", "no")
-    screen = terminal.read_until("Type DELETE to confirm")
+def test_menu_without_the_delete_confirmation_changes_nothing(snapshot, tmp_path):
+    endpoint = snapshot.endpoint_url
+
+    terminal, screen = menu_at_the_confirmation(tmp_path, endpoint, "4", delete_audio="no")
     assert "[DRY RUN] 49 jobs would be deleted" in screen and "S3 audio files: 0" in screen
-    terminal.answer("Type DELETE to confirm", "delete")
-    assert terminal.finish() == 0, terminal.output[-3000:]
+    confirm_and_finish(terminal, "delete")
+
     assert "Not confirmed (DELETE was not typed): nothing was changed." in terminal.output
-    assert table_items(aws.endpoint_url) == before and len(object_keys(aws.endpoint_url)) == 60
+    assert table_items(endpoint) == snapshot.jobs and len(object_keys(endpoint)) == 60
     assert not (tmp_path / "archive.jsonl").exists()
 
 
-def test_the_delete_confirmation_binds_the_real_run_to_the_jobs_the_dry_run_counted(aws, tmp_path):
-    expected, before = guide(aws.endpoint_url)
-    legacy = set(expected["job_ids"]["by_category"]["legacy_encryption"])
-    keys_before = object_keys(aws.endpoint_url)
-    terminal = menu_run(tmp_path, aws.endpoint_url)
-    terminal.answer("Choice", "1")
-    terminal.answer("[yes/no]", "yes")
-    screen = terminal.read_until("Type DELETE to confirm")
+def test_the_delete_confirmation_binds_the_real_run_to_the_jobs_the_dry_run_counted(snapshot, tmp_path):
+    endpoint = snapshot.endpoint_url
+    terminal, screen = menu_at_the_confirmation(tmp_path, endpoint, "1", delete_audio="yes")
     assert "[DRY RUN] 34 jobs would be deleted" in screen
     assert "DELETE deletes only these 34 jobs" in screen
 
@@ -167,14 +190,13 @@ def test_the_delete_confirmation_binds_the_real_run_to_the_jobs_the_dry_run_coun
         job(f"late-{index}", "failed", "2025-10-19T17:59:00Z", error_message="Automatic decryption not yet implemented")
         for index in range(3)
     ]
-    put_jobs(aws.endpoint_url, late)
-    late_items = {item["job_id"]: item for item in late}
-    terminal.answer("Type DELETE to confirm", "DELETE")
-    assert terminal.finish() == 0, terminal.output[-3000:]
+    put_jobs(endpoint, late)
+    confirm_and_finish(terminal, "DELETE")
     assert "the cleanup acts on the 34 previewed jobs only" in " ".join(terminal.output.split())
 
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["counts"]["changed"] == 34 and set(report["job_ids"]) == legacy
-    after = table_items(aws.endpoint_url)
-    assert set(after) == (set(before) - legacy) | set(late_items), "only the confirmed jobs were deleted"
-    assert object_keys(aws.endpoint_url) == keys_before - {audio_key_of(before[job_id]) for job_id in legacy}
+    assert report["counts"]["changed"] == 34 and set(report["job_ids"]) == snapshot.legacy
+    after = table_items(endpoint)
+    late_ids = {item["job_id"] for item in late}
+    assert set(after) == (set(snapshot.jobs) - snapshot.legacy) | late_ids, "only the confirmed jobs were deleted"
+    assert object_keys(endpoint) == snapshot.audio_keys - snapshot.legacy_audio()

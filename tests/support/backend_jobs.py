@@ -1,4 +1,4 @@
-"""Work for the fake Panzoto backend (tests/app), and a way to run it on this machine.
+"""Work for the fake Panzoto backend (tests/fake-backend), and a way to run it on this machine.
 
 Tests and demos use these to build the backend's AWS resources on the local endpoint, upload
 encrypted audio, submit jobs and wait for the processor to finish them:
@@ -49,7 +49,8 @@ KEY_SECRET_PREFIX = "panzoto/encryption-keys"
 IV_BYTES = 16
 FINAL_STATUSES = frozenset({"completed", "failed"})
 
-APP_DIR = Path(__file__).resolve().parent.parent / "app"
+# The fake backend's Poetry project (its README says what it fakes): the code the tests run and deploy.
+APP_DIR = Path(__file__).resolve().parent.parent / "fake-backend"
 APP_MODULE = "fake_backend.main:app"
 
 
@@ -331,20 +332,24 @@ def app_environment(endpoint_url: str, openai_api_key: str, **overrides: str) ->
     return {name: value for name, value in env.items() if value is not None}
 
 
+def uvicorn_command(venv: Path, *options: str) -> list[str]:
+    """The command line of uvicorn serving APP_MODULE from APP_DIR with `venv`'s packages."""
+    return [str(venv / "bin/python"), "-m", "uvicorn", APP_MODULE, "--app-dir", str(APP_DIR), *options]
+
+
 def start_app(venv: Path, port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
     """uvicorn serving the app on 127.0.0.1:`port`, output (stdout and stderr) to `log_path`.
 
     Its working directory is `log_path`'s, where the app creates its `logs/` (as the real one does in its own)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [str(venv / "bin/python"), "-m", "uvicorn", APP_MODULE, "--app-dir", str(APP_DIR),
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            uvicorn_command(venv, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
             env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=log_path.parent,
-        )  # fmt: skip
+        )
 
 
 def health(port: int) -> tuple[int, dict]:

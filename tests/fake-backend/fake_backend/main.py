@@ -5,7 +5,7 @@ the settings; a missing setting stops uvicorn before it binds its port (one line
 The FastAPI startup starts the background processor, which logs `Starting cost-safe audio processor`;
 `/api/health` answers healthy whatever the processor does, as the real one does.
 
-Test variants (environment switches the real backend does not have; tests/app/README.md):
+Test variants (environment switches the real backend does not have; tests/fake-backend/README.md):
 FAKE_BACKEND_IMPORT_DEV_GROUP=1 imports a dev-group package at run time, FAKE_BACKEND_BREAK_PROCESSOR=1 makes
 the processor die before its start line, FAKE_BACKEND_STOP_DELAY_SECONDS=N makes shutdown take N seconds.
 """

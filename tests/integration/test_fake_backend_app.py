@@ -1,5 +1,5 @@
-"""The fake backend as the deployed service: uvicorn, /api/health and the job processor,
-run from its locked dependencies against the local AWS endpoint (moto on 127.0.0.1)."""
+"""The fake backend (tests/fake-backend) as the deployed service: uvicorn, /api/health and the job
+processor, run from its locked dependencies against the local AWS endpoint (moto on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,101 @@ import re
 import subprocess
 import time
 import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import local_aws
+import pytest
 from packaging.requirements import Requirement
 from support import backend_jobs
 
 USER = "user-1"
+# Distinctive, so a test can prove it never reaches the app's output.
+OPENAI_API_KEY = "sk-h2a-fake-openai-key-never-logged-7c1f"
 
 
-def wait_for_output(app, text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in app.output():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not in the app's output:\n{app.output()}")
-        time.sleep(0.2)
+@dataclass
+class RunningApp:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def health(self) -> tuple[int, dict]:
+        return backend_jobs.health(self.port)
+
+    def wait_healthy(self) -> dict:
+        try:
+            return backend_jobs.wait_for_health(self.port, 200, timeout=60, process=self.process)
+        except (RuntimeError, TimeoutError) as error:
+            raise AssertionError(f"{error}\n--- app output ---\n{self.output()}") from None
+
+    def wait_for_output(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the app's output:\n{self.output()}")
+            time.sleep(0.2)
 
 
-def test_a_good_job_completes_with_a_transcript(backend_aws, start_backend):
-    app = start_backend(backend_aws.endpoint_url)
-    job_id = backend_jobs.submit_job(backend_aws.endpoint_url, USER, backend_jobs.make_3gp_clip(2.0))
+@pytest.fixture(scope="session")
+def app_venv(repo_root: Path) -> Path:
+    """The app's locked dependencies, installed once per lock under .cache/ (not into .venv)."""
+    return backend_jobs.ensure_app_venv(repo_root / ".cache")
 
-    job = backend_jobs.wait_for_job(backend_aws.endpoint_url, job_id)
+
+@pytest.fixture
+def start_backend(app_venv: Path, tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
+    """Start the app against an endpoint; by default returns once /api/health is 200. Stopped after the test."""
+    started: list[RunningApp] = []
+
+    def start(endpoint_url: str, wait: bool = True, **env: str) -> RunningApp:
+        port = backend_jobs.free_port()
+        log_path = tmp_path / f"app-{port}.log"
+        environment = backend_jobs.app_environment(endpoint_url, OPENAI_API_KEY, **env)
+        app = RunningApp(backend_jobs.start_app(app_venv, port, environment, log_path), port, log_path)
+        started.append(app)
+        if wait:
+            app.wait_healthy()
+        return app
+
+    yield start
+    for app in started:
+        backend_jobs.stop_app(app.process)
+
+
+@pytest.fixture
+def endpoint(aws: local_aws.LocalAws) -> str:
+    """An empty local AWS endpoint with the backend's tables, bucket and USER's key."""
+    backend_jobs.create_backend_resources(aws.endpoint_url)
+    backend_jobs.put_user_key(aws.endpoint_url, USER)
+    return aws.endpoint_url
+
+
+def submit_clip(endpoint_url: str, seconds: float = 2.0, user: str = USER) -> str:
+    """A job for a fresh tone of `seconds`, encrypted with the user's key; its job_id."""
+    return backend_jobs.submit_job(endpoint_url, user, backend_jobs.make_3gp_clip(seconds))
+
+
+def run_until_exit(app_venv: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The app run under uvicorn until it exits, for a start that must fail before it serves."""
+    command = backend_jobs.uvicorn_command(app_venv)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
+
+
+def test_a_good_job_completes_with_a_transcript(endpoint, start_backend):
+    app = start_backend(endpoint)
+    job_id = submit_clip(endpoint)
+
+    job = backend_jobs.wait_for_job(endpoint, job_id)
 
     assert job["status"] == "completed", job
     assert job["completed_at"].endswith("+00:00")
     assert "error_message" not in job
-    [transcript] = backend_jobs.transcripts_for_job(backend_aws.endpoint_url, job_id)
+    [transcript] = backend_jobs.transcripts_for_job(endpoint, job_id)
     assert transcript["user_id"] == USER
     assert transcript["transcript"] == "fake transcript of 2.0 s"
     status, body = app.health()
@@ -45,12 +113,10 @@ def test_a_good_job_completes_with_a_transcript(backend_aws, start_backend):
     assert f"[OK] Job {job_id} completed successfully in " in app.output()
 
 
-def test_failures_carry_the_guides_messages(backend_aws, start_backend):
-    endpoint = backend_aws.endpoint_url
+def test_failures_carry_the_guides_messages(endpoint, start_backend):
     app = start_backend(endpoint)
-    clip = backend_jobs.make_3gp_clip(2.0)
-    wrong_key = backend_jobs.submit_job(endpoint, USER, clip, key=os.urandom(32))
-    too_short = backend_jobs.submit_job(endpoint, USER, backend_jobs.make_3gp_clip(0.5))
+    wrong_key = backend_jobs.submit_job(endpoint, USER, backend_jobs.make_3gp_clip(2.0), key=os.urandom(32))
+    too_short = submit_clip(endpoint, seconds=0.5)
     not_audio = backend_jobs.submit_job(endpoint, USER, b"this is not a 3gp file at all")
 
     expected = {
@@ -70,10 +136,9 @@ def test_failures_carry_the_guides_messages(backend_aws, start_backend):
     assert app.health()[1]["processor"]["jobs_failed"] == 3
 
 
-def test_a_broken_ffmpeg_is_a_format_error_and_a_requeue_after_repair_completes(backend_aws, start_backend):
-    endpoint = backend_aws.endpoint_url
+def test_a_broken_ffmpeg_is_a_format_error_and_a_requeue_after_repair_completes(endpoint, start_backend):
     broken = start_backend(endpoint, PANZOTO_FFMPEG="/bin/false")
-    job_id = backend_jobs.submit_job(endpoint, USER, backend_jobs.make_3gp_clip(2.0))
+    job_id = submit_clip(endpoint)
 
     failed = backend_jobs.wait_for_job(endpoint, job_id)
     assert failed["error_message"] == "File does not start with RIFF id"
@@ -89,20 +154,17 @@ def test_a_broken_ffmpeg_is_a_format_error_and_a_requeue_after_repair_completes(
     assert "error_message" not in done
 
 
-def test_a_missing_ffmpeg_is_a_format_error(backend_aws, start_backend):
-    start_backend(backend_aws.endpoint_url, PANZOTO_FFMPEG="/nonexistent/ffmpeg")
-    job_id = backend_jobs.submit_job(backend_aws.endpoint_url, USER, backend_jobs.make_3gp_clip(2.0))
+def test_a_missing_ffmpeg_is_a_format_error(endpoint, start_backend):
+    start_backend(endpoint, PANZOTO_FFMPEG="/nonexistent/ffmpeg")
 
-    job = backend_jobs.wait_for_job(backend_aws.endpoint_url, job_id)
+    job = backend_jobs.wait_for_job(endpoint, submit_clip(endpoint))
 
     assert (job["status"], job["error_message"]) == ("failed", "File does not start with RIFF id")
 
 
-def test_two_processors_never_take_the_same_job(backend_aws, start_backend):
-    endpoint = backend_aws.endpoint_url
-    clip = backend_jobs.make_3gp_clip(1.5)
+def test_two_processors_never_take_the_same_job(endpoint, start_backend):
     # Queued before both start, so both see every job pending in their first scans.
-    job_ids = [backend_jobs.submit_job(endpoint, USER, clip) for _ in range(6)]
+    job_ids = [submit_clip(endpoint, seconds=1.5) for _ in range(6)]
     apps = [start_backend(endpoint, wait=False) for _ in range(2)]
 
     for job_id in job_ids:
@@ -122,16 +184,16 @@ def test_health_stays_healthy_with_the_endpoint_gone_like_the_real_one(local_aws
     finally:
         local_aws.stop_server(own)
 
-    wait_for_output(app, "[ERROR] Error checking for pending jobs: Could not connect to the endpoint URL")
+    app.wait_for_output("[ERROR] Error checking for pending jobs: Could not connect to the endpoint URL")
     status, body = app.health()
     assert (status, body["status"]) == (200, "healthy")  # only the journal tells
     assert app.process.poll() is None
 
 
-def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_working_directory(backend_aws, start_backend):
-    app = start_backend(backend_aws.endpoint_url)
+def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_working_directory(endpoint, start_backend):
+    app = start_backend(endpoint)
 
-    wait_for_output(app, "Starting cost-safe audio processor")
+    app.wait_for_output("Starting cost-safe audio processor")
     [logfile] = (app.log_path.parent / "logs").glob("app_*.log")
     assert re.fullmatch(r"app_\d{8}_\d{6}\.log", logfile.name)
     assert re.search(
@@ -144,38 +206,30 @@ def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_workin
     assert "\x1b[" not in logfile.read_text()
 
 
-def test_a_broken_processor_leaves_the_api_healthy_and_logs_no_start_line(backend_aws, start_backend):
-    app = start_backend(backend_aws.endpoint_url, FAKE_BACKEND_BREAK_PROCESSOR="1")
+def test_a_broken_processor_leaves_the_api_healthy_and_logs_no_start_line(endpoint, start_backend):
+    app = start_backend(endpoint, FAKE_BACKEND_BREAK_PROCESSOR="1")
 
-    wait_for_output(app, "[ERROR] Audio processor failed: audio processor could not start")
+    app.wait_for_output("[ERROR] Audio processor failed: audio processor could not start")
     status, body = app.health()
     assert (status, body["status"], body["processor"]["processor_alive"]) == (200, "healthy", False)
     assert "Starting cost-safe audio processor" not in app.output()
     assert "Traceback (most recent call last):" in app.output()
 
 
-def test_a_dev_group_import_fails_at_startup_without_the_dev_group(aws, app_venv, openai_api_key, tmp_path):
-    env = backend_jobs.app_environment(aws.endpoint_url, openai_api_key, FAKE_BACKEND_IMPORT_DEV_GROUP="1")
-    command = [
-        str(app_venv / "bin/python"),
-        "-m",
-        "uvicorn",
-        backend_jobs.APP_MODULE,
-        "--app-dir",
-        str(backend_jobs.APP_DIR),
-    ]
+def test_a_dev_group_import_fails_at_startup_without_the_dev_group(aws, app_venv, tmp_path):
+    env = backend_jobs.app_environment(aws.endpoint_url, OPENAI_API_KEY, FAKE_BACKEND_IMPORT_DEV_GROUP="1")
 
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    done = run_until_exit(app_venv, env, cwd=tmp_path)
 
     assert done.returncode != 0
     assert "ModuleNotFoundError: No module named 'mypy_boto3_s3'" in done.stderr
 
 
-def test_a_slow_stop_keeps_running_after_sigterm_until_its_work_is_done(backend_aws, start_backend):
-    app = start_backend(backend_aws.endpoint_url, FAKE_BACKEND_STOP_DELAY_SECONDS="3")
+def test_a_slow_stop_keeps_running_after_sigterm_until_its_work_is_done(endpoint, start_backend):
+    app = start_backend(endpoint, FAKE_BACKEND_STOP_DELAY_SECONDS="3")
 
     app.process.terminate()
-    wait_for_output(app, "Finishing work in flight before shutdown (3s)")
+    app.wait_for_output("Finishing work in flight before shutdown (3s)")
     assert app.process.poll() is None  # still shutting down
     app.process.wait(60)  # uvicorn exits by re-raising SIGTERM once shut down
     assert "Audio processor stopped" in app.output()
@@ -183,16 +237,8 @@ def test_a_slow_stop_keeps_running_after_sigterm_until_its_work_is_done(backend_
 
 def test_a_missing_openai_key_stops_startup_with_one_clear_line(aws, app_venv, tmp_path):
     env = backend_jobs.app_environment(aws.endpoint_url, "")
-    command = [
-        str(app_venv / "bin/python"),
-        "-m",
-        "uvicorn",
-        backend_jobs.APP_MODULE,
-        "--app-dir",
-        str(backend_jobs.APP_DIR),
-    ]
 
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    done = run_until_exit(app_venv, env, cwd=tmp_path)
 
     assert done.returncode == 2
     assert done.stdout == ""
@@ -201,12 +247,11 @@ def test_a_missing_openai_key_stops_startup_with_one_clear_line(aws, app_venv, t
     ]
 
 
-def test_secrets_never_reach_the_apps_output(backend_aws, start_backend, openai_api_key):
-    endpoint = backend_aws.endpoint_url
+def test_secrets_never_reach_the_apps_output(endpoint, start_backend):
     aws_secret = "h2a-aws-secret-access-key-never-logged"
     app = start_backend(endpoint, AWS_SECRET_ACCESS_KEY=aws_secret)
     user_key = backend_jobs.put_user_key(endpoint, "user-2")
-    good = backend_jobs.submit_job(endpoint, "user-2", backend_jobs.make_3gp_clip(2.0))
+    good = submit_clip(endpoint, user="user-2")
     bad = backend_jobs.submit_job(endpoint, "user-2", b"garbage", key=os.urandom(32))
     backend_jobs.wait_for_job(endpoint, good)
     backend_jobs.wait_for_job(endpoint, bad)
@@ -215,16 +260,15 @@ def test_secrets_never_reach_the_apps_output(backend_aws, start_backend, openai_
 
     output = app.output()
     assert f"[OK] Job {good} completed successfully" in output  # the log is there, and it is clean:
-    for secret in (openai_api_key, aws_secret, base64.b64encode(user_key).decode(), user_key.hex()):
+    for secret in (OPENAI_API_KEY, aws_secret, base64.b64encode(user_key).decode(), user_key.hex()):
         assert secret not in output
 
 
 def test_the_lock_pins_what_pyproject_asks_for():
-    app_dir = Path(backend_jobs.APP_DIR)
-    project = tomllib.loads((app_dir / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((backend_jobs.APP_DIR / "pyproject.toml").read_text())["project"]
     locked = {
         package["name"]: package["version"]
-        for package in tomllib.loads((app_dir / "poetry.lock").read_text())["package"]
+        for package in tomllib.loads((backend_jobs.APP_DIR / "poetry.lock").read_text())["package"]
     }
     for dependency in project["dependencies"]:
         requirement = Requirement(dependency)
