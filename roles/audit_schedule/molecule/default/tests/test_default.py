@@ -1,22 +1,49 @@
 """The hourly audit on the converged hosts: the timer is scheduled, the service runs the audit once per start
-into the state directory and the journal, alerts once per breach and once on recovery, and runs never overlap."""
+into the state directory and the journal, alerts once per breach and once on recovery, and runs never overlap;
+it runs on a venv of exactly the project's pins, which a later converge brings back to them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import testinfra
 
 STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = SCENARIO_DIR.parents[3]
 NAME = "panzoto-audit"
 VARS_FILE = f"/etc/{NAME}/audit-vars.json"
 REPORTS = f"/var/lib/{NAME}/reports"
+VENV = "/opt/panzoto-ops/venv"
+# The platforms of .config/molecule/config.yml.
+RUN_ID = os.environ.get("PANZOTO_TEST_RUN_ID", "manual")
+HOSTS = [f"panzoto-ops-molecule-{RUN_ID}-{suite}" for suite in ("bookworm", "trixie")]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins() -> dict[str, str]:
+    """The project's requirements/runtime.txt, {name: version}: what the venv must hold."""
+    text = (REPO_ROOT / "requirements" / "runtime.txt").read_text()
+    lines = (line.partition("#")[0].strip() for line in text.splitlines())
+    return {canonical(name): version for name, _, version in (line.partition("==") for line in lines if line)}
+
+
+def venv_packages(host) -> dict[str, str]:
+    freeze = host.run(f"{VENV}/bin/python -m pip --disable-pip-version-check freeze")
+    assert freeze.rc == 0, freeze.stderr
+    return {canonical(name): version for name, _, version in (line.partition("==") for line in freeze.stdout.split())}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +85,27 @@ def test_the_timer_is_enabled_and_scheduled_hourly(host) -> None:
     assert timer.is_enabled and timer.is_running
     assert host.file(f"/etc/systemd/system/{NAME}.timer").contains("^OnCalendar=hourly$")
     assert host.run(f"systemctl show {NAME}.timer -p NextElapseUSecRealtime --value").stdout.strip()
+
+
+def test_the_venv_holds_exactly_the_pins_on_the_hosts_python(host) -> None:
+    assert venv_packages(host) == pins()
+    version = host.run(f"{VENV}/bin/ansible-playbook --version").stdout.splitlines()[0]
+    assert version == f"ansible-playbook [core {pins()['ansible-core']}]"
+    version_of = "-c 'import sys; print(sys.version)'"
+    assert host.run(f"{VENV}/bin/python {version_of}").stdout == host.run(f"python3 {version_of}").stdout
+    # Nothing of Debian's runs the audit, and the wheels the control node sent are gone.
+    assert not host.package("ansible-core").is_installed and not host.package("python3-boto3").is_installed
+    assert not host.file("/opt/panzoto-ops/wheels").exists
+    venv = host.file(VENV)
+    assert (venv.user, venv.group, venv.mode) == ("root", "root", 0o755)
+    imports = "import ansible.release, boto3, cryptography, yaml"
+    as_service = host.run(f"runuser -u {NAME} -- {VENV}/bin/python -c {shlex.quote(imports)}")
+    assert as_service.rc == 0, as_service.stderr
+
+
+def test_the_service_runs_the_venvs_ansible_playbook(host) -> None:
+    exec_start = host.run(f"systemctl show {NAME}.service -p ExecStart --value").stdout
+    assert f" {VENV}/bin/ansible-playbook /opt/panzoto-ops/playbooks/audit_jobs.yml " in exec_start, exec_start
 
 
 def test_secrets_are_in_files_only_root_and_the_service_read(host) -> None:
@@ -111,3 +159,37 @@ def test_a_run_never_overlaps_another(host) -> None:
         assert after == before
     finally:
         host.run(f"systemctl stop {NAME}-holder")
+
+
+def test_a_converge_brings_a_changed_venv_back_to_the_pins(webhook) -> None:
+    """Debian 12's venv looks built by another Python (as after an upgrade): it is built anew. Debian 13's lacks a
+    pin and has a package no pin names (as when the pins change): the pin is installed, the stray removed."""
+    bookworm, trixie = (testinfra.get_host(f"podman://{name}") for name in HOSTS)
+    bookworm.run(f"sed -i 's/^version *=.*/version = 3.9.0/' {VENV}/pyvenv.cfg && touch {VENV}/built-before")
+    trixie.run(f"{VENV}/bin/python -m pip uninstall --yes six && touch {VENV}/built-before")
+    # The smallest installed distribution pip can list and uninstall: its metadata and the record of its files.
+    site = trixie.run(f"{VENV}/bin/python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))'").stdout.strip()
+    stray = "panzoto_stray-1.0.dist-info"
+    metadata = "Metadata-Version: 2.1\nName: panzoto-stray\nVersion: 1.0\n"
+    record = f"{stray}/METADATA,,\n{stray}/RECORD,,\n"
+    trixie.run(f"mkdir {site}/{stray}")
+    for name, content in (("METADATA", metadata), ("RECORD", record)):
+        trixie.run(f"printf %s {shlex.quote(content)} > {site}/{stray}/{name}")
+    assert "panzoto-stray" in venv_packages(trixie) and "six" not in venv_packages(trixie)
+
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    converge = subprocess.run(
+        ["ansible-playbook", "--inventory", str(inventory), str(SCENARIO_DIR / "converge.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert converge.returncode == 0, converge.stdout[-6000:]
+
+    assert not bookworm.file(f"{VENV}/built-before").exists
+    assert trixie.file(f"{VENV}/built-before").exists
+    for host in (bookworm, trixie):
+        assert venv_packages(host) == pins()
+        run_audit(host)  # the venv runs the audit; the settings are the converge's again (a breach at 49 > 20)
+        history = host.file(f"/var/lib/{NAME}/job-audit-history.jsonl").content_string.splitlines()
+        assert json.loads(history[-1])["status"] == "breached"
