@@ -39,15 +39,21 @@ def parse_timestamp(value: object) -> datetime | None:
 
     Seen in the table: naive (taken as UTC), with `+00:00`, and with `Z`.
     """
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(text)
+        # Python 3.11's fromisoformat reads all three forms, `Z` included: one call for the usual value.
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        return None
+        text = value.strip()
+        if not text:
+            return None
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -108,8 +114,11 @@ class Job:
         return now - self.created_at if self.created_at else None
 
 
-def malformed_reason(item: dict) -> str | None:
-    """Why an item is junk (the first problem found), or None for a well-formed job."""
+def malformed_reason(item: dict, created_at: datetime | None = None) -> str | None:
+    """Why an item is junk (the first problem found), or None for a well-formed job.
+
+    `created_at` is the item's creation time when the caller has parsed it already.
+    """
     status = item.get("status")
     if status is None:
         return "status_missing"
@@ -119,7 +128,7 @@ def malformed_reason(item: dict) -> str | None:
         return "status_unknown"
     if item.get("created_at") is None:
         return "created_at_missing"
-    if parse_timestamp(item["created_at"]) is None:
+    if created_at is None and parse_timestamp(item["created_at"]) is None:
         return "created_at_unparseable"
     if "retry_count" in item and not isinstance(item["retry_count"], (Decimal, int)):
         return "retry_count_not_number"
@@ -130,7 +139,8 @@ def malformed_reason(item: dict) -> str | None:
 
 def inspect_job(item: dict, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> Job:
     """A Job from a deserialized item (boto3 TypeDeserializer types)."""
-    reason = malformed_reason(item)
+    created_at = parse_timestamp(item.get("created_at"))
+    reason = malformed_reason(item, created_at)
     status = item.get("status") if reason is None else None
     job_type = item.get("job_type")
     return Job(
@@ -140,7 +150,7 @@ def inspect_job(item: dict, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL
         job_type=job_type if isinstance(job_type, str) and job_type else "unknown",
         user_id=item.get("user_id") if isinstance(item.get("user_id"), str) else None,
         audio_file_id=item.get("audio_file_id") if isinstance(item.get("audio_file_id"), str) else None,
-        created_at=parse_timestamp(item.get("created_at")),
+        created_at=created_at,
         completed_at=parse_timestamp(item.get("completed_at")),
         error_message=item.get("error_message"),
         category=classify(item.get("error_message"), rules) if status == "failed" else None,
