@@ -361,8 +361,8 @@ def diagnose_job(job: dict, records: list[dict], rules, limit: int) -> dict:
         deciding = records[-1]
     shown = records[-limit:]
     if deciding is not None and deciding not in shown:
-        # The deciding record plus the latest limit - 1 others (none when the limit is 1: -0 would be all).
-        latest = records[len(records) - (limit - 1) :] if limit > 1 else []
+        # The deciding record plus the latest limit - 1 others (none when the limit is 1: [-0:] would be all).
+        latest = records[-(limit - 1) :] if limit > 1 else []
         shown = sorted([deciding, *latest], key=lambda record: str(record.get("time", "")))
     return {
         "job_id": job.get("job_id"),
