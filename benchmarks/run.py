@@ -270,14 +270,14 @@ def side_module_audit_botocore_parser(endpoint: str, args: dict[str, Any]) -> di
     module_utils = str(REPO / "module_utils")
     if module_utils not in ansible.module_utils.__path__:
         ansible.module_utils.__path__.append(module_utils)
-    from ansible.module_utils import panzoto_scan
+    from ansible.module_utils.panzoto import scan
 
-    panzoto_scan.install = lambda client: False
+    scan.install = lambda client: False
     return side_module_audit(endpoint, args)
 
 
 def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
-    """panzoto_scan alone (the audit's projection, segments, client settings), counting items by raw status.
+    """panzoto.scan alone (the audit's projection, segments, client settings), counting items by raw status.
 
     Separates the reading from what the audit keeps per job, for memory against table size.
     """
@@ -288,8 +288,8 @@ def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     module_utils = str(REPO / "module_utils")
     if module_utils not in ansible.module_utils.__path__:
         ansible.module_utils.__path__.append(module_utils)
-    from ansible.module_utils.panzoto_jobs import JOB_ATTRIBUTES
-    from ansible.module_utils.panzoto_scan import ScanStats, scan_items
+    from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto.scan import ScanStats, scan_items
 
     segments = args.get("segments", 4)
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)

@@ -155,7 +155,7 @@ import json
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_aws import (
+from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
     aws_errors,
@@ -163,7 +163,7 @@ from ansible.module_utils.panzoto_aws import (
     require_boto3,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_scan import scan_items
+from ansible.module_utils.panzoto.scan import scan_items
 
 DEFAULT_TABLES = [
     {"name": "panzoto-processing-jobs", "key": "job_id", "indexes": ["user-jobs-index"]},

@@ -234,7 +234,7 @@ import time
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_audit_alerts import (
+from ansible.module_utils.panzoto.audit.alerts import (
     STATE_FILE,
     deliver_alerts,
     redact,
@@ -242,9 +242,9 @@ from ansible.module_utils.panzoto_audit_alerts import (
     send_webhook,
     webhook_url_problem,
 )
-from ansible.module_utils.panzoto_audit_history import HISTORY_FILE, append_history, read_history
-from ansible.module_utils.panzoto_audit_html import render_html
-from ansible.module_utils.panzoto_audit_reports import (
+from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, append_history, read_history
+from ansible.module_utils.panzoto.audit.html import render_html
+from ansible.module_utils.panzoto.audit.reports import (
     DIAGNOSIS_REPORT,
     REPORT_FILES,
     SCHEMA_VERSION,
@@ -257,14 +257,14 @@ from ansible.module_utils.panzoto_audit_reports import (
     threshold_results,
     write_atomic,
 )
-from ansible.module_utils.panzoto_audit_tally import (
+from ansible.module_utils.panzoto.audit.tally import (
     DEFAULT_THRESHOLDS,
     JobAudit,
     breached_thresholds,
     threshold_values,
     validate_thresholds,
 )
-from ansible.module_utils.panzoto_aws import (
+from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
     aws_errors,
@@ -272,21 +272,21 @@ from ansible.module_utils.panzoto_aws import (
     require_boto3,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_job_classification import (
+from ansible.module_utils.panzoto.classification import (
     CLASSIFICATION_RULE_OPTIONS,
     RuleError,
     build_rules,
     rules_by_category,
     rules_from_options,
 )
-from ansible.module_utils.panzoto_jobs import (
+from ansible.module_utils.panzoto.jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
     isoformat,
     parse_now,
 )
-from ansible.module_utils.panzoto_options import check_range, duration_option
-from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, scan_items
+from ansible.module_utils.panzoto.options import check_range, duration_option
+from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
 
 
 def metric_data(report: dict) -> list[dict]:

@@ -397,7 +397,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_archive import (
+from ansible.module_utils.panzoto.cleanup.archive import (
     JOB_RECORD,
     RESULT_RECORD,
     ArchivedJob,
@@ -414,7 +414,7 @@ from ansible.module_utils.panzoto_archive import (
     read_s3_archive,
     s3_archive_key,
 )
-from ansible.module_utils.panzoto_audio import (
+from ansible.module_utils.panzoto.cleanup.audio import (
     AudioReport,
     archive_audio_key,
     audio_to_delete,
@@ -423,7 +423,7 @@ from ansible.module_utils.panzoto_audio import (
     remove_audio,
     restore_audio,
 )
-from ansible.module_utils.panzoto_aws import (
+from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
     aws_errors,
@@ -432,17 +432,17 @@ from ansible.module_utils.panzoto_aws import (
     resource_actions,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_batches import Abort, chunks, run_bounded
-from ansible.module_utils.panzoto_job_classification import (
+from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
+from ansible.module_utils.panzoto.classification import (
     CLASSIFICATION_RULE_OPTIONS,
     Rule,
     RuleError,
     build_rules,
     rules_from_options,
 )
-from ansible.module_utils.panzoto_jobs import isoformat, parse_now
-from ansible.module_utils.panzoto_keyset import KeptKeys
-from ansible.module_utils.panzoto_locks import (
+from ansible.module_utils.panzoto.jobs import isoformat, parse_now
+from ansible.module_utils.panzoto.cleanup.keyset import KeptKeys
+from ansible.module_utils.panzoto.cleanup.locks import (
     DEFAULT_LOCK_DIR,
     LockHeld,
     RunLock,
@@ -450,9 +450,9 @@ from ansible.module_utils.panzoto_locks import (
     archive_lock_path,
     table_lock_path,
 )
-from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option, moment_after
-from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats
-from ansible.module_utils.panzoto_selection import (
+from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
+from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats
+from ansible.module_utils.panzoto.selection import (
     JOBS_ONLY_OPTIONS,
     SELECTION_ARGUMENT_SPEC,
     AudioKeyTemplate,
@@ -465,8 +465,8 @@ from ansible.module_utils.panzoto_selection import (
     read_plan,
     select_jobs,
 )
-from ansible.module_utils.panzoto_tally import Tally, diff_for
-from ansible.module_utils.panzoto_writes import WritePlan, put_back, send_write
+from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
+from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
 
 STATES = ("absent", "requeued", "expiring", "restored")
 ACTION_VERBS = {"absent": "delete", "requeued": "requeue", "expiring": "expire", "restored": "restore"}

@@ -190,7 +190,7 @@ read:
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto_aws import (
+from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
     aws_errors,
@@ -198,24 +198,24 @@ from ansible.module_utils.panzoto_aws import (
     require_boto3,
     validate_aws_params,
 )
-from ansible.module_utils.panzoto_job_classification import (
+from ansible.module_utils.panzoto.classification import (
     CLASSIFICATION_RULE_OPTIONS,
     RuleError,
     build_rules,
     rules_from_options,
 )
-from ansible.module_utils.panzoto_jobs import (
+from ansible.module_utils.panzoto.jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
     isoformat,
     parse_now,
     parse_timestamp,
 )
-from ansible.module_utils.panzoto_log_causes import CauseRuleError, build_cause_rules
-from ansible.module_utils.panzoto_loguru import message_of
-from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option
-from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
-from ansible.module_utils.panzoto_selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
+from ansible.module_utils.panzoto.diagnosis.log_causes import CauseRuleError, build_cause_rules
+from ansible.module_utils.panzoto.diagnosis.loguru import message_of
+from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
+from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
+from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
 
 DEFAULT_CATEGORIES = ("max_retries",)
 
@@ -232,7 +232,7 @@ def validate_selection(params: dict) -> None:
 
 
 def build_selection(params: dict, rules: tuple, now: datetime) -> Selection:
-    """The cleanup's selection (module_utils/panzoto_selection.py); the failed max_retries jobs by default."""
+    """The cleanup's selection (module_utils/panzoto/selection.py); the failed max_retries jobs by default."""
     explicit = params["categories"] or params["statuses"] or params["job_ids"]
     categories = params["categories"] or ([] if explicit else DEFAULT_CATEGORIES)
 

@@ -68,7 +68,10 @@ RETURN_FIELDS = {
 def build_collection(root: Path, library: Path, module_utils: Path, doc_fragments: Path) -> Path:
     """ansible_collections/panzoto/ops under `root`, from the project's directories; returns its path."""
     collection = root / "ansible_collections" / NAMESPACE / COLLECTION
-    utils = {path.stem for path in module_utils.glob("*.py")}
+    # Top-level module_utils names: plain files and packages (module_utils/panzoto/).
+    utils = {path.stem for path in module_utils.glob("*.py")} | {
+        path.parent.name for path in module_utils.glob("*/__init__.py")
+    }
     modules = {path.stem for path in library.glob("*.py")}
     fragments = {path.stem for path in doc_fragments.glob("*.py")}
 
@@ -92,8 +95,10 @@ def build_collection(root: Path, library: Path, module_utils: Path, doc_fragment
         (doc_fragments, "plugins/doc_fragments"),
     ):
         (collection / target).mkdir(parents=True, exist_ok=True)
-        for path in sorted(source.glob("*.py")):
-            (collection / target / path.name).write_text(rewrite(path.read_text()))
+        for path in sorted(source.rglob("*.py")):
+            copy = collection / target / path.relative_to(source)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(rewrite(path.read_text()))
     (collection / "meta").mkdir(exist_ok=True)
     (collection / "meta" / "runtime.yml").write_text('requires_ansible: ">=2.16"\n')
     (collection / "galaxy.yml").write_text(

@@ -1,4 +1,4 @@
-"""Documentation of the AWS options every panzoto-ops module takes (module_utils/panzoto_aws.py).
+"""Documentation of the AWS options every panzoto-ops module takes (module_utils/panzoto/aws.py).
 
 They are amazon.aws's connection options, with the same names, aliases and
 environment fallbacks, so one module_defaults block serves both.

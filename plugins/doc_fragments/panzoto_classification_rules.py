@@ -1,4 +1,4 @@
-"""Documentation of the classification_rules option (its sub-spec: module_utils/panzoto_job_classification.py)."""
+"""Documentation of the classification_rules option (its sub-spec: module_utils/panzoto/classification.py)."""
 
 
 class ModuleDocFragment:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.panzoto_audit_alerts import STATE_FILE
-from ansible.module_utils.panzoto_audit_history import HISTORY_FILE
-from ansible.module_utils.panzoto_audit_reports import REPORT_FILES
+from ansible.module_utils.panzoto.audit.alerts import STATE_FILE
+from ansible.module_utils.panzoto.audit.history import HISTORY_FILE
+from ansible.module_utils.panzoto.audit.reports import REPORT_FILES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples" / "ci"

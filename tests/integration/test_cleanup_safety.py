@@ -96,7 +96,7 @@ def test_restore_puts_back_only_jobs_the_cleanup_deleted_and_says_what_it_left(a
 @pytest.mark.parametrize("scope", ["table", "archive"])
 def test_a_run_refuses_in_one_line_while_another_holds_its_lock(aws, tmp_path, scope):
     import processing_jobs_cleanup  # noqa: F401  (puts module_utils in place)
-    from ansible.module_utils.panzoto_locks import RunLock, archive_lock_path, table_lock_path
+    from ansible.module_utils.panzoto.cleanup.locks import RunLock, archive_lock_path, table_lock_path
 
     seeded(aws.endpoint_url, [legacy("a"), legacy("b")])
     before = table_items(aws.endpoint_url)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC
+from ansible.module_utils.panzoto.aws import AWS_ARGUMENT_SPEC
 from check_module_docs import ansible_doc_problems
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ansible.module_utils.panzoto_job_classification import build_rules
+from ansible.module_utils.panzoto.classification import build_rules
 from botocore.exceptions import ClientError
 
 NOW = datetime(2025, 10, 19, 18, 0, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from ansible.module_utils.panzoto_archive import (
+from ansible.module_utils.panzoto.cleanup.archive import (
     ARCHIVE_FORMAT,
     ARCHIVE_METADATA,
     ArchiveWriter,
@@ -202,7 +202,7 @@ def test_kept_audio_stays_pending_for_the_next_run_to_recheck():
 
 
 def test_check_archive_file_accepts_new_files_and_its_own_archives_only(tmp_path: Path):
-    from ansible.module_utils.panzoto_archive import check_archive_file
+    from ansible.module_utils.panzoto.cleanup.archive import check_archive_file
 
     assert check_archive_file(tmp_path / "new" / "archive.jsonl") is None
     assert "is a directory" in check_archive_file(tmp_path)

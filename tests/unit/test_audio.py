@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from ansible.module_utils.panzoto_archive import ARCHIVE_FORMAT, ArchiveWriter, ReadStats, item_to_json
-from ansible.module_utils.panzoto_audio import AudioReport, archive_audio_key, audio_to_delete, load_pending_audio
-from ansible.module_utils.panzoto_jobs import inspect_job
-from ansible.module_utils.panzoto_selection import Planned
+from ansible.module_utils.panzoto.cleanup.archive import ARCHIVE_FORMAT, ArchiveWriter, ReadStats, item_to_json
+from ansible.module_utils.panzoto.cleanup.audio import AudioReport, archive_audio_key, audio_to_delete, load_pending_audio
+from ansible.module_utils.panzoto.jobs import inspect_job
+from ansible.module_utils.panzoto.selection import Planned
 from cleanup_fixtures import LEGACY, RULES, item
 
 

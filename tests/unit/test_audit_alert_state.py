@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.panzoto_audit_alerts import (
+from ansible.module_utils.panzoto.audit.alerts import (
     AlertError,
     decide,
     deliver_alerts,

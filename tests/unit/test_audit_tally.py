@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from ansible.module_utils.panzoto_audit_tally import (
+from ansible.module_utils.panzoto.audit.tally import (
     JobAudit,
     RepeatedFailures,
     breached_thresholds,
     threshold_values,
     validate_thresholds,
 )
-from ansible.module_utils.panzoto_job_classification import build_rules, rules_by_category
-from ansible.module_utils.panzoto_jobs import inspect_job
+from ansible.module_utils.panzoto.classification import build_rules, rules_by_category
+from ansible.module_utils.panzoto.jobs import inspect_job
 
 NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
 

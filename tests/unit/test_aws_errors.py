@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
-from ansible.module_utils.panzoto_aws import (
+from ansible.module_utils.panzoto.aws import (
     NOT_FOUND_CODES,
     describe_aws_error,
     error_code,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC, aws_client, resource_actions, validate_aws_params
+from ansible.module_utils.panzoto.aws import AWS_ARGUMENT_SPEC, aws_client, resource_actions, validate_aws_params
 
 
 def amazon_aws_spec() -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.panzoto_batches import S3_DELETE_BATCH, delete_objects, delete_requests_needed
+from ansible.module_utils.panzoto.cleanup.batches import S3_DELETE_BATCH, delete_objects, delete_requests_needed
 from cleanup_fixtures import client_error
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.panzoto_job_classification import (
+from ansible.module_utils.panzoto.classification import (
     CATCH_ALL,
     DEFAULT_RULES,
     RuleError,

@@ -8,8 +8,8 @@ import processing_jobs_cleanup as cleanup
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.panzoto_aws import AWS_ARGUMENT_SPEC
-from ansible.module_utils.panzoto_options import OptionError
+from ansible.module_utils.panzoto.aws import AWS_ARGUMENT_SPEC
+from ansible.module_utils.panzoto.options import OptionError
 from cleanup_fixtures import NOW
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

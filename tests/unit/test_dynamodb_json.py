@@ -15,8 +15,8 @@ from decimal import Decimal, Inexact
 import boto3
 import botocore.exceptions
 import pytest
-from ansible.module_utils import panzoto_dynamodb_json as reader
-from ansible.module_utils.panzoto_scan import RequestCounter, ScanStats, query_items, scan_items
+from ansible.module_utils.panzoto import dynamodb_json as reader
+from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, query_items, scan_items
 from boto3.dynamodb.types import Binary, TypeDeserializer
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from ansible.module_utils.panzoto_jobs import inspect_job, malformed_reason, parse_duration, parse_now, parse_timestamp
+from ansible.module_utils.panzoto.jobs import inspect_job, malformed_reason, parse_duration, parse_now, parse_timestamp
 
 MOMENT = datetime(2025, 10, 9, 14, 3, 11, tzinfo=UTC)
 

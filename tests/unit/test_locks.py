@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.panzoto_locks import LockHeld, RunLock, RunLocks, archive_lock_path, table_lock_path
+from ansible.module_utils.panzoto.cleanup.locks import LockHeld, RunLock, RunLocks, archive_lock_path, table_lock_path
 
 
 def test_a_second_holder_is_refused_with_who_holds_it_and_may_take_it_once_released(tmp_path: Path):

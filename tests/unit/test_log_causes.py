@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.panzoto_log_causes import (
+from ansible.module_utils.panzoto.diagnosis.log_causes import (
     DEFAULT_CAUSE_RULES,
     NO_EVIDENCE,
     REMEDIES,
@@ -11,7 +11,7 @@ from ansible.module_utils.panzoto_log_causes import (
     CauseRuleError,
     build_cause_rules,
 )
-from ansible.module_utils.panzoto_loguru import message_of
+from ansible.module_utils.panzoto.diagnosis.loguru import message_of
 
 PREFIX = "2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - "
 

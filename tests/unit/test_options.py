@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ansible.module_utils.panzoto_options import OptionError, check_range, duration_option, moment_after
+from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
 
 
 def test_ranges_name_the_option_and_its_bounds():

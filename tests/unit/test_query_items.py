@@ -1,11 +1,11 @@
-"""Query per user on the user index (panzoto_scan.query_items), as the cleanup reads one user's jobs."""
+"""Query per user on the user index (panzoto.scan.query_items), as the cleanup reads one user's jobs."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from ansible.module_utils.panzoto_scan import ScanStats, query_items
+from ansible.module_utils.panzoto.scan import ScanStats, query_items
 
 
 class FakeQueries:

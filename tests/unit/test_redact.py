@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from ansible.module_utils.panzoto_redact import MASK, PatternError, build_patterns, redact
+from ansible.module_utils.panzoto.redact import MASK, PatternError, build_patterns, redact
 
 KEY_B64 = base64.b64encode(bytes(range(32))).decode()
 OPENAI = "sk-proj-AbCdEf0123456789XyZ_abcdEFGH"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import boto3
 import botocore.exceptions
 import pytest
-from ansible.module_utils.panzoto_jobs import JOB_ATTRIBUTES
-from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
+from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
+from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
 from boto3.dynamodb.types import TypeDeserializer
 from replay_endpoint import EXTRA_ATTRIBUTES, ONE_MB, ReplayServer, ReplayTable
 

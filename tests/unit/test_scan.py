@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from ansible.module_utils.panzoto_scan import ScanStats, projection, scan_items
+from ansible.module_utils.panzoto.scan import ScanStats, projection, scan_items
 
 
 class FakeDynamoDB:

@@ -9,9 +9,9 @@ import processing_jobs_cleanup
 import processing_jobs_diagnose
 import pytest
 import yaml
-from ansible.module_utils.panzoto_jobs import inspect_job
-from ansible.module_utils.panzoto_options import OptionError
-from ansible.module_utils.panzoto_selection import (
+from ansible.module_utils.panzoto.jobs import inspect_job
+from ansible.module_utils.panzoto.options import OptionError
+from ansible.module_utils.panzoto.selection import (
     SELECTION_ARGUMENT_SPEC,
     AudioKeyTemplate,
     Selection,
@@ -22,7 +22,7 @@ from ansible.module_utils.panzoto_selection import (
     read_plan,
     select_jobs,
 )
-from ansible.module_utils.panzoto_tally import Tally
+from ansible.module_utils.panzoto.cleanup.tally import Tally
 from boto3.dynamodb.types import Binary
 from cleanup_fixtures import LEGACY, NOW, RULES, item
 

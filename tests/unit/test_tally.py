@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.panzoto_tally import OUTCOMES, Tally, diff_for
+from ansible.module_utils.panzoto.cleanup.tally import OUTCOMES, Tally, diff_for
 
 
 def test_counts_are_exact_and_lists_are_capped_at_list_limit():

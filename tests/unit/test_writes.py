@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from ansible.module_utils.panzoto_archive import item_to_json, json_to_wire
-from ansible.module_utils.panzoto_batches import Abort
-from ansible.module_utils.panzoto_jobs import inspect_job
-from ansible.module_utils.panzoto_selection import Planned, TableKey, group_of
-from ansible.module_utils.panzoto_writes import WritePlan, put_back, send_write
+from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_wire
+from ansible.module_utils.panzoto.cleanup.batches import Abort
+from ansible.module_utils.panzoto.jobs import inspect_job
+from ansible.module_utils.panzoto.selection import Planned, TableKey, group_of
+from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
 from cleanup_fixtures import LEGACY, NOW, RULES, FakeDynamoDB, client_error, item
 
 JOBS = TableKey("job_id")

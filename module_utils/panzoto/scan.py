@@ -4,7 +4,7 @@ Pages are read by one thread per segment and handed over through a bounded
 queue, so memory holds at most a few pages whatever the table's size. Every
 HTTP attempt (retries included) is counted, for reports and benchmarks.
 
-On a botocore client, pages are decoded by panzoto_dynamodb_json's typed reader
+On a botocore client, pages are decoded by panzoto.dynamodb_json's typed reader
 (installed on the client passed in) instead of botocore's generic shape walk and
 TypeDeserializer: the same items for a fraction of the CPU. Anything that reader
 does not take is read the usual way, so results, retries and errors are unchanged.
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ansible.module_utils.panzoto_dynamodb_json import DECODED_ITEMS, install, reading
+from ansible.module_utils.panzoto.dynamodb_json import DECODED_ITEMS, install, reading
 
 try:
     from boto3.dynamodb.types import TypeDeserializer

@@ -1,6 +1,6 @@
 """Underlying causes of failed jobs, read from the processor's log lines: the one place they are defined.
 
-Like the error categories (panzoto_job_classification), causes are data: an ordered list of
+Like the error categories (panzoto.classification), causes are data: an ordered list of
 rules, the first whose pattern occurs in a log record (its message and traceback) wins. Each
 cause says what to do (`action`, for people) and which kind of remedy it is (`remedy`, for
 tools: `requeue` after a fix, `delete`, `repair_host`, `raise_limit`, `review`). Users add

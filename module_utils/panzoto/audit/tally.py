@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ansible.module_utils.panzoto_jobs import JOB_STATUSES, Job, isoformat, parse_timestamp
+from ansible.module_utils.panzoto.jobs import JOB_STATUSES, Job, isoformat, parse_timestamp
 
 DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
 AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ansible.module_utils.panzoto_jobs import parse_duration
+from ansible.module_utils.panzoto.jobs import parse_duration
 
 
 class OptionError(ValueError):

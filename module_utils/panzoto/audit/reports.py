@@ -1,7 +1,7 @@
 """The audit's reports, all rendered from one document (the JSON report).
 
 The document is what processing_jobs_audit writes as job-audit.json. Every other
-format (text, Markdown, JUnit, Prometheus; HTML in panzoto_audit_html) is a view of
+format (text, Markdown, JUnit, Prometheus; HTML in audit/html) is a view of
 it, so the numbers agree by construction. Files are written atomically (temp file
 in the same directory, fsync, rename), so a reader (node_exporter, a CI upload)
 never sees half a report.

@@ -10,7 +10,7 @@ DynamoDB's context) for N, Binary for B, sets for SS/NS/BS, dict/list for M/L,
 None for NULL, the value for BOOL.
 
 It is installed on a client with `install(client)` and only acts on calls made
-inside `reading()` (the scan threads of panzoto_scan), so every other use of the
+inside `reading()` (the scan threads of panzoto.scan), so every other use of the
 client is untouched. It only takes over the items of a successful response it
 fully understands; anything else (an error status, a body that is not JSON,
 an attribute type it does not know, a null where a value belongs) is left to

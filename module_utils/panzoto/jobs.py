@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ansible.module_utils.panzoto_job_classification import CATCH_ALL_RULE, DEFAULT_RULES, Rule, classify
+from ansible.module_utils.panzoto.classification import CATCH_ALL_RULE, DEFAULT_RULES, Rule, classify
 
 JOB_STATUSES = ("pending", "processing", "completed", "failed")
 # Attributes the tools read; scans project only these (status is a DynamoDB reserved word).

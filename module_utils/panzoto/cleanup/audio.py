@@ -13,7 +13,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible.module_utils.panzoto_archive import (
+from ansible.module_utils.panzoto.cleanup.archive import (
     AUDIO_RECORD,
     ArchivedJob,
     ArchiveWriter,
@@ -22,10 +22,10 @@ from ansible.module_utils.panzoto_archive import (
     read_archive,
     unresolved_audio_owners,
 )
-from ansible.module_utils.panzoto_aws import aws_errors, describe_aws_error, error_code, is_not_found
-from ansible.module_utils.panzoto_batches import delete_objects, delete_requests_needed, run_bounded
-from ansible.module_utils.panzoto_options import OptionError
-from ansible.module_utils.panzoto_selection import Planned
+from ansible.module_utils.panzoto.aws import aws_errors, describe_aws_error, error_code, is_not_found
+from ansible.module_utils.panzoto.cleanup.batches import delete_objects, delete_requests_needed, run_bounded
+from ansible.module_utils.panzoto.options import OptionError
+from ansible.module_utils.panzoto.selection import Planned
 
 
 @dataclass

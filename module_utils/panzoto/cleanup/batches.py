@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ansible.module_utils.panzoto_aws import RETRYABLE_ERROR_CODES, aws_errors, error_code, error_summary
+from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, error_code, error_summary
 
 S3_DELETE_BATCH = 1000  # DeleteObjects' limit per request
 # S3 answers these per key inside a 200 response when it is overloaded.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from html import escape
 
-from ansible.module_utils.panzoto_audit_reports import (
+from ansible.module_utils.panzoto.audit.reports import (
     DIAGNOSIS_REPORT,
     percent,
     readable_age,

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ansible.module_utils.panzoto_job_classification import Rule
-from ansible.module_utils.panzoto_jobs import JOB_STATUSES, Job, inspect_job
-from ansible.module_utils.panzoto_options import OptionError
-from ansible.module_utils.panzoto_scan import ScanStats, query_items, scan_items
+from ansible.module_utils.panzoto.classification import Rule
+from ansible.module_utils.panzoto.jobs import JOB_STATUSES, Job, inspect_job
+from ansible.module_utils.panzoto.options import OptionError
+from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
 
 STUCK_STATUSES = ("pending", "processing")
 DELETABLE = "deletable"  # stands for every category whose rule allows deletion
@@ -357,7 +357,7 @@ class SelectionScan:
     changes: list[Planned] = field(default_factory=list)
     change_count: int = 0
     # Audio of jobs this run keeps: anything with add() and `in`; the module passes a
-    # KeptKeys (panzoto_keyset), whose size does not grow with the table past its cap.
+    # KeptKeys (cleanup/keyset), whose size does not grow with the table past its cap.
     kept_keys: object = field(default_factory=set)
     seen_pending_jobs: set[str] = field(default_factory=set)  # earlier runs' jobs the table still holds
 
