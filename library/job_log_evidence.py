@@ -149,7 +149,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto.diagnosis.loguru import FAILURE_LEVELS, ID_TOKEN, NAMED_JOB, UUID, record_head, strip_ansi
+from ansible.module_utils.panzoto.diagnosis.loguru import (
+    FAILURE_LEVELS,
+    ID_TOKEN,
+    NAMED_JOB,
+    UUID,
+    record_head,
+    strip_ansi,
+)
 from ansible.module_utils.panzoto.redact import PatternError, build_patterns, redact
 
 FILE_STAMP = "%Y%m%d_%H%M%S"

@@ -397,6 +397,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto.aws import (
+    AWS_ARGUMENT_SPEC,
+    aws_client,
+    aws_errors,
+    describe_aws_error,
+    require_boto3,
+    resource_actions,
+    validate_aws_params,
+)
+from ansible.module_utils.panzoto.classification import (
+    CLASSIFICATION_RULE_OPTIONS,
+    Rule,
+    RuleError,
+    build_rules,
+    rules_from_options,
+)
 from ansible.module_utils.panzoto.cleanup.archive import (
     JOB_RECORD,
     RESULT_RECORD,
@@ -423,24 +439,7 @@ from ansible.module_utils.panzoto.cleanup.audio import (
     remove_audio,
     restore_audio,
 )
-from ansible.module_utils.panzoto.aws import (
-    AWS_ARGUMENT_SPEC,
-    aws_client,
-    aws_errors,
-    describe_aws_error,
-    require_boto3,
-    resource_actions,
-    validate_aws_params,
-)
 from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
-from ansible.module_utils.panzoto.classification import (
-    CLASSIFICATION_RULE_OPTIONS,
-    Rule,
-    RuleError,
-    build_rules,
-    rules_from_options,
-)
-from ansible.module_utils.panzoto.jobs import isoformat, parse_now
 from ansible.module_utils.panzoto.cleanup.keyset import KeptKeys
 from ansible.module_utils.panzoto.cleanup.locks import (
     DEFAULT_LOCK_DIR,
@@ -450,23 +449,26 @@ from ansible.module_utils.panzoto.cleanup.locks import (
     archive_lock_path,
     table_lock_path,
 )
-from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
-from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats
-from ansible.module_utils.panzoto.selection import (
+from ansible.module_utils.panzoto.cleanup.plan import (
     JOBS_ONLY_OPTIONS,
-    SELECTION_ARGUMENT_SPEC,
     AudioKeyTemplate,
     Planned,
-    ReadPlan,
-    Selection,
     TableKey,
-    expand_categories,
-    read_items,
-    read_plan,
+    cleanup_read_plan,
     select_jobs,
 )
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
+from ansible.module_utils.panzoto.jobs import isoformat, parse_now
+from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
+from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats
+from ansible.module_utils.panzoto.selection import (
+    SELECTION_ARGUMENT_SPEC,
+    ReadPlan,
+    Selection,
+    read_items,
+    selection_from_params,
+)
 
 STATES = ("absent", "requeued", "expiring", "restored")
 ACTION_VERBS = {"absent": "delete", "requeued": "requeue", "expiring": "expire", "restored": "restore"}
@@ -577,7 +579,6 @@ class CleanupOptions:
             rules = build_rules(rules_from_options(params["classification_rules"]))
         except RuleError as exc:
             raise OptionError(str(exc)) from None
-        categories = expand_categories(params["categories"], rules)
         template = AudioKeyTemplate.parse(params["audio_key_template"])
         for name, low, high in (
             ("max_changes", 1, None),
@@ -592,28 +593,13 @@ class CleanupOptions:
             raise OptionError(str(exc)) from None
         expire_after = duration_option("expire_after", params["expire_after"])
 
-        def optional(name: str) -> frozenset[str] | None:
-            return frozenset(params[name]) if params[name] is not None else None
-
-        selection = Selection(
-            now=now,
-            stuck_after=duration_option("stuck_after", params["stuck_after"]),
-            categories=categories,
-            statuses=frozenset(params["statuses"]),
-            older_than=duration_option("older_than", params["older_than"])
-            if params["older_than"] is not None
-            else None,
-            job_types=optional("job_types"),
-            user_ids=optional("user_ids"),
-            job_ids=optional("job_ids"),
-            wipe_all=params["wipe_all"],
-        )
+        selection = selection_from_params(params, rules, now)
         return cls(
             state=state,
             table=params["table"],
             rules=rules,
             selection=selection,
-            categories=categories,
+            categories=selection.categories,
             user_index=params["user_index"],
             jobs_only_used=tuple(name for name in JOBS_ONLY_OPTIONS if params[name] not in (None, [], False)),
             delete_audio=params["delete_audio"],
@@ -911,9 +897,8 @@ def not_restored_report(records: list[ArchivedJob], limit: int) -> dict:
 
 
 def restore_selected(record: ArchivedJob, opts: CleanupOptions) -> bool:
-    if opts.job_ids is not None and record.job_id not in opts.job_ids:
-        return False
-    if opts.user_ids is not None and json_to_item(record.item).get("user_id") not in opts.user_ids:
+    """The selection's narrowing, applied to what the archive says of a job (its category when it was archived)."""
+    if not opts.selection.names(record.job_id, json_to_item(record.item).get("user_id")):
         return False
     return not opts.categories or record.category in opts.categories
 
@@ -1023,7 +1008,9 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
         description = dynamodb.describe_table(TableName=opts.table)["Table"]
         key = TableKey.from_description(description)
         key.refuse_jobs_only(opts.table, opts.state, list(opts.jobs_only_used))
-        plan = read_plan(opts.state, opts.user_ids, opts.user_index, opts.delete_audio, opts.template, description)
+        plan = cleanup_read_plan(
+            opts.state, opts.user_ids, opts.user_index, opts.delete_audio, opts.template, description
+        )
         result["key"] = key.report()
         result["read"] = plan.report()
         if plan.reason and plan.method == "scan" and opts.user_ids is not None and opts.user_index:

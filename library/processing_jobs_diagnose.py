@@ -182,7 +182,7 @@ hosts:
   returned: when step is classify
   type: dict
 read:
-  description: With O(step=select), how the table was read (C(method) scan or query, C(pages), C(items)).
+  description: With O(step=select), how the table was read (C(method) scan or query, C(index), C(reason), C(pages), C(items)).
   returned: when step is select
   type: dict
 """
@@ -204,6 +204,8 @@ from ansible.module_utils.panzoto.classification import (
     build_rules,
     rules_from_options,
 )
+from ansible.module_utils.panzoto.diagnosis.log_causes import CauseRuleError, build_cause_rules
+from ansible.module_utils.panzoto.diagnosis.loguru import message_of
 from ansible.module_utils.panzoto.jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
@@ -211,11 +213,15 @@ from ansible.module_utils.panzoto.jobs import (
     parse_now,
     parse_timestamp,
 )
-from ansible.module_utils.panzoto.diagnosis.log_causes import CauseRuleError, build_cause_rules
-from ansible.module_utils.panzoto.diagnosis.loguru import message_of
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
-from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
-from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
+from ansible.module_utils.panzoto.scan import ScanStats
+from ansible.module_utils.panzoto.selection import (
+    SELECTION_ARGUMENT_SPEC,
+    Selection,
+    read_items,
+    read_plan,
+    selection_from_params,
+)
 
 DEFAULT_CATEGORIES = ("max_retries",)
 
@@ -232,24 +238,9 @@ def validate_selection(params: dict) -> None:
 
 
 def build_selection(params: dict, rules: tuple, now: datetime) -> Selection:
-    """The cleanup's selection (module_utils/panzoto/selection.py); the failed max_retries jobs by default."""
+    """The shared selection (module_utils/panzoto/selection.py), with the diagnosis's default categories."""
     explicit = params["categories"] or params["statuses"] or params["job_ids"]
-    categories = params["categories"] or ([] if explicit else DEFAULT_CATEGORIES)
-
-    def optional(name: str) -> frozenset[str] | None:
-        return frozenset(params[name]) if params[name] is not None else None
-
-    older_than = params["older_than"]
-    return Selection(
-        now=now,
-        stuck_after=duration_option("stuck_after", params["stuck_after"]),
-        categories=expand_categories(categories, rules),
-        statuses=frozenset(params["statuses"]),
-        older_than=duration_option("older_than", older_than) if older_than is not None else None,
-        job_types=optional("job_types"),
-        user_ids=optional("user_ids"),
-        job_ids=optional("job_ids"),
-    )
+    return selection_from_params(params, rules, now, params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
 
 
 def last_attempt(job) -> datetime:
@@ -281,15 +272,11 @@ def run_select(module, params: dict) -> dict:
         module.fail_json(msg=str(exc))
     dynamodb = aws_client(module, "dynamodb", max_pool_connections=params["segments"] + 2)
     stats = ScanStats()
-    by_user = params["user_ids"] is not None and bool(params["user_index"])
     table = params["table"]
     try:
-        if by_user:
-            items = query_items(
-                dynamodb, table, params["user_index"], "user_id", params["user_ids"], JOB_ATTRIBUTES, 4, None, stats
-            )
-        else:
-            items = scan_items(dynamodb, table, JOB_ATTRIBUTES, params["segments"], None, stats)
+        description = dynamodb.describe_table(TableName=table)["Table"]
+        plan = read_plan(selection.user_ids, params["user_index"], description)
+        items = read_items(dynamodb, table, plan, selection.user_ids, params["segments"], stats, JOB_ATTRIBUTES)
         # Malformed items have no time window to read: never diagnosed, even when named by job id.
         jobs = (inspect_job(item, rules) for item in items)
         matched = [job for job in jobs if not job.malformed and job.job_id is not None and selection.matches(job)]
@@ -307,7 +294,7 @@ def run_select(module, params: dict) -> dict:
         "now": isoformat(now),
         "selected": len(matched),
         "jobs": jobs,
-        "read": {"method": "query" if by_user else "scan", "pages": stats.pages, "items": stats.items},
+        "read": {**plan.report(), "pages": stats.pages, "items": stats.items},
     }
 
 

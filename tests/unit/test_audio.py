@@ -6,9 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from ansible.module_utils.panzoto.cleanup.archive import ARCHIVE_FORMAT, ArchiveWriter, ReadStats, item_to_json
-from ansible.module_utils.panzoto.cleanup.audio import AudioReport, archive_audio_key, audio_to_delete, load_pending_audio
+from ansible.module_utils.panzoto.cleanup.audio import (
+    AudioReport,
+    archive_audio_key,
+    audio_to_delete,
+    load_pending_audio,
+)
+from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.jobs import inspect_job
-from ansible.module_utils.panzoto.selection import Planned
 from cleanup_fixtures import LEGACY, RULES, item
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import processing_jobs_diagnose as diagnose
 import pytest
-from ansible.module_utils.panzoto.jobs import inspect_job
 from ansible.module_utils.panzoto.diagnosis.log_causes import build_cause_rules
+from ansible.module_utils.panzoto.jobs import inspect_job
 
 NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
 PREFIX = "2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - "

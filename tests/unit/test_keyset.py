@@ -6,9 +6,9 @@ import random
 from datetime import timedelta
 
 from ansible.module_utils.panzoto.cleanup.audio import audio_to_delete
-from ansible.module_utils.panzoto.jobs import inspect_job
 from ansible.module_utils.panzoto.cleanup.keyset import MAX_BITS, MIN_BITS, KeptKeys
-from ansible.module_utils.panzoto.selection import Planned
+from ansible.module_utils.panzoto.cleanup.plan import Planned
+from ansible.module_utils.panzoto.jobs import inspect_job
 from cleanup_fixtures import LEGACY, RULES, item
 
 

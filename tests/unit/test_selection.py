@@ -9,20 +9,18 @@ import processing_jobs_cleanup
 import processing_jobs_diagnose
 import pytest
 import yaml
-from ansible.module_utils.panzoto.jobs import inspect_job
-from ansible.module_utils.panzoto.options import OptionError
-from ansible.module_utils.panzoto.selection import (
-    SELECTION_ARGUMENT_SPEC,
+from ansible.module_utils.panzoto.cleanup.plan import (
     AudioKeyTemplate,
-    Selection,
     TableKey,
-    expand_categories,
+    cleanup_read_plan,
     key_text,
     plan_action,
-    read_plan,
     select_jobs,
 )
 from ansible.module_utils.panzoto.cleanup.tally import Tally
+from ansible.module_utils.panzoto.jobs import inspect_job
+from ansible.module_utils.panzoto.options import OptionError
+from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
 from boto3.dynamodb.types import Binary
 from cleanup_fixtures import LEGACY, NOW, RULES, item
 
@@ -203,7 +201,7 @@ def test_user_ids_are_read_through_the_index_only_when_that_sees_every_job_the_r
     state, user_ids, index, delete_audio, template, indexes, method, reason
 ):
     users = frozenset(user_ids) if user_ids is not None else None
-    plan = read_plan(state, users, index, delete_audio, template, {"GlobalSecondaryIndexes": indexes})
+    plan = cleanup_read_plan(state, users, index, delete_audio, template, {"GlobalSecondaryIndexes": indexes})
     assert plan.method == method and reason in plan.reason
     assert plan.index == ("user-jobs-index" if method == "query" else None)
 

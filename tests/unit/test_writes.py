@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_wire
 from ansible.module_utils.panzoto.cleanup.batches import Abort
-from ansible.module_utils.panzoto.jobs import inspect_job
-from ansible.module_utils.panzoto.selection import Planned, TableKey, group_of
+from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey, group_of
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
+from ansible.module_utils.panzoto.jobs import inspect_job
 from cleanup_fixtures import LEGACY, NOW, RULES, FakeDynamoDB, client_error, item
 
 JOBS = TableKey("job_id")

@@ -13,6 +13,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible.module_utils.panzoto.aws import aws_errors, describe_aws_error, error_code, is_not_found
 from ansible.module_utils.panzoto.cleanup.archive import (
     AUDIO_RECORD,
     ArchivedJob,
@@ -22,10 +23,9 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     read_archive,
     unresolved_audio_owners,
 )
-from ansible.module_utils.panzoto.aws import aws_errors, describe_aws_error, error_code, is_not_found
 from ansible.module_utils.panzoto.cleanup.batches import delete_objects, delete_requests_needed, run_bounded
+from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.options import OptionError
-from ansible.module_utils.panzoto.selection import Planned
 
 
 @dataclass

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, wire_to_json
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, describe_aws_error, error_code
+from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, wire_to_json
 from ansible.module_utils.panzoto.cleanup.batches import Abort
+from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey
 from ansible.module_utils.panzoto.jobs import isoformat
-from ansible.module_utils.panzoto.selection import Planned, TableKey
 
 try:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer

@@ -1,0 +1,268 @@
+"""What the cleanup does with a selection: each selected job's planned change, in one streamed pass.
+
+The audio key template, a table's key schema (any table: jobs, transcripts), the plan of each
+selected job, and the pass that keeps at most max_changes of them and the audio kept jobs reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import string
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from ansible.module_utils.panzoto.classification import Rule
+from ansible.module_utils.panzoto.jobs import Job, inspect_job
+from ansible.module_utils.panzoto.options import OptionError
+from ansible.module_utils.panzoto.selection import ReadPlan, Selection, read_plan
+
+TEMPLATE_FIELDS = ("user_id", "audio_file_id", "job_id")
+# A table keyed by job_id alone holds jobs; any other table (panzoto-transcripts) only takes
+# what does not need to understand its items: wipe_all, job_ids (its key values) and restore.
+JOBS_HASH_KEY = "job_id"
+JOBS_ONLY_OPTIONS = (
+    "categories",
+    "statuses",
+    "older_than",
+    "job_types",
+    "user_ids",
+    "delete_audio",
+    "archive_audio_prefix",
+)
+ITEM_GROUP = "item"  # the one group of a table that does not hold jobs
+
+
+def group_of(job: Job) -> str:
+    """The bucket a job is counted in: its error category, else its status, else `malformed`."""
+    if job.malformed:
+        return "malformed"
+    return job.category if job.status == "failed" and job.category else (job.status or "unknown")
+
+
+def plan_action(job: Job, state: str, ttl_attribute: str) -> tuple[str, str | None]:
+    """("changed" | "unchanged" | "skipped", reason) for a selected job, before any request."""
+    if state == "requeued":
+        if job.malformed:
+            return "skipped", f"malformed item ({job.malformed}): not requeued"
+        if job.status == "completed":
+            return "skipped", "completed jobs are not requeued"
+        if job.status == "pending" and not job.item.get("retry_count") and "error_message" not in job.item:
+            return "unchanged", "already pending with no retries and no error"
+    if state == "expiring" and ttl_attribute in job.item:
+        return "unchanged", f"already has {ttl_attribute}"
+    return "changed", None
+
+
+@dataclass
+class Planned:
+    """A selected job the run will change, with the group it is counted in and its audio key."""
+
+    job: Job
+    group: str
+    audio_key: str | None
+
+
+# --------------------------------------------------------------------------- the audio key template
+
+
+@dataclass(frozen=True)
+class AudioKeyTemplate:
+    """The S3 key of a job's audio, e.g. `audio_upload/{user_id}/{audio_file_id}.3gp_encrypted`, parsed once."""
+
+    text: str
+    fields: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> AudioKeyTemplate:
+        try:
+            parts = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise OptionError(f"audio_key_template {text!r} is not a valid template: {exc}.") from None
+        fields = tuple(name for _, name, _, _ in parts if name is not None)
+        decorated = [f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                     for _, name, spec, conversion in parts if name is not None and (spec or conversion)]  # fmt: skip
+        if decorated:
+            # A key is the job's values as they are: {user_id:d} crashes on text, {user_id!r} adds quotes.
+            raise OptionError(
+                f"audio_key_template {text!r}: {', '.join(decorated)} has a format spec or conversion; "
+                f"use plain fields such as {{user_id}}."
+            )
+        if not fields or any(name not in TEMPLATE_FIELDS for name in fields):
+            raise OptionError(
+                f"audio_key_template {text!r} must use only {{user_id}}, {{audio_file_id}} and {{job_id}}, "
+                f"at least one."
+            )
+        return cls(text, fields)
+
+    @property
+    def has_user(self) -> bool:
+        return "user_id" in self.fields
+
+    def key_for(self, item: dict) -> str | None:
+        """The key of an item's audio, or None when a field the template needs is missing or not text."""
+        values = {name: item.get(name) for name in TEMPLATE_FIELDS}
+        if any(not isinstance(values[name], str) or not values[name] for name in self.fields):
+            return None
+        return self.text.format(**values)
+
+
+# --------------------------------------------------------------------------- the table's key
+
+
+def key_text(value: object) -> str:
+    """A key attribute's value as text: strings as they are, numbers in DynamoDB's form, binary as base64."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    raw = getattr(value, "value", value)  # boto3's Binary
+    if isinstance(raw, (bytes, bytearray)):
+        return base64.b64encode(bytes(raw)).decode("ascii")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class TableKey:
+    """A table's key schema as DescribeTable gives it."""
+
+    hash_key: str
+    range_key: str | None = None
+
+    @classmethod
+    def from_description(cls, description: dict) -> TableKey:
+        keys = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+        return cls(keys["HASH"], keys.get("RANGE"))
+
+    @property
+    def jobs_table(self) -> bool:
+        return self.hash_key == JOBS_HASH_KEY and self.range_key is None
+
+    def names(self) -> tuple[str, ...]:
+        return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
+
+    def item_id(self, item: dict) -> str:
+        """An item's id in reports and the archive: its hash key's value, or [hash, range] as JSON."""
+        values = [key_text(item.get(name)) for name in self.names()]
+        return values[0] if len(values) == 1 else json.dumps(values)
+
+    def report(self) -> dict:
+        return {"hash": self.hash_key, "range": self.range_key, "jobs_table": self.jobs_table}
+
+    def as_job(self, item: dict, rules: tuple[Rule, ...]) -> Job:
+        """A jobs-table item read as a job; any other table's item as a plain item with its key as id."""
+        if self.jobs_table:
+            job = inspect_job(item, rules)
+            return job if job.job_id is not None else replace(job, job_id=self.item_id(item))
+        return Job(
+            item=item,
+            job_id=self.item_id(item),
+            status=None,
+            job_type="unknown",
+            user_id=None,
+            audio_file_id=None,
+            created_at=None,
+            completed_at=None,
+            error_message=None,
+            category=None,
+            malformed=None,
+        )
+
+    def refuse_jobs_only(self, table: str, state: str, used: list[str]) -> None:
+        """OptionError (one line) when options that need jobs (`used`) are given for a table that does not hold them."""
+        if self.jobs_table:
+            return
+        used = list(used)
+        if state in ("requeued", "expiring"):
+            used.insert(0, f"state={state}")
+        if used:
+            raise OptionError(
+                f"{', '.join(used)}: only for a jobs table (key job_id), and {table} is keyed by "
+                f"{' and '.join(self.names())}; "
+                "use wipe_all (with confirm), job_ids (its key values) or state=restored."
+            )
+
+
+# --------------------------------------------------------------------------- the read plan
+
+
+def cleanup_read_plan(
+    state: str,
+    user_ids: frozenset[str] | None,
+    user_index: str,
+    delete_audio: bool,
+    template: AudioKeyTemplate,
+    description: dict,
+) -> ReadPlan:
+    """The shared read plan, with what the cleanup adds: restore reads the archive; shared audio needs every user.
+
+    With delete_audio, kept jobs that reference a deleted job's audio must all be
+    seen; only a key template containing {user_id} guarantees they belong to the
+    same users, otherwise every job is read.
+    """
+    if state == "restored":
+        return ReadPlan("archive", reason="restore reads the archive, not the table")
+    every_user = None
+    if delete_audio and not template.has_user:
+        every_user = (
+            "audio_key_template has no {user_id}: other users' jobs may reference the same audio, so every job is read"
+        )
+    return read_plan(user_ids, user_index, description, every_user)
+
+
+# --------------------------------------------------------------------------- one streamed pass
+
+
+@dataclass
+class SelectionScan:
+    """What one pass over the items found: the jobs to change (at most max_changes) and what audio they share."""
+
+    changes: list[Planned] = field(default_factory=list)
+    change_count: int = 0
+    # Audio of jobs this run keeps: anything with add() and `in`; the module passes a
+    # KeptKeys (cleanup/keyset.py), whose size does not grow with the table past its cap.
+    kept_keys: object = field(default_factory=set)
+    seen_pending_jobs: set[str] = field(default_factory=set)  # earlier runs' jobs the table still holds
+
+
+def select_jobs(
+    items: Iterable[dict],
+    key: TableKey,
+    rules: tuple[Rule, ...],
+    selection: Selection,
+    state: str,
+    ttl_attribute: str,
+    template: AudioKeyTemplate | None,
+    max_changes: int,
+    tally,
+    pending_job_ids: Container[str] = (),
+    kept_keys=None,
+) -> SelectionScan:
+    """Plan every selected job, keep at most max_changes of them and the audio keys kept jobs reference.
+
+    `template` is given only when audio is deleted; `tally` counts each selected job;
+    `kept_keys` (a set by default) collects the kept jobs' audio keys.
+    """
+    result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set())
+    for item in items:
+        job = key.as_job(item, rules)
+        audio = template.key_for(item) if template is not None else None
+        if job.job_id in pending_job_ids:
+            result.seen_pending_jobs.add(job.job_id)
+        if not selection.matches(job):
+            if audio:
+                result.kept_keys.add(audio)
+            continue
+        group = group_of(job) if key.jobs_table else ITEM_GROUP
+        tally.select(group)
+        action, reason = plan_action(job, state, ttl_attribute)
+        if action != "changed":
+            tally.outcome(group, job.job_id, action, reason)
+            if audio:
+                result.kept_keys.add(audio)
+            continue
+        result.change_count += 1
+        if result.change_count <= max_changes:
+            result.changes.append(Planned(job, group, audio))
+    return result
