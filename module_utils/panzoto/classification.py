@@ -3,6 +3,12 @@
 Classification is data: an ordered list of rules, the first whose
 pattern occurs in the job's error message wins, and `other` catches the rest.
 Users add rules or override a default one by naming its category.
+
+Two generations of messages: the ones the backend writes today (its code of 2025-10-29: it no
+longer retries, so nearly every failure is one of these) and the ops guide's six, kept for the
+old items that still carry them. Each rule says what to do (`solution`, for people), whether the
+cleanup may delete such jobs (`deletable`) and which step comes next (`next_step`, one of
+NEXT_STEPS: the playbook that spells it out is the caller's business, never a module_util's).
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from dataclasses import dataclass
 
 CATCH_ALL = "other"
 CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# What comes next for a category's jobs: preview their deletion, find their cause in the logs, repair
+# ffmpeg on the hosts, requeue them once the cause is gone, or look at them by hand.
+NEXT_STEPS = ("cleanup", "diagnose", "repair_ffmpeg", "requeue", "review")
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,7 @@ class Rule:
     solution: str
     deletable: bool
     regex: bool = False
+    next_step: str = "review"
 
     def matches(self, message: str) -> bool:
         if self.regex:
@@ -28,20 +38,24 @@ class Rule:
         return self.pattern.casefold() in message.casefold()
 
 
-# The ops guide's categories, in matching order. `deletable` says whether the
-# cleanup module may delete such jobs when a user selects "every failed job".
+# In matching order: the first rule whose pattern occurs in the message wins, so the specific
+# messages the code wraps in "Processing error: ..." come before the generic one, and the daily
+# summary's "... timeout" before the guide's broad `timeout`.
 DEFAULT_RULES: tuple[Rule, ...] = (
+    # --- the ops guide's categories (2025-10-19): old items still carry these messages
     Rule(
         "legacy_encryption",
         "Automatic decryption not yet implemented",
         "Delete these jobs and their audio files from S3 (old client-side encryption; cannot be processed).",
         deletable=True,
+        next_step="cleanup",
     ),
     Rule(
         "max_retries",
         "Exceeded maximum retries",
         "Check logs, fix the root cause, then retry the jobs.",
         deletable=False,
+        next_step="diagnose",
     ),
     Rule(
         "transcription_failed",
@@ -55,14 +69,117 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "MAC check failed",
         "Delete the jobs and their audio files; the user re-records.",
         deletable=True,
+        next_step="cleanup",
     ),
     Rule(
         "format_error",
         "File does not start with RIFF id",
         "Repair ffmpeg on the host (playbooks/repair_ffmpeg.yml), then retry the jobs.",
         deletable=False,
+        next_step="repair_ffmpeg",
     ),
-    Rule("timeout", "timeout", "Retry the jobs; raise the timeout if the audio is legitimately long.", deletable=False),
+    # --- what the backend's code writes today (2025-10-29)
+    Rule(
+        "ffmpeg_missing",
+        "ffmpeg is not installed",
+        "ffmpeg is missing on a processing host: repair it (playbooks/repair_ffmpeg.yml), then requeue the jobs.",
+        deletable=False,
+        next_step="repair_ffmpeg",
+    ),
+    Rule(
+        "audio_conversion",
+        r"Audio conversion (failed|timed out)",
+        "ffmpeg could not convert the audio: check ffmpeg on the hosts and the recording; "
+        "requeue once ffmpeg is proven, delete what stays unconvertible.",
+        deletable=False,
+        regex=True,
+        next_step="diagnose",
+    ),
+    Rule(
+        "transcription_api",
+        r"Error code: 429|Request timed out|Connection error|RateLimitError|APIConnectionError|APITimeoutError",
+        "The transcription API refused, timed out or could not be reached: requeue the jobs once it answers "
+        "(and the processor's heartbeat is healthy).",
+        deletable=False,
+        regex=True,
+        next_step="requeue",
+    ),
+    Rule(
+        "decryption_failed",
+        "Failed to decrypt audio file",
+        "The key fetch, the S3 download or the decryption failed; only the logs say which: run the diagnosis.",
+        deletable=False,
+        next_step="diagnose",
+    ),
+    Rule(
+        "audio_missing",
+        r"Audio file not found|No audio file ID provided",
+        "The job's audio (S3 object or audio-files row) is gone: nothing can be transcribed; delete the jobs.",
+        deletable=True,
+        regex=True,
+        next_step="cleanup",
+    ),
+    Rule(
+        "user_missing",
+        "User not found in database",
+        "The job's user no longer exists: delete the jobs (and their audio).",
+        deletable=True,
+        next_step="cleanup",
+    ),
+    Rule(
+        "file_too_large",
+        "File too large",
+        "The audio is over TRANSCRIPTION_MAX_FILE_SIZE_MB: raise the limit and requeue, or delete the jobs.",
+        deletable=False,
+    ),
+    Rule(
+        "audio_duration",
+        r"Audio duration .* outside valid range",
+        "The recording is shorter or longer than the processor accepts: delete the jobs.",
+        deletable=True,
+        regex=True,
+        next_step="cleanup",
+    ),
+    Rule(
+        "expired",
+        "Job expired - too old",
+        "The processor fails pending jobs older than 24 h before trying them: requeue them as fresh jobs "
+        "(a plain requeue keeps created_at and expires again) or delete them.",
+        deletable=True,
+        next_step="requeue",
+    ),
+    Rule(
+        "daily_summary",
+        r"User preferences not found|Failed to fetch preferences",
+        "A daily summary could not be made; the day has passed, so delete the jobs once the cause is known.",
+        deletable=True,
+        regex=True,
+        next_step="diagnose",
+    ),
+    Rule(
+        "lookup_failed",
+        r"Failed to fetch (user|audio file)",
+        "Reading the user or the audio-files row failed (AWS error): requeue once AWS answers.",
+        deletable=False,
+        regex=True,
+        next_step="requeue",
+    ),
+    # The guide's `timeout` also takes today's "Processing timeout (5 minutes)" and "Summary generation timeout".
+    Rule(
+        "timeout",
+        "timeout",
+        "Retry the jobs; raise the timeout if the audio is legitimately long.",
+        deletable=False,
+        next_step="requeue",
+    ),
+    Rule(
+        "processing_error",
+        r"^(Processing error|Job processing failed):",
+        "An exception the processor did not expect (its text follows the prefix): run the diagnosis.",
+        deletable=False,
+        regex=True,
+        next_step="diagnose",
+    ),
 )
 CATCH_ALL_RULE = Rule(CATCH_ALL, "", "May need manual review.", deletable=False)
 
@@ -77,6 +194,7 @@ CLASSIFICATION_RULE_OPTIONS = dict(
     regex=dict(type="bool"),
     solution=dict(type="str"),
     deletable=dict(type="bool"),
+    next_step=dict(type="str", choices=list(NEXT_STEPS)),
     remove=dict(type="bool"),
 )
 
@@ -97,7 +215,7 @@ def _rule_from_user(spec: object, position: int) -> tuple[Rule | None, str]:
     """Turn one user rule (a dict) into a Rule, inheriting what it omits from the default of the same category."""
     if not isinstance(spec, dict):
         raise RuleError(f"classification_rules[{position}] must be a dict, got {type(spec).__name__}.")
-    unknown = set(spec) - {"category", "match", "regex", "solution", "deletable", "remove"}
+    unknown = set(spec) - set(CLASSIFICATION_RULE_OPTIONS)
     if unknown:
         raise RuleError(f"classification_rules[{position}] has unknown keys: {', '.join(sorted(unknown))}.")
     category = spec.get("category")
@@ -125,18 +243,21 @@ def _rule_from_user(spec: object, position: int) -> tuple[Rule | None, str]:
                 f"classification_rules[{position}] ({category}): invalid regex {pattern!r}: {exc}."
             ) from exc
     template = base or Rule(category, pattern, "May need manual review.", deletable=False)
-    rule = Rule(category, pattern, template.solution, template.deletable, bool(regex))
+    rule = Rule(category, pattern, template.solution, template.deletable, bool(regex), template.next_step)
     return _with_advice(rule, spec, position), category
 
 
 def _with_advice(rule: Rule, spec: dict, position: int) -> Rule:
     solution = spec.get("solution", rule.solution)
     deletable = spec.get("deletable", rule.deletable)
+    next_step = spec.get("next_step", rule.next_step)
     if not isinstance(solution, str):
         raise RuleError(f"classification_rules[{position}].solution must be a string.")
     if not isinstance(deletable, bool):
         raise RuleError(f"classification_rules[{position}].deletable must be true or false.")
-    return Rule(rule.category, rule.pattern, solution, deletable, rule.regex)
+    if next_step not in NEXT_STEPS:
+        raise RuleError(f"classification_rules[{position}].next_step must be one of {', '.join(NEXT_STEPS)}.")
+    return Rule(rule.category, rule.pattern, solution, deletable, rule.regex, next_step)
 
 
 def build_rules(user_rules: list | None = None) -> tuple[Rule, ...]:

@@ -35,6 +35,12 @@ options:
       deletable:
         description: Whether cleanup may delete such jobs when C(deletable) is selected.
         type: bool
+      next_step:
+        description:
+          - What comes next for such jobs, shown as a command in the audit's reports; inherited when omitted
+            (C(review) for a new category).
+        type: str
+        choices: [cleanup, diagnose, repair_ffmpeg, requeue, review]
       remove:
         description: Drop this default category; its jobs then fall to the next rule (or C(other)).
         type: bool

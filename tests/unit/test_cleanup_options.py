@@ -86,9 +86,21 @@ def test_good_options_pass(overrides):
     cleanup.CleanupOptions.from_params(params(**overrides))
 
 
+# The default rules that allow deletion: the guide's two, and what today's code writes for jobs that cannot be done.
+DELETABLE_BY_DEFAULT = {
+    "legacy_encryption",
+    "decryption_error",
+    "audio_missing",
+    "user_missing",
+    "audio_duration",
+    "expired",
+    "daily_summary",
+}
+
+
 def test_options_are_parsed_once_into_typed_values():
     opts = cleanup.CleanupOptions.from_params(params(categories=["deletable"], older_than="7d", user_ids=["u1"]))
-    assert opts.categories == frozenset({"legacy_encryption", "decryption_error"})
+    assert opts.categories == frozenset(DELETABLE_BY_DEFAULT)
     assert opts.selection.older_than.days == 7 and opts.user_ids == frozenset({"u1"}) and opts.now == NOW
     assert opts.archive_path == Path("/tmp/archive.jsonl") and opts.jobs_only_used == (
         "categories",

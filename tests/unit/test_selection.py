@@ -86,8 +86,19 @@ def test_malformed_items_are_selected_only_by_job_ids_alone_or_a_wipe():
     assert selected(selection(wipe_all=True), junk, also_junk) == ["junk", "also-junk"]
 
 
+DELETABLE_BY_DEFAULT = {
+    "legacy_encryption",
+    "decryption_error",
+    "audio_missing",
+    "user_missing",
+    "audio_duration",
+    "expired",
+    "daily_summary",
+}
+
+
 def test_deletable_is_expanded_once_to_the_rules_that_allow_deletion():
-    assert expand_categories(["deletable", "timeout"], RULES) == {"legacy_encryption", "decryption_error", "timeout"}
+    assert expand_categories(["deletable", "timeout"], RULES) == {*DELETABLE_BY_DEFAULT, "timeout"}
     with pytest.raises(OptionError, match="unknown categories nope: use one of"):
         expand_categories(["nope"], RULES)
     no_deletable = tuple(rule for rule in RULES if not rule.deletable)
