@@ -34,16 +34,19 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION_DAYS = 36500
 
 
-def parse_timestamp(value: object) -> datetime | None:
-    """An aware UTC datetime from the ISO-8601 forms the service writes, or None.
+# Dates this far from the calendar's ends are junk, and refusing them keeps every
+# `date +/- duration` the tools compute (durations are capped at MAX_DURATION_DAYS) in range.
+EARLIEST_DATE = datetime.min.replace(tzinfo=UTC) + timedelta(days=MAX_DURATION_DAYS)
+LATEST_DATE = datetime.max.replace(tzinfo=UTC) - timedelta(days=MAX_DURATION_DAYS)
 
-    Seen in the table: naive (taken as UTC), with `+00:00`, and with `Z`.
-    """
+
+def _parse_iso(value: object) -> datetime | None:
+    """The datetime an ISO-8601 string spells (naive or aware, not yet in UTC), or None."""
     if not isinstance(value, str):
         return None
     try:
         # Python 3.11's fromisoformat reads all three forms, `Z` included: one call for the usual value.
-        parsed = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         text = value.strip()
         if not text:
@@ -51,12 +54,31 @@ def parse_timestamp(value: object) -> datetime | None:
         if text[-1] in "zZ":
             text = text[:-1] + "+00:00"
         try:
-            parsed = datetime.fromisoformat(text)
+            return datetime.fromisoformat(text)
         except ValueError:
             return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+def _in_utc(parsed: datetime) -> datetime | None:
+    """`parsed` as an aware UTC datetime, or None when it falls outside EARLIEST_DATE..LATEST_DATE.
+
+    `0001-01-01T00:00:00+14:00` is valid ISO-8601 yet before year 1 in UTC (OverflowError).
+    """
+    try:
+        moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    return moment if EARLIEST_DATE <= moment <= LATEST_DATE else None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An aware UTC datetime from the ISO-8601 forms the service writes, or None.
+
+    Seen in the table: naive (taken as UTC), with `+00:00`, and with `Z`. A date at the
+    calendar's edge (outside EARLIEST_DATE..LATEST_DATE) is None too: junk, never a crash.
+    """
+    parsed = _parse_iso(value)
+    return _in_utc(parsed) if parsed is not None else None
 
 
 def parse_duration(value: object) -> timedelta:
@@ -129,7 +151,7 @@ def malformed_reason(item: dict, created_at: datetime | None = None) -> str | No
     if item.get("created_at") is None:
         return "created_at_missing"
     if created_at is None and parse_timestamp(item["created_at"]) is None:
-        return "created_at_unparseable"
+        return "created_at_unparseable" if _parse_iso(item["created_at"]) is None else "created_at_out_of_range"
     if "retry_count" in item and not isinstance(item["retry_count"], (Decimal, int)):
         return "retry_count_not_number"
     if status == "failed" and item.get("error_message") is not None and not isinstance(item["error_message"], str):

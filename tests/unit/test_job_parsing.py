@@ -118,3 +118,28 @@ def test_failed_job_without_a_message_is_other_and_missing_type_is_unknown() -> 
     item = {key: value for key, value in GOOD.items() if key not in ("error_message", "job_type")}
     job = inspect_job(item)
     assert (job.category, job.job_type) == ("other", "unknown")
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        "0001-01-01T00:00:00+14:00",  # valid ISO-8601, before year 1 once in UTC
+        "9999-12-31T23:59:59-14:00",  # after year 9999 once in UTC
+        "0001-01-01T00:00:00Z",  # in range, but a duration subtracted from it would overflow
+        "9999-12-31T23:59:59",
+    ],
+)
+def test_dates_at_the_calendars_edge_are_out_of_range_never_a_crash(edge: str) -> None:
+    assert parse_timestamp(edge) is None
+    item = {"job_id": "j", "status": "failed", "created_at": edge, "error_message": "x"}
+    job = inspect_job(item)
+    assert job.malformed == "created_at_out_of_range"
+    assert inspect_job({**item, "created_at": "2025-10-09T14:03:11Z", "completed_at": edge}).completed_at is None
+
+
+def test_every_allowed_duration_stays_in_range_from_every_accepted_date() -> None:
+    longest = parse_duration("36500d")
+    for text in ("0101-01-01T00:00:00Z", "9898-12-31T23:59:59Z"):
+        moment = parse_timestamp(text)
+        assert moment is not None
+        assert moment - longest < moment < moment + longest  # no OverflowError
