@@ -41,6 +41,24 @@ options:
     description: How long a pending job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
     type: str
     default: 1h
+  processing_timeout:
+    description:
+      - The processor's own timeout for one job (the backend's C(TRANSCRIPTION_TIMEOUT_MINUTES), 5 minutes).
+      - A job in C(processing) longer than this plus O(processing_margin) counts as stuck in processing
+        (RV(processing_stuck)), since nothing in the backend resets it.
+    type: str
+    default: 5m
+  processing_margin:
+    description: How long past O(processing_timeout) a job may stay in C(processing) before it counts as stuck.
+    type: str
+    default: 15m
+  check_processor_view:
+    description:
+      - Also send the one Scan the backend's processor sends (C(status = pending), no projection, first page only) and
+        report the pending jobs that page does not return (RV(pending_invisible)), with how full the page is.
+      - One extra request, never a second full scan.
+    type: bool
+    default: true
   recent_window:
     description: The window for the C(failed_recent) count (jobs that failed within it), like the guide's CloudWatch alarm.
     type: str
@@ -48,12 +66,14 @@ options:
   thresholds:
     description:
       - Counts that must not be exceeded; a value strictly greater than its threshold is reported in RV(breached).
-      - Keys are statuses (C(failed), C(pending), ...), error categories (C(legacy_encryption), ...), C(pending_stuck), C(malformed),
-        C(failed_recent), C(future_dated) and C(repeated_failure_audio_files).
+      - Keys are statuses (C(failed), C(pending), ...), error categories (C(legacy_encryption), ...), C(pending_stuck),
+        C(processing_stuck), C(pending_invisible), C(malformed), C(failed_recent), C(future_dated) and
+        C(repeated_failure_audio_files).
       - Values are whole numbers; C(1.9) or C(true) are refused, never truncated.
-      - The defaults are the ops guide's monitoring numbers. Pass C({}) to check none.
+      - The defaults are the ops guide's monitoring numbers, plus none stuck in processing and none invisible to the
+        processor. Pass C({}) to check none.
     type: dict
-    default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5}
+    default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5, processing_stuck: 0, pending_invisible: 0}
   examples:
     description: How many example job ids to return per category, and how many stuck jobs, malformed items and repeated audio files to list.
     type: int
@@ -71,8 +91,10 @@ options:
   cloudwatch_namespace:
     description:
       - Also publish the counts as CloudWatch metrics in this namespace (for example C(Panzoto)), for alarms and dashboards.
-      - C(JobCount) per C(Status), C(FailedJobCount), C(FailedJobCountByCategory) per C(Category), C(RecentFailedJobCount)
-        (failed within O(recent_window)), C(StuckPendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
+      - C(JobCount) per C(Status), C(FailedJobCount), C(FailedJobCountByCategory) per C(Category) (0 for every known
+        category), C(RecentFailedJobCount) (failed within O(recent_window)), C(StuckPendingJobCount),
+        C(StuckProcessingJobCount), C(InvisiblePendingJobCount), C(MalformedItemCount) and C(JobSuccessRate) (percent).
+      - Every point carries a C(Table) dimension (the audited table), so two tables never add into one metric.
       - Not published in check mode. Needs C(cloudwatch:PutMetricData).
     type: str
   report_dir:
@@ -87,9 +109,20 @@ options:
     description: Where the Prometheus report goes (for example C(/var/lib/prometheus/node-exporter/panzoto.prom)). Defaults to O(report_dir).
     type: path
   show_job_ids:
-    description: List job ids (stuck, per category, repeated audio, future-dated) in the text report.
+    description:
+      - List job ids (stuck, per category, repeated audio, future-dated) in the text report and in the returned
+        RV(pending_stuck), RV(processing_stuck) and RV(pending_invisible).
     type: bool
     default: false
+  next_step_commands:
+    description:
+      - The command to print for each next step. Keys are the rules' next steps (C(cleanup), C(diagnose),
+        C(repair_ffmpeg), C(requeue), C(review)), where C({categories}) becomes the JSON list of the categories
+        concerned, and the situations C(requeue_processing), C(retention), C(check_processor), C(check_clocks)
+        and C(could_not_run).
+      - A step without a command is still reported, with its reason. C(playbooks/audit_jobs.yml) sets them all.
+    type: dict
+    default: {}
   history_size:
     description: Runs kept in the history file.
     type: int
@@ -204,9 +237,7 @@ now:
   type: str
   sample: "2025-10-19T18:00:00Z"
 reports:
-  description:
-    - Paths of the reports written, by format (json, text, markdown, junit, prometheus, html).
-    - The counts, categories, stuck jobs, metrics and thresholds are in the JSON report (see the README).
+  description: Paths of the reports written, by format (json, text, markdown, junit, prometheus, html).
   returned: always
   type: dict
   sample: {json: reports/job-audit.json, html: reports/job-audit.html}
@@ -216,12 +247,77 @@ alerts:
   type: list
   elements: dict
   sample: [{channel: webhook, alert: breach, sent: true, error: null}]
+total_items:
+  description: Items scanned, malformed ones included.
+  returned: when the audit ran
+  type: int
+  sample: 60
+by_status:
+  description: Well-formed jobs per status (every status, 0 included).
+  returned: when the audit ran
+  type: dict
+  sample: {completed: 9, failed: 49, pending: 2, processing: 0}
+by_job_type:
+  description: Well-formed jobs per job type.
+  returned: when the audit ran
+  type: dict
+  sample: {transcription: 58, daily_summary: 2}
+by_category:
+  description: Failed jobs per error category (categories with failed jobs only).
+  returned: when the audit ran
+  type: dict
+  sample: {legacy_encryption: 34, max_retries: 10, transcription_failed: 5}
+pending_stuck:
+  description: Pending jobs waiting longer than O(stuck_after); C(jobs) (the oldest, with ages) only with O(show_job_ids).
+  returned: when the audit ran
+  type: dict
+  sample: {count: 2, oldest_age_seconds: 7200.0, stuck_after_seconds: 3600.0}
+processing_stuck:
+  description:
+    - Jobs in C(processing) longer than O(processing_timeout) plus O(processing_margin), counted from their last attempt
+      (else their creation); C(jobs) (with C(since) and ages) only with O(show_job_ids).
+  returned: when the audit ran
+  type: dict
+  sample: {count: 1, oldest_age_seconds: 5400.0, stuck_after_seconds: 1200.0}
+pending_invisible:
+  description:
+    - Pending jobs the processor cannot see, beyond the one Scan page it reads; C(processor_page) says how full that page
+      is (C(scanned_count), C(pending_returned), C(more_pages)); C(checked) is false with O(check_processor_view=false).
+    - C(jobs) only with O(show_job_ids).
+  returned: when the audit ran
+  type: dict
+  sample: {count: 1, checked: true, processor_page: {scanned_count: 520, pending_returned: 0, more_pages: true}}
+failed_recent:
+  description: Jobs that failed within O(recent_window).
+  returned: when the audit ran
+  type: int
+malformed:
+  description: Items that could not be read as jobs, with their count per reason.
+  returned: when the audit ran
+  type: dict
+  sample: {count: 2, by_reason: {created_at_out_of_range: 2}}
+success_rate:
+  description: Completed over completed plus failed (null when none finished).
+  returned: when the audit ran
+  type: float
+threshold_results:
+  description: Every threshold checked, with name, value, limit and whether it is breached.
+  returned: when the audit ran
+  type: list
+  elements: dict
+  sample: [{name: failed, value: 49, limit: 20, breached: true}]
 breached:
   description: Thresholds exceeded, each with name, value, threshold and a one-line message.
   returned: when the audit ran
   type: list
   elements: dict
   sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
+next_steps:
+  description: What to do next, each with C(step) (a rule's next step or a situation), C(why), C(command) (from
+    O(next_step_commands), or null) and C(categories).
+  returned: always
+  type: list
+  elements: dict
 metrics_published:
   description: CloudWatch metric data points published (0 without O(cloudwatch_namespace) or in check mode).
   returned: when the audit ran
@@ -231,6 +327,7 @@ metrics_published:
 import json
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
@@ -242,12 +339,15 @@ from ansible.module_utils.panzoto.audit.alerts import (
     send_webhook,
     webhook_url_problem,
 )
+from ansible.module_utils.panzoto.audit.files import write_atomic
 from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, append_history, read_history
 from ansible.module_utils.panzoto.audit.html import render_html
+from ansible.module_utils.panzoto.audit.processor_view import read_processor_page
 from ansible.module_utils.panzoto.audit.reports import (
     DIAGNOSIS_REPORT,
     REPORT_FILES,
     SCHEMA_VERSION,
+    SITUATION_STEPS,
     history_entry,
     next_steps,
     render_junit,
@@ -255,7 +355,6 @@ from ansible.module_utils.panzoto.audit.reports import (
     render_prometheus,
     render_text,
     threshold_results,
-    write_atomic,
 )
 from ansible.module_utils.panzoto.audit.tally import (
     DEFAULT_THRESHOLDS,
@@ -274,53 +373,191 @@ from ansible.module_utils.panzoto.aws import (
 )
 from ansible.module_utils.panzoto.classification import (
     CLASSIFICATION_RULE_OPTIONS,
+    NEXT_STEPS,
+    Rule,
     RuleError,
     build_rules,
     rules_by_category,
     rules_from_options,
 )
-from ansible.module_utils.panzoto.jobs import (
-    JOB_ATTRIBUTES,
-    inspect_job,
-    isoformat,
-    parse_now,
-)
-from ansible.module_utils.panzoto.options import check_range, duration_option
+from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, inspect_job, isoformat, parse_now
+from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
 
-
-def metric_data(report: dict) -> list[dict]:
-    """The report's counts as CloudWatch data points, all stamped with the audit time by the caller."""
-
-    def point(name: str, value: float, unit: str = "Count", **dimensions: str) -> dict:
-        entry = {"MetricName": name, "Value": value, "Unit": unit}
-        if dimensions:
-            entry["Dimensions"] = [{"Name": key, "Value": val} for key, val in dimensions.items()]
-        return entry
-
-    points = [point("JobCount", count, Status=status) for status, count in report["by_status"].items()]
-    points.append(point("FailedJobCount", report["by_status"]["failed"]))
-    points += [
-        point("FailedJobCountByCategory", entry["count"], Category=entry["category"]) for entry in report["categories"]
-    ]
-    points.append(point("RecentFailedJobCount", report["failed_recent"]))
-    points.append(point("StuckPendingJobCount", report["pending_stuck"]["count"]))
-    points.append(point("MalformedItemCount", report["malformed"]["count"]))
-    if report["completed"]["success_rate"] is not None:
-        points.append(point("JobSuccessRate", report["completed"]["success_rate"] * 100, unit="Percent"))
-    return points
+EMAIL_OPTIONS = dict(
+    smtp_host=dict(type="str", required=True),
+    smtp_port=dict(type="int", default=587),
+    starttls=dict(type="bool", default=True),
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    sender=dict(type="str", required=True),
+    to=dict(type="list", elements="str", required=True),
+)
 
 
-def publish_metrics(client, namespace: str, points: list[dict], timestamp: datetime) -> int:
-    batch_size = 1000  # PutMetricData's limit of data points per request
-    for start in range(0, len(points), batch_size):
-        batch = [{**entry, "Timestamp": timestamp} for entry in points[start : start + batch_size]]
-        client.put_metric_data(Namespace=namespace, MetricData=batch)
-    return len(points)
+def argument_spec() -> dict:
+    return dict(
+        table=dict(type="str", default="panzoto-processing-jobs"),
+        classification_rules=dict(type="list", elements="dict", default=[], options=CLASSIFICATION_RULE_OPTIONS),
+        stuck_after=dict(type="str", default="1h"),
+        processing_timeout=dict(type="str", default="5m"),
+        processing_margin=dict(type="str", default="15m"),
+        check_processor_view=dict(type="bool", default=True),
+        recent_window=dict(type="str", default="24h"),
+        thresholds=dict(type="dict", default=DEFAULT_THRESHOLDS),
+        examples=dict(type="int", default=5),
+        segments=dict(type="int", default=4),
+        page_size=dict(type="int"),
+        now=dict(type="str"),
+        cloudwatch_namespace=dict(type="str"),
+        report_dir=dict(type="path"),
+        state_dir=dict(type="path"),
+        prometheus_textfile=dict(type="path"),
+        show_job_ids=dict(type="bool", default=False),
+        next_step_commands=dict(type="dict", default={}),
+        history_size=dict(type="int", default=500),
+        trend_runs=dict(type="int", default=24),
+        alert_webhook_url=dict(type="str", no_log=True),
+        alert_email=dict(type="dict", options=EMAIL_OPTIONS),
+        realert_after=dict(type="str", default="24h"),
+        **AWS_ARGUMENT_SPEC,
+    )
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """The module's options, checked and parsed once: nothing below reads module.params."""
+
+    table: str
+    rules: tuple[Rule, ...]
+    now: datetime
+    stuck_after_text: str
+    stuck_after: timedelta
+    processing_stuck_after_text: str
+    processing_stuck_after: timedelta
+    check_processor_view: bool
+    recent_window_text: str
+    recent_window: timedelta
+    thresholds: dict[str, int]
+    examples: int
+    segments: int
+    page_size: int | None
+    cloudwatch_namespace: str | None
+    report_dir: str | None
+    state_dir: str | None
+    prometheus_textfile: str | None
+    show_job_ids: bool
+    next_step_commands: dict[str, str]
+    history_size: int
+    trend_runs: int
+    webhook_url: str | None
+    email: dict | None
+    realert_after: timedelta | None
+    endpoint_url: str | None
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, params: dict) -> AuditOptions:
+        """Raise ValueError (one line, naming the option) before anything is read."""
+        try:
+            rules = build_rules(rules_from_options(params["classification_rules"]))
+        except RuleError as exc:
+            raise OptionError(str(exc)) from None
+        for name, low, high in (
+            ("segments", 1, 64),
+            ("examples", 0, 1000),
+            ("history_size", 1, 100000),
+            ("trend_runs", 1, 1000),
+        ):
+            check_range(name, params[name], low, high)
+        if params["page_size"] is not None:
+            check_range("page_size", params["page_size"], 1)
+        processing_timeout = duration_option("processing_timeout", params["processing_timeout"])
+        processing_margin = duration_option("processing_margin", params["processing_margin"])
+        state_dir = params["state_dir"] or params["report_dir"]
+        return cls(
+            table=params["table"],
+            rules=rules,
+            now=parse_now(params["now"]),
+            stuck_after_text=params["stuck_after"],
+            stuck_after=duration_option("stuck_after", params["stuck_after"]),
+            processing_stuck_after_text=f"{params['processing_timeout']} + {params['processing_margin']}",
+            processing_stuck_after=processing_timeout + processing_margin,
+            check_processor_view=params["check_processor_view"],
+            recent_window_text=params["recent_window"],
+            recent_window=duration_option("recent_window", params["recent_window"]),
+            thresholds=validate_thresholds(params["thresholds"], [rule.category for rule in rules]),
+            examples=params["examples"],
+            segments=params["segments"],
+            page_size=params["page_size"],
+            cloudwatch_namespace=params["cloudwatch_namespace"] or None,
+            report_dir=params["report_dir"] or None,
+            state_dir=state_dir or None,
+            prometheus_textfile=params["prometheus_textfile"] or None,
+            show_job_ids=params["show_job_ids"],
+            next_step_commands=step_commands(params["next_step_commands"]),
+            history_size=params["history_size"],
+            trend_runs=params["trend_runs"],
+            webhook_url=webhook_url(params["alert_webhook_url"]),
+            email=email_settings(params["alert_email"]),
+            realert_after=realert_interval(params["realert_after"]),
+            endpoint_url=params.get("endpoint_url"),
+            secrets=tuple(
+                value for value in (params["alert_webhook_url"], (params["alert_email"] or {}).get("password")) if value
+            ),
+        )
+
+    @property
+    def alert_state_file(self) -> str | None:
+        return os.path.join(self.state_dir, STATE_FILE) if self.state_dir else None
+
+    @property
+    def history_file(self) -> str | None:
+        return os.path.join(self.state_dir, HISTORY_FILE) if self.state_dir else None
+
+
+def step_commands(commands: dict) -> dict[str, str]:
+    known = (*NEXT_STEPS, *SITUATION_STEPS)
+    for name, command in commands.items():
+        if name not in known:
+            raise OptionError(f"next_step_commands: unknown step {name!r}: use one of {', '.join(known)}.")
+        if not isinstance(command, str):
+            raise OptionError(f"next_step_commands: {name!r} must be a command line (text), got {command!r}.")
+    return {name: command for name, command in commands.items() if command}
+
+
+def webhook_url(url: str | None) -> str | None:
+    if url:
+        problem = webhook_url_problem(url)
+        if problem:
+            # Never quote the value: the URL carries the webhook's token.
+            raise OptionError(f"alert_webhook_url {problem} (its value is not shown: it is a secret).")
+    return url or None
+
+
+def email_settings(params: dict | None) -> dict | None:
+    if not params:
+        return None
+    if not params["to"]:
+        raise OptionError("alert_email.to must name at least one recipient.")
+    check_range("alert_email.smtp_port", params["smtp_port"], 1, 65535)
+    return params
+
+
+def realert_interval(value: str | None) -> timedelta | None:
+    if value in (None, "", "0"):
+        return None
+    return duration_option("realert_after", value) or None
+
+
+# --------------------------------------------------------------------------- reading AWS
 
 
 class CannotRun(Exception):
-    """The audit could not read the table; its message is the one-line reason."""
+    """The audit could not run; its message is the one-line reason."""
 
 
 class RaisingModule:
@@ -337,59 +574,155 @@ class RaisingModule:
         raise CannotRun(msg)
 
 
-def email_settings(params: dict | None) -> dict | None:
-    if not params:
-        return None
-    if not params["to"]:
-        raise ValueError("alert_email.to must name at least one recipient.")
-    check_range("alert_email.smtp_port", params["smtp_port"], 1, 65535)
-    return params
-
-
-def validate_alert_options(params: dict) -> tuple[dict | None, timedelta | None]:
-    url = params["alert_webhook_url"]
-    if url:
-        problem = webhook_url_problem(url)
-        if problem:
-            # Never quote the value: the URL carries the webhook's token.
-            raise ValueError(f"alert_webhook_url {problem} (its value is not shown: it is a secret).")
-    email = email_settings(params["alert_email"])
-    realert = (
-        duration_option("realert_after", params["realert_after"])
-        if params["realert_after"] not in (None, "", "0")
-        else None
-    )
-    return email, realert or None
-
-
-def scan_table(module: AnsibleModule, audit: JobAudit, rules: tuple, stats: ScanStats) -> RequestCounter:
-    params = module.params
-    client = aws_client(RaisingModule(module), "dynamodb", max_pool_connections=params["segments"] + 2)
+def scan_table(module: AnsibleModule, opts: AuditOptions, stats: ScanStats) -> tuple[dict, RequestCounter]:
+    """The processor's one page (when asked), then the one full scan folded into the report."""
+    client = aws_client(RaisingModule(module), "dynamodb", max_pool_connections=opts.segments + 2)
     counter = RequestCounter().attach(client)
-    table = params["table"]
+    audit = JobAudit(
+        now=opts.now,
+        stuck_after=opts.stuck_after,
+        recent_window=opts.recent_window,
+        examples=opts.examples,
+        processing_stuck_after=opts.processing_stuck_after,
+    )
     try:
-        client.describe_table(TableName=table)
-        for item in scan_items(client, table, JOB_ATTRIBUTES, params["segments"], params["page_size"], stats):
-            audit.add(inspect_job(item, rules))
+        client.describe_table(TableName=opts.table)
+        if opts.check_processor_view:
+            # Read first: a pending job written during the full scan is then at worst counted visible.
+            audit.processor_page = read_processor_page(client, opts.table)
+        for item in scan_items(client, opts.table, JOB_ATTRIBUTES, opts.segments, opts.page_size, stats):
+            audit.add(inspect_job(item, opts.rules))
+        return audit.report(rules_by_category(opts.rules)), counter
     except aws_errors() as exc:
-        raise CannotRun(describe_aws_error(exc, f"audit table {table}", params.get("endpoint_url"))) from None
-    return counter
+        raise CannotRun(describe_aws_error(exc, f"audit table {opts.table}", opts.endpoint_url)) from None
+    finally:
+        audit.close()
 
 
-def report_path(directory: str | None, name: str) -> str | None:
-    return os.path.join(directory, name) if directory else None
+def metric_data(report: dict, table: str, categories: list[str]) -> list[dict]:
+    """The report's counts as CloudWatch data points; every point carries the table, so two tables never add up.
+
+    Every known category is published, 0 included: an alarm that treats missing data as breaching
+    then only fires when the audit itself stopped.
+    """
+
+    def point(name: str, value: float, unit: str = "Count", **dimensions: str) -> dict:
+        return {
+            "MetricName": name,
+            "Value": value,
+            "Unit": unit,
+            "Dimensions": [{"Name": key, "Value": val} for key, val in {"Table": table, **dimensions}.items()],
+        }
+
+    by_category = {name: 0 for name in categories}
+    by_category.update({entry["category"]: entry["count"] for entry in report["categories"]})
+    points = [point("JobCount", count, Status=status) for status, count in report["by_status"].items()]
+    points.append(point("FailedJobCount", report["by_status"]["failed"]))
+    points += [point("FailedJobCountByCategory", count, Category=name) for name, count in by_category.items()]
+    points.append(point("RecentFailedJobCount", report["failed_recent"]))
+    points.append(point("StuckPendingJobCount", report["pending_stuck"]["count"]))
+    points.append(point("StuckProcessingJobCount", report["processing_stuck"]["count"]))
+    if report["pending_invisible"]["checked"]:
+        points.append(point("InvisiblePendingJobCount", report["pending_invisible"]["count"]))
+    points.append(point("MalformedItemCount", report["malformed"]["count"]))
+    if report["completed"]["success_rate"] is not None:
+        points.append(point("JobSuccessRate", report["completed"]["success_rate"] * 100, unit="Percent"))
+    return points
 
 
-def write_reports(params: dict, doc: dict, history: list[dict], previous: dict | None) -> dict[str, str]:
+def publish_metrics(module: AnsibleModule, opts: AuditOptions, report: dict, counter: RequestCounter) -> int:
+    if not opts.cloudwatch_namespace or module.check_mode:
+        return 0
+    client = aws_client(RaisingModule(module), "cloudwatch")
+    counter.attach(client)
+    points = metric_data(report, opts.table, sorted({rule.category for rule in opts.rules}))
+    batch_size = 1000  # PutMetricData's limit of data points per request
+    try:
+        for start in range(0, len(points), batch_size):
+            batch = [{**entry, "Timestamp": opts.now} for entry in points[start : start + batch_size]]
+            client.put_metric_data(Namespace=opts.cloudwatch_namespace, MetricData=batch)
+    except aws_errors() as exc:
+        raise CannotRun(describe_aws_error(exc, "publish metrics to CloudWatch", opts.endpoint_url)) from None
+    return len(points)
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
+    """Everything the reports show: the scan's report, thresholds, cost; status error with its reason otherwise."""
+    started = time.monotonic()
+    stats = ScanStats()
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "ok",
+        "error": None,
+        "table": opts.table,
+        "now": isoformat(opts.now),
+    }
+    try:
+        report, counter = scan_table(module, opts, stats)
+        published = publish_metrics(module, opts, report, counter)
+    except CannotRun as exc:
+        doc.update(status="error", error=redact(str(exc), list(opts.secrets)))
+    except Exception as exc:  # an audit that cannot run must still say so in its report
+        doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], list(opts.secrets)))
+    doc["duration_seconds"] = round(time.monotonic() - started, 3)
+    if doc["status"] != "error":
+        values = threshold_values(report)
+        breached = breached_thresholds(opts.thresholds, values)
+        doc.update(
+            status="breached" if breached else "ok",
+            stuck_after=opts.stuck_after_text,
+            processing_stuck_after=opts.processing_stuck_after_text,
+            recent_window=opts.recent_window_text,
+            **report,
+            thresholds=opts.thresholds,
+            threshold_results=threshold_results(opts.thresholds, values),
+            breached=breached,
+            metrics_published=published,
+            requests={
+                "pages": stats.pages,
+                "http_requests": counter.total,
+                "by_operation": dict(sorted(counter.counts.items())),
+                "segments": opts.segments,
+            },
+        )
+    doc["next_steps"] = next_steps(doc, opts.next_step_commands)
+    return doc
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def send_alerts(module: AnsibleModule, opts: AuditOptions, doc: dict, previous: dict | None) -> list[dict]:
+    channels = {}
+    if opts.webhook_url:
+        channels["webhook"] = lambda subject, text: send_webhook(opts.webhook_url, text)
+    if opts.email:
+        channels["email"] = lambda subject, text: send_email(opts.email, subject, text)
+    if not channels or doc["status"] == "error":
+        return []
+    if not opts.alert_state_file:
+        raise OptionError("alerts need report_dir or state_dir, to remember what was already sent.")
+    alerts, state = deliver_alerts(
+        channels, doc, opts.alert_state_file, previous, opts.now, opts.realert_after, module.check_mode
+    )
+    if state is not None:
+        write_atomic(opts.alert_state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
+    return alerts
+
+
+def write_reports(opts: AuditOptions, doc: dict, history: list[dict], previous: dict | None) -> dict[str, str]:
     """Every report from the one document; returns {format: path}."""
-    directory = params["report_dir"]
+    directory = opts.report_dir
     written = {}
     if directory:
         os.makedirs(directory, exist_ok=True)
         diagnosis = os.path.exists(os.path.join(directory, DIAGNOSIS_REPORT))
         contents = {
             "json": json.dumps(doc, indent=2, sort_keys=False) + "\n",
-            "text": render_text(doc, params["show_job_ids"]),
+            "text": render_text(doc, opts.show_job_ids),
             "markdown": render_markdown(doc, previous),
             "junit": render_junit(doc),
             "html": render_html(doc, history, diagnosis),
@@ -398,144 +731,64 @@ def write_reports(params: dict, doc: dict, history: list[dict], previous: dict |
             path = os.path.join(directory, REPORT_FILES[kind])
             write_atomic(path, content)
             written[kind] = path
-    prometheus = params["prometheus_textfile"] or report_path(directory, REPORT_FILES["prometheus"])
+    prometheus = opts.prometheus_textfile or (
+        os.path.join(directory, REPORT_FILES["prometheus"]) if directory else None
+    )
     if prometheus:
         write_atomic(prometheus, render_prometheus(doc))
         written["prometheus"] = prometheus
     return written
 
 
-def run_module() -> None:
-    argument_spec = dict(
-        table=dict(type="str", default="panzoto-processing-jobs"),
-        classification_rules=dict(type="list", elements="dict", default=[], options=CLASSIFICATION_RULE_OPTIONS),
-        stuck_after=dict(type="str", default="1h"),
-        recent_window=dict(type="str", default="24h"),
-        thresholds=dict(type="dict", default=DEFAULT_THRESHOLDS),
-        examples=dict(type="int", default=5),
-        segments=dict(type="int", default=4),
-        page_size=dict(type="int"),
-        now=dict(type="str"),
-        cloudwatch_namespace=dict(type="str"),
-        report_dir=dict(type="path"),
-        state_dir=dict(type="path"),
-        prometheus_textfile=dict(type="path"),
-        show_job_ids=dict(type="bool", default=False),
-        history_size=dict(type="int", default=500),
-        trend_runs=dict(type="int", default=24),
-        alert_webhook_url=dict(type="str", no_log=True),
-        alert_email=dict(
-            type="dict",
-            options=dict(
-                smtp_host=dict(type="str", required=True),
-                smtp_port=dict(type="int", default=587),
-                starttls=dict(type="bool", default=True),
-                username=dict(type="str"),
-                password=dict(type="str", no_log=True),
-                sender=dict(type="str", required=True),
-                to=dict(type="list", elements="str", required=True),
-            ),
-        ),
-        realert_after=dict(type="str", default="24h"),
-        **AWS_ARGUMENT_SPEC,
+def summary(doc: dict, show_job_ids: bool) -> dict:
+    """What the task returns: the counts, thresholds and breaches; job ids only when asked (so -v stays short)."""
+
+    def jobs(section: dict) -> dict:
+        kept = {key: value for key, value in section.items() if key != "jobs"}
+        return {**kept, "jobs": section["jobs"]} if show_job_ids else kept
+
+    return dict(
+        total_items=doc["total_items"],
+        by_status=doc["by_status"],
+        by_job_type=doc["by_job_type"],
+        by_category={entry["category"]: entry["count"] for entry in doc["categories"]},
+        pending_stuck=jobs(doc["pending_stuck"]),
+        processing_stuck=jobs(doc["processing_stuck"]),
+        pending_invisible=jobs(doc["pending_invisible"]),
+        failed_recent=doc["failed_recent"],
+        malformed={"count": doc["malformed"]["count"], "by_reason": doc["malformed"]["by_reason"]},
+        success_rate=doc["completed"]["success_rate"],
+        threshold_results=doc["threshold_results"],
+        breached=doc["breached"],
+        next_steps=doc["next_steps"],
+        metrics_published=doc["metrics_published"],
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+
+def run_module() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_boto3(module)
     validate_aws_params(module)
     params = module.params
     secrets = [value for value in (params["alert_webhook_url"], (params["alert_email"] or {}).get("password")) if value]
-
     try:
-        rules = build_rules(rules_from_options(params["classification_rules"]))
-        stuck_after = duration_option("stuck_after", params["stuck_after"])
-        recent_window = duration_option("recent_window", params["recent_window"])
-        now = parse_now(params["now"])
-        thresholds = validate_thresholds(params["thresholds"], [rule.category for rule in rules])
-        email, realert_after = validate_alert_options(params)
-        for name, low, high in (
-            ("segments", 1, 64),
-            ("examples", 0, 1000),
-            ("history_size", 1, 100000),
-            ("trend_runs", 1, 1000),
-        ):
-            check_range(name, params[name], low, high)
-        if params["page_size"] is not None:
-            check_range("page_size", params["page_size"], 1)
-    except (RuleError, ValueError) as exc:
+        opts = AuditOptions.from_params(params)
+    except ValueError as exc:
         module.fail_json(msg=redact(str(exc), secrets))
 
-    started = time.monotonic()
-    stats = ScanStats()
-    audit = JobAudit(now=now, stuck_after=stuck_after, recent_window=recent_window, examples=params["examples"])
-    table = params["table"]
-    doc = {"schema_version": SCHEMA_VERSION, "status": "ok", "error": None, "table": table, "now": isoformat(now)}
-    published = 0
-    try:
-        counter = scan_table(module, audit, rules, stats)
-        report = audit.report(rules_by_category(rules))
-        if params["cloudwatch_namespace"] and not module.check_mode:
-            cloudwatch = aws_client(RaisingModule(module), "cloudwatch")
-            counter.attach(cloudwatch)
-            try:
-                published = publish_metrics(cloudwatch, params["cloudwatch_namespace"], metric_data(report), now)
-            except aws_errors() as exc:
-                raise CannotRun(
-                    describe_aws_error(exc, "publish metrics to CloudWatch", params.get("endpoint_url"))
-                ) from None
-    except CannotRun as exc:
-        doc.update(status="error", error=redact(str(exc), secrets))
-    except Exception as exc:  # an audit that cannot run must still say so in its report
-        doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], secrets))
-    finally:
-        audit.close()
-    doc["duration_seconds"] = round(time.monotonic() - started, 3)
-    if doc["status"] != "error":
-        values = threshold_values(report)
-        breached = breached_thresholds(thresholds, values)
-        doc.update(
-            status="breached" if breached else "ok",
-            stuck_after=params["stuck_after"],
-            recent_window=params["recent_window"],
-            **report,
-            thresholds=thresholds,
-            threshold_results=threshold_results(thresholds, values),
-            breached=breached,
-            metrics_published=published,
-            requests={
-                "pages": stats.pages,
-                "http_requests": counter.total,
-                "by_operation": dict(sorted(counter.counts.items())),
-                "segments": params["segments"],
-            },
-        )
-    doc["next_steps"] = next_steps(doc)
-
-    state_dir = params["state_dir"] or params["report_dir"]
-    history_file = report_path(state_dir, HISTORY_FILE)
-    history = read_history(history_file, params["history_size"]) if history_file else []
+    doc = audit_document(module, opts)
+    history = read_history(opts.history_file, opts.history_size) if opts.history_file else []
     previous = history[-1] if history else None
     entry = history_entry(doc)
-
-    alerts: list[dict] = []
-    channels = {}
-    if params["alert_webhook_url"]:
-        channels["webhook"] = lambda subject, text: send_webhook(params["alert_webhook_url"], text)
-    if email:
-        channels["email"] = lambda subject, text: send_email(email, subject, text)
     try:
-        if state_dir and not module.check_mode:
-            os.makedirs(state_dir, exist_ok=True)
-        if channels and doc["status"] != "error":
-            if not state_dir:
-                module.fail_json(msg="alerts need report_dir or state_dir, to remember what was already sent.")
-            state_file = os.path.join(state_dir, STATE_FILE)
-            alerts, state = deliver_alerts(channels, doc, state_file, previous, now, realert_after, module.check_mode)
-            if state is not None:
-                write_atomic(state_file, json.dumps(state, indent=2) + "\n", mode=0o600)
-        doc["alerts"] = alerts
-        written = write_reports(params, doc, [*history, entry][-params["trend_runs"] :], previous)
-        if history_file and not module.check_mode:
-            append_history(history_file, entry, params["history_size"])
+        if opts.state_dir and not module.check_mode:
+            os.makedirs(opts.state_dir, exist_ok=True)
+        doc["alerts"] = alerts = send_alerts(module, opts, doc, previous)
+        written = write_reports(opts, doc, [*history, entry][-opts.trend_runs :], previous)
+        if opts.history_file and not module.check_mode:
+            append_history(opts.history_file, entry, opts.history_size)
+    except OptionError as exc:
+        module.fail_json(msg=redact(str(exc), secrets))
     except OSError as exc:
         module.fail_json(msg=redact(f"cannot write the audit reports: {exc}", secrets))
     for alert in alerts:
@@ -548,7 +801,7 @@ def run_module() -> None:
         changed=False,
         audit_status=doc["status"],
         error=doc["error"],
-        table=table,
+        table=opts.table,
         now=doc["now"],
         reports=written,
         alerts=alerts,
@@ -563,8 +816,9 @@ def run_module() -> None:
             audit_status="error",
             error=doc["error"],
             reports=written,
+            next_steps=doc["next_steps"],
         )
-    module.exit_json(breached=doc["breached"], metrics_published=published, **result)
+    module.exit_json(**result, **summary(doc, opts.show_job_ids))
 
 
 def main() -> None:

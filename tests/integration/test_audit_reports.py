@@ -64,6 +64,8 @@ def test_the_json_report_has_a_schema_version_and_a_run_status(reports) -> None:
         ("legacy_encryption", 34, 10, True),
         ("pending_stuck", doc["pending_stuck"]["count"], 0, doc["pending_stuck"]["count"] > 0),
         ("failed_recent", 0, 5, False),
+        ("processing_stuck", 0, 0, False),
+        ("pending_invisible", 0, 0, False),
     ]
     assert sum(day["count"] for day in doc["failures_by_day"]) == 49
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+from ansible.module_utils.panzoto.audit.files import write_atomic
+
 HISTORY_FILE = "job-audit-history.jsonl"
 
 
@@ -51,9 +53,4 @@ def append_history(path: str, entry: dict, keep: int) -> None:
         if keep > 1
         else []
     )
-    temp = f"{path}.tmp"
-    with open(temp, "w", encoding="utf-8") as stream:
-        stream.writelines([*kept, line])
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temp, path)
+    write_atomic(path, "".join([*kept, line]))

@@ -12,10 +12,12 @@ from html import escape
 from ansible.module_utils.panzoto.audit.reports import (
     DIAGNOSIS_REPORT,
     percent,
+    processor_view_line,
     readable_age,
     readable_time,
     seconds_text,
     share,
+    shown,
 )
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
@@ -42,7 +44,7 @@ pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; }
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(shown(value), quote=True)
 
 
 def _id(value: str | None) -> str:
@@ -190,6 +192,8 @@ def _findings(doc: dict, history: list[dict]) -> str:
         (total, "jobs", "by_status.total"),
         (by_status["failed"], "failed", "by_status.failed"),
         (doc["pending_stuck"]["count"], "stuck pending", "pending_stuck.count"),
+        (doc["processing_stuck"]["count"], "stuck processing", "processing_stuck.count"),
+        (doc["pending_invisible"]["count"], "pending the processor cannot see", "pending_invisible.count"),
         (doc["failed_recent"], f"failed in {doc['recent_window']}", "failed_recent"),
         (percent(completed["success_rate"]), "success rate", "completed.success_rate"),
         (
@@ -314,6 +318,22 @@ def _lists(doc: dict) -> str:
             for job in stuck["jobs"]
         ]
         out.append("</table></div>")
+    processing = doc["processing_stuck"]
+    out.append(
+        f"<h2>Stuck in processing ({_num(processing['count'], 'processing_stuck.count')},"
+        f" over {_e(doc['processing_stuck_after'])})</h2>"
+    )
+    if processing["jobs"]:
+        out.append(
+            '<div class="scroll"><table id="stuck-processing"><tr><th>job id</th><th>since</th><th>age</th></tr>'
+        )
+        out += [
+            f"<tr><td>{_id(job['job_id'])}</td><td>{_e(readable_time(job['since']))}</td>"
+            f"<td>{_e(readable_age(job['age_seconds']))}</td></tr>"
+            for job in processing["jobs"]
+        ]
+        out.append("</table></div>")
+    out.append(f"<p>{_e(processor_view_line(doc['pending_invisible']))}</p>")
     if future["count"]:
         out.append(
             f"<h2>Dated in the future ({_num(future['count'], 'future_dated.count')}):"
@@ -354,7 +374,9 @@ def _next_steps(doc: dict) -> str:
     if not doc["next_steps"]:
         out.append("<p>Nothing to do.</p>")
     for step in doc["next_steps"]:
-        out.append(f"<p>{_e(step['why'])}:</p><pre><code>{_e(step['command'])}</code></pre>")
+        out.append(f"<p>{_e(step['why'])}:</p>")
+        if step["command"]:
+            out.append(f"<pre><code>{_e(step['command'])}</code></pre>")
     return "\n".join(out) + "\n"
 
 

@@ -10,12 +10,14 @@ never sees half a report.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from xml.sax.saxutils import quoteattr
 
+from ansible.module_utils.panzoto.classification import NEXT_STEPS
+
 SCHEMA_VERSION = 1
+_MILLISECOND = timedelta(milliseconds=1)
 REPORT_FILES = {
     "json": "job-audit.json",
     "text": "job-audit.txt",
@@ -25,23 +27,15 @@ REPORT_FILES = {
     "html": "job-audit.html",
 }
 DIAGNOSIS_REPORT = "job-diagnosis.html"
-CLEANUP_PLAYBOOK = "ansible-playbook playbooks/cleanup_jobs.yml"
+# Situations that call for a step of their own, beside each rule's next step (classification.NEXT_STEPS).
+SITUATION_STEPS = ("requeue_processing", "retention", "check_processor", "check_clocks", "could_not_run")
+# C0 and C1 control characters (ESC starts terminal escape sequences), DEL: never shown raw.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+def shown(value: object) -> str:
+    """Text from a job field made safe to print: control characters and escape sequences as \\xNN."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value))
 
 
 # --- readable values -------------------------------------------------------
@@ -97,50 +91,66 @@ def threshold_results(thresholds: dict[str, int], values: dict[str, int]) -> lis
     ]
 
 
-def next_steps(doc: dict) -> list[dict]:
-    """The commands to run next for what was found (the guide's "Recommended Action")."""
+STEP_WHY = {
+    "cleanup": "{names}: cleanup may delete these jobs; preview it",
+    "diagnose": "{names}: find the root cause in the servers' logs first",
+    "repair_ffmpeg": "{names}: ffmpeg cannot convert on a host; repair it, then requeue",
+    "requeue": "{names}: transient failures; requeue them once the cause is gone",
+    "review": "{names}: review these jobs by hand",
+}
+
+
+def step(kind: str, why: str, commands: dict[str, str], categories: list[str] | None = None) -> dict:
+    """One next step; its command is the caller's text for `kind` (`{categories}` becomes a JSON list)."""
+    template = commands.get(kind)
+    command = template.replace("{categories}", json.dumps(categories or [])) if template else None
+    return {"step": kind, "why": why, "command": command, "categories": categories or []}
+
+
+def next_steps(doc: dict, commands: dict[str, str]) -> list[dict]:
+    """What to do next for what was found (the guide's "Recommended Action").
+
+    Each category's step is its rule's `next_step`; `commands` (from the playbook) spells each
+    step as a command, so no module_util knows a playbook's variable names.
+    """
     if doc["status"] == "error":
-        return [
-            {
-                "why": "the audit could not run",
-                "command": "ansible-playbook playbooks/preflight.yml --check",
-            }
-        ]
-    steps = []
-    found = {entry["category"]: entry for entry in doc["categories"]}
-    deletable = [name for name, entry in found.items() if entry["deletable"]]
-    if deletable:
-        selection = json.dumps({"cleanup_jobs_categories": deletable})
+        return [step("could_not_run", "the audit could not run", commands)]
+    by_step: dict[str, list[str]] = {}
+    for entry in doc["categories"]:
+        by_step.setdefault(entry["next_step"], []).append(entry["category"])
+    steps = [
+        step(kind, STEP_WHY[kind].format(names=", ".join(by_step[kind])), commands, by_step[kind])
+        for kind in NEXT_STEPS
+        if kind in by_step
+    ]
+    processing = doc["processing_stuck"]["count"]
+    if processing:
         steps.append(
-            {
-                "why": f"{', '.join(deletable)}: cleanup may delete these jobs; preview it",
-                "command": f"{CLEANUP_PLAYBOOK} --check --diff -e '{selection}'",
-            }
+            step(
+                "requeue_processing",
+                f"{processing} job(s) stuck in processing past the timeout: nothing resets them; requeue them",
+                commands,
+            )
         )
-    if "max_retries" in found:
+    invisible = doc["pending_invisible"]["count"]
+    if invisible:
         steps.append(
-            {"why": "max_retries: find the root cause first", "command": "ansible-playbook playbooks/diagnose_jobs.yml"}
-        )
-    if "format_error" in found:
-        steps.append(
-            {
-                "why": "format_error: ffmpeg cannot convert on a host; repair it, then requeue",
-                "command": "ansible-playbook -i inventory/production playbooks/repair_ffmpeg.yml -l <host>",
-            }
+            step(
+                "retention",
+                f"{invisible} pending job(s) lie beyond the one scan page the processor reads: it will never see"
+                " them until finished jobs are deleted (retention)",
+                commands,
+            )
         )
     if doc["pending_stuck"]["count"]:
-        steps.append(
-            {
-                "why": "pending jobs are stuck: check that the processor is up",
-                "command": "ansible-playbook -i inventory/production playbooks/preflight.yml --check",
-            }
-        )
+        steps.append(step("check_processor", "pending jobs are stuck: check that the processor is up", commands))
     if doc["future_dated"]["count"]:
         steps.append(
-            {
-                "why": "jobs dated in the future: a writer's clock is ahead (clock skew); check NTP on the API hosts",
-                "command": "timedatectl status",
-            }
+            step(
+                "check_clocks",
+                "jobs dated in the future: a writer's clock is ahead (clock skew); check NTP on the API hosts",
+                commands,
+            )
         )
     return steps
 
@@ -180,9 +190,20 @@ def changes_since(previous: dict | None, current: dict) -> list[tuple[str, str, 
 # --- text --------------------------------------------------------------------
 
 
+def processor_view_line(invisible: dict) -> str:
+    page = invisible["processor_page"]
+    if page is None:
+        return "[PROCESSOR VIEW] not checked"
+    more = "more pages follow, never read" if page["more_pages"] else "the whole table fits in it"
+    return (
+        f"[PROCESSOR VIEW] its one scan page read {page['scanned_count']} item(s) and returned"
+        f" {page['pending_returned']} pending ({more}); {invisible['count']} pending job(s) it cannot see"
+    )
+
+
 def render_text(doc: dict, show_job_ids: bool) -> str:
     if doc["status"] == "error":
-        return f"Job audit of {doc['table']} at {readable_time(doc['now'])}: could not run\n  {doc['error']}\n"
+        return f"Job audit of {doc['table']} at {readable_time(doc['now'])}: could not run\n  {shown(doc['error'])}\n"
     by_status = doc["by_status"]
     total = sum(by_status.values())
     lines = [
@@ -194,33 +215,48 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
     for status, mark in (("completed", "✅"), ("failed", "❌"), ("pending", "⏳"), ("processing", "⚙")):
         lines.append(f"  {mark} {status + ':':<12}{by_status[status]} ({share(by_status[status], total)})")
     lines += ["", "[ERROR CATEGORIES]"]
-    lines += [f"  {c['category']}: {c['count']}" for c in doc["categories"]] or ["  (no failed jobs)"]
+    lines += [f"  {shown(c['category'])}: {c['count']}" for c in doc["categories"]] or ["  (no failed jobs)"]
     if doc["categories"]:
         lines += ["", "[DETAILED ERROR BREAKDOWN]"]
         for c in doc["categories"]:
             lines += [
-                f"  {c['category'].upper()} ({c['count']} jobs):",
-                f"    → SOLUTION: {c['solution']}",
+                f"  {shown(c['category'].upper())} ({c['count']} jobs):",
+                f"    → SOLUTION: {shown(c['solution'])}",
                 f"    → failed between {readable_time(c['oldest_failure'])} and {readable_time(c['newest_failure'])};"
                 f" cleanup may delete: {'yes' if c['deletable'] else 'no'}",
             ]
             if show_job_ids:
                 ids = c["example_job_ids"]
-                lines.append(f"    → job ids (first {len(ids)}): {', '.join(ids)}")
+                lines.append(f"    → job ids (first {len(ids)}): {', '.join(shown(i) for i in ids)}")
     stuck = doc["pending_stuck"]
     lines += ["", f"[STUCK PENDING] {stuck['count']} pending job(s) waiting longer than {doc['stuck_after']}"]
     if show_job_ids:
         for job in stuck["jobs"]:
             lines.append(
-                f"    → {job['job_id']} created {readable_time(job['created_at'])}"
+                f"    → {shown(job['job_id'])} created {readable_time(job['created_at'])}"
                 f" ({readable_age(job['age_seconds'])} ago)"
             )
+    processing = doc["processing_stuck"]
+    lines.append(
+        f"[STUCK PROCESSING] {processing['count']} job(s) in processing longer than"
+        f" {doc['processing_stuck_after']} (timeout plus margin)"
+    )
+    if show_job_ids:
+        for job in processing["jobs"]:
+            lines.append(
+                f"    → {shown(job['job_id'])} processing since {readable_time(job['since'])}"
+                f" ({readable_age(job['age_seconds'])} ago)"
+            )
+    lines.append(processor_view_line(doc["pending_invisible"]))
+    if show_job_ids:
+        for job in doc["pending_invisible"]["jobs"]:
+            lines.append(f"    → {shown(job['job_id'])} created {readable_time(job['created_at'])}")
     future = doc["future_dated"]
     if future["count"]:
         lines.append(f"[CLOCK SKEW] {future['count']} job(s) dated after the audit time: not counted as recent")
         if show_job_ids:
             for job in future["examples"]:
-                lines.append(f"    → {job['job_id']} dated {readable_time(job['dated'])}")
+                lines.append(f"    → {shown(job['job_id'])} dated {readable_time(job['dated'])}")
     malformed = doc["malformed"]
     reasons = ", ".join(f"{reason} {n}" for reason, n in malformed["by_reason"].items())
     lines.append(f"[MALFORMED] {malformed['count']} item(s){': ' + reasons if reasons else ''}")
@@ -236,7 +272,8 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
     if show_job_ids:
         for audio in doc["repeated_failures"]["audio_files"]:
             lines.append(
-                f"    → {audio['audio_file_id']}: {audio['failures']} failures ({', '.join(audio['job_ids'])})"
+                f"    → {shown(audio['audio_file_id'])}: {audio['failures']} failures"
+                f" ({', '.join(shown(j) for j in audio['job_ids'])})"
             )
     if doc["breached"]:
         lines.append("[THRESHOLDS] BREACHED: " + "; ".join(item["message"] for item in doc["breached"]))
@@ -249,7 +286,12 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
         f" {requests['segments']} segment(s)"
     )
     lines += ["", "[NEXT STEPS]"]
-    lines += [f"  # {step['why']}\n  {step['command']}" for step in doc["next_steps"]] or ["  nothing to do"]
+    for item in doc["next_steps"]:
+        lines.append(f"  # {item['why']}")
+        if item["command"]:
+            lines.append(f"  {shown(item['command'])}")
+    if not doc["next_steps"]:
+        lines.append("  nothing to do")
     return "\n".join(lines) + "\n"
 
 
@@ -258,14 +300,14 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
 
 def markdown_cell(text: str) -> str:
     """Text that stays in its table cell (user-written solutions may hold pipes or newlines)."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    return shown(text.replace("|", "\\|").replace("\n", " "))
 
 
 def render_markdown(doc: dict, previous: dict | None) -> str:
     icon = {"ok": "✅", "breached": "🚨", "error": "⚠️"}[doc["status"]]
     lines = [f"## {icon} Job audit of `{doc['table']}`: {doc['status']}", "", f"At {readable_time(doc['now'])}.", ""]
     if doc["status"] == "error":
-        lines += [f"The audit could not run: `{doc['error']}`", ""]
+        lines += [f"The audit could not run: `{shown(doc['error'])}`", ""]
     else:
         total = sum(doc["by_status"].values())
         lines += ["| status | jobs | share |", "|---|---:|---:|"]
@@ -277,14 +319,18 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
         ]
         if doc["categories"]:
             lines += ["", "| category | failed jobs | solution |", "|---|---:|---|"]
-            lines += [f"| {c['category']} | {c['count']} | {markdown_cell(c['solution'])} |" for c in doc["categories"]]
+            lines += [
+                f"| {markdown_cell(c['category'])} | {c['count']} | {markdown_cell(c['solution'])} |"
+                for c in doc["categories"]
+            ]
         completed = doc["completed"]
         lines += [
             "",
             f"Success rate {percent(completed['success_rate'])}; processing time avg "
             f"{seconds_text(completed['processing_seconds_average'])}, p95 "
             f"{seconds_text(completed['processing_seconds_p95'])}; {doc['pending_stuck']['count']} stuck pending;"
-            f" {doc['future_dated']['count']} dated in the future.",
+            f" {doc['future_dated']['count']} dated in the future; {doc['processing_stuck']['count']} stuck in"
+            f" processing; {doc['pending_invisible']['count']} pending beyond the processor's scan page.",
             "",
         ]
     rows = changes_since(previous, history_entry(doc))
@@ -297,8 +343,10 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
         lines += ["No previous run in the history.", ""]
     lines += ["### Next steps", ""]
     if doc["next_steps"]:
-        for step in doc["next_steps"]:
-            lines += [f"{step['why']}:", "", "```bash", step["command"], "```", ""]
+        for item in doc["next_steps"]:
+            lines += [f"{item['why']}:", ""]
+            if item["command"]:
+                lines += ["```bash", shown(item["command"]), "```", ""]
     else:
         lines += ["Nothing to do.", ""]
     return "\n".join(lines)
@@ -310,11 +358,11 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
 def render_junit(doc: dict) -> str:
     """One test case per threshold; an audit that could not run is one errored case."""
     elapsed = doc.get("duration_seconds") or 0.0
-    classname = quoteattr(f"job-audit.{doc['table']}")
+    classname = quoteattr(shown(f"job-audit.{doc['table']}"))
     if doc["status"] == "error":
         cases = [
             f'  <testcase classname={classname} name="audit run" time="{elapsed:.3f}">\n'
-            f"    <error message={quoteattr(doc['error'])}/>\n  </testcase>"
+            f"    <error message={quoteattr(shown(doc['error']))}/>\n  </testcase>"
         ]
         failures, errors = 0, 1
     else:
@@ -340,8 +388,23 @@ def render_junit(doc: dict) -> str:
 # --- Prometheus text format (node_exporter's textfile collector) -------------
 
 
+def unix_seconds(moment: datetime) -> str:
+    """Exact Unix time to the millisecond, from integer milliseconds (a float with {:g} keeps 6 digits)."""
+    millis = (moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)) // _MILLISECOND
+    return f"{millis // 1000}.{millis % 1000:03d}"
+
+
+def sample_value(value: object) -> str:
+    """Integers as integers, floats in their shortest exact form, preformatted text as is."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return shown(value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
 
 
 def render_prometheus(doc: dict) -> str:
@@ -353,18 +416,28 @@ def render_prometheus(doc: dict) -> str:
         out.append(f"# TYPE {name} gauge")
         for labels, value in samples:
             text = ",".join(f'{key}="{_label(str(val))}"' for key, val in {"table": table, **labels}.items())
-            out.append(f"{name}{{{text}}} {value:g}" if isinstance(value, float) else f"{name}{{{text}}} {value}")
+            out.append(f"{name}{{{text}}} {sample_value(value)}")
 
-    at = datetime.fromisoformat(doc["now"].replace("Z", "+00:00")).timestamp()
+    at = datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
     gauge("panzoto_job_audit_up", "1 when the audit could read the table, 0 when it could not run.",
           [({}, 0 if doc["status"] == "error" else 1)])  # fmt: skip
-    gauge("panzoto_job_audit_timestamp_seconds", "When the audit was taken (Unix time).", [({}, float(at))])
+    gauge("panzoto_job_audit_timestamp_seconds", "When the audit was taken (Unix time).", [({}, unix_seconds(at))])
     if doc["status"] != "error":
         gauge("panzoto_jobs", "Jobs per status.", [({"status": s}, n) for s, n in doc["by_status"].items()])
         gauge("panzoto_failed_jobs", "Failed jobs per error category.",
               [({"category": c["category"]}, c["count"]) for c in doc["categories"]])  # fmt: skip
         gauge("panzoto_jobs_stuck_pending", "Pending jobs waiting longer than stuck_after.",
               [({}, doc["pending_stuck"]["count"])])  # fmt: skip
+        gauge("panzoto_jobs_stuck_processing", "Jobs in processing longer than the timeout plus margin.",
+              [({}, doc["processing_stuck"]["count"])])  # fmt: skip
+        gauge("panzoto_jobs_pending_invisible", "Pending jobs beyond the one scan page the processor reads.",
+              [({}, doc["pending_invisible"]["count"])])  # fmt: skip
+        page = doc["pending_invisible"]["processor_page"]
+        if page is not None:
+            gauge("panzoto_processor_page_scanned_items", "Items the processor's one Scan page reads.",
+                  [({}, page["scanned_count"])])  # fmt: skip
+            gauge("panzoto_processor_page_more", "1 when the table holds more than the processor's one page.",
+                  [({}, int(page["more_pages"]))])  # fmt: skip
         gauge("panzoto_jobs_failed_recent", "Jobs that failed within the recent window.", [({}, doc["failed_recent"])])
         gauge("panzoto_jobs_future_dated", "Jobs dated after the audit time (clock skew).",
               [({}, doc["future_dated"]["count"])])  # fmt: skip

@@ -15,8 +15,24 @@ from datetime import datetime, timedelta
 
 from ansible.module_utils.panzoto.jobs import JOB_STATUSES, Job, isoformat, parse_timestamp
 
-DEFAULT_THRESHOLDS = {"failed": 20, "legacy_encryption": 10, "pending_stuck": 0, "failed_recent": 5}
-AGGREGATE_THRESHOLDS = ("pending_stuck", "malformed", "failed_recent", "future_dated", "repeated_failure_audio_files")
+# The guide's monitoring numbers, plus none stuck in processing and none the processor cannot see.
+DEFAULT_THRESHOLDS = {
+    "failed": 20,
+    "legacy_encryption": 10,
+    "pending_stuck": 0,
+    "failed_recent": 5,
+    "processing_stuck": 0,
+    "pending_invisible": 0,
+}
+AGGREGATE_THRESHOLDS = (
+    "pending_stuck",
+    "processing_stuck",
+    "pending_invisible",
+    "malformed",
+    "failed_recent",
+    "future_dated",
+    "repeated_failure_audio_files",
+)
 P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
 
 
@@ -26,6 +42,40 @@ class CategoryTally:
     oldest: datetime | None = None
     newest: datetime | None = None
     examples: list[str] = field(default_factory=list)
+
+
+class OldestJobs:
+    """A count of jobs and the `limit` oldest of them, kept in a min-heap on age (the youngest is evicted)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._heap: list[tuple[float, str, str | None]] = []  # (age seconds, job id, dated)
+
+    def add(self, age: timedelta, job_id: str | None, dated: datetime | None) -> None:
+        self.count += 1
+        entry = (age.total_seconds(), job_id or "", isoformat(dated))
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, entry)
+        elif self.limit and entry > self._heap[0]:
+            heapq.heapreplace(self._heap, entry)
+
+    def report(self, dated_as: str) -> dict:
+        oldest = sorted(self._heap, reverse=True)
+        return {
+            "count": self.count,
+            "oldest_age_seconds": oldest[0][0] if oldest else None,
+            "jobs": [{"job_id": job_id, dated_as: dated, "age_seconds": age} for age, job_id, dated in oldest],
+        }
+
+
+@dataclass(frozen=True)
+class ProcessorPage:
+    """What the backend's processor sees: the first page of a Scan filtered on status = pending."""
+
+    visible_ids: frozenset[str]  # the pending jobs that page returned
+    scanned_count: int  # items DynamoDB read for it (a page ends at 1 MB)
+    more_pages: bool  # LastEvaluatedKey was set: the processor never reads further
 
 
 class RepeatedFailures:
@@ -96,12 +146,15 @@ class JobAudit:
     stuck_after: timedelta
     recent_window: timedelta
     examples: int
+    processing_stuck_after: timedelta = timedelta(minutes=20)
+    processor_page: ProcessorPage | None = None  # None: the processor's view was not read
     total_items: int = 0
     by_status: Counter = field(default_factory=Counter)
     by_job_type: Counter = field(default_factory=Counter)
     categories: dict[str, CategoryTally] = field(default_factory=dict)
-    stuck_count: int = 0
-    stuck_oldest: list = field(default_factory=list)  # heap of (-age, job_id, created_at)
+    stuck_pending: OldestJobs = field(init=False)
+    stuck_processing: OldestJobs = field(init=False)
+    invisible_pending: OldestJobs = field(init=False)
     malformed_by_reason: Counter = field(default_factory=Counter)
     malformed_examples: list[dict] = field(default_factory=list)
     failed_recent: int = 0
@@ -112,8 +165,14 @@ class JobAudit:
     processing_sum: float = 0.0
     repeated_failures: RepeatedFailures = field(default_factory=RepeatedFailures)
 
+    def __post_init__(self) -> None:
+        self.stuck_pending = OldestJobs(self.examples)
+        self.stuck_processing = OldestJobs(self.examples)
+        self.invisible_pending = OldestJobs(self.examples)
+
     def add(self, job: Job) -> None:
         self.total_items += 1
+        self._check_visible(job)
         if job.malformed:
             self._add_malformed(job)
             return
@@ -125,6 +184,8 @@ class JobAudit:
             self._add_failed(job)
         elif job.status == "pending":
             self._add_pending(job)
+        elif job.status == "processing":
+            self._add_processing(job)
         elif job.status == "completed" and job.completed_at:
             seconds = max((job.completed_at - job.created_at).total_seconds(), 0.0)
             self.processing_sum += seconds
@@ -162,15 +223,24 @@ class JobAudit:
 
     def _add_pending(self, job: Job) -> None:
         age = job.age(self.now)
-        if age <= self.stuck_after:
+        if age > self.stuck_after:
+            self.stuck_pending.add(age, job.job_id, job.created_at)
+
+    def _add_processing(self, job: Job) -> None:
+        # Nothing resets a job left in processing (a restart mid-transcription, the manual transcribe
+        # endpoint): past the processor's timeout plus a margin it will never finish.
+        since = parse_timestamp(job.item.get("last_attempt_at")) or job.created_at
+        age = self.now - since
+        if age > self.processing_stuck_after:
+            self.stuck_processing.add(age, job.job_id, since)
+
+    def _check_visible(self, job: Job) -> None:
+        """A pending item (read as the processor's filter reads it: its status only) outside its one page."""
+        page = self.processor_page
+        if page is None or job.item.get("status") != "pending" or job.job_id in page.visible_ids:
             return
-        self.stuck_count += 1
-        entry = (age.total_seconds(), job.job_id or "", isoformat(job.created_at))
-        # Keep the oldest `examples` stuck jobs: a min-heap on age evicts the youngest.
-        if len(self.stuck_oldest) < self.examples:
-            heapq.heappush(self.stuck_oldest, entry)
-        elif self.examples and entry > self.stuck_oldest[0]:
-            heapq.heapreplace(self.stuck_oldest, entry)
+        age = job.age(self.now) if job.created_at else timedelta(0)
+        self.invisible_pending.add(age, job.job_id, job.created_at)
 
     def close(self) -> None:
         self.repeated_failures.close()
@@ -192,7 +262,6 @@ class JobAudit:
         finished = completed + self.by_status["failed"]
         processing_count = sum(self.processing_tenths.values())
         repeated_count, repeated_audio = self.repeated_failures.summary(self.examples)
-        stuck = sorted(self.stuck_oldest, reverse=True)
         return {
             "total_items": self.total_items,
             "by_status": {status: self.by_status[status] for status in JOB_STATUSES},
@@ -205,18 +274,20 @@ class JobAudit:
                     "deletable": rules_by_name[name].deletable,
                     "oldest_failure": isoformat(tally.oldest),
                     "newest_failure": isoformat(tally.newest),
+                    "next_step": rules_by_name[name].next_step,
                     "example_job_ids": tally.examples,
                 }
                 for name, tally in sorted(self.categories.items(), key=lambda pair: (-pair[1].count, pair[0]))
             ],
             "pending_stuck": {
-                "count": self.stuck_count,
+                **self.stuck_pending.report(dated_as="created_at"),
                 "stuck_after_seconds": self.stuck_after.total_seconds(),
-                "oldest_age_seconds": stuck[0][0] if stuck else None,
-                "jobs": [
-                    {"job_id": job_id, "created_at": created, "age_seconds": age} for age, job_id, created in stuck
-                ],
             },
+            "processing_stuck": {
+                **self.stuck_processing.report(dated_as="since"),
+                "stuck_after_seconds": self.processing_stuck_after.total_seconds(),
+            },
+            "pending_invisible": self._invisible_report(),
             "malformed": {
                 "count": sum(self.malformed_by_reason.values()),
                 "by_reason": dict(sorted(self.malformed_by_reason.items())),
@@ -239,6 +310,20 @@ class JobAudit:
             "repeated_failures": {"count": repeated_count, "audio_files": repeated_audio},
         }
 
+    def _invisible_report(self) -> dict:
+        page = self.processor_page
+        return {
+            **self.invisible_pending.report(dated_as="created_at"),
+            "checked": page is not None,
+            "processor_page": None
+            if page is None
+            else {
+                "scanned_count": page.scanned_count,
+                "pending_returned": len(page.visible_ids),
+                "more_pages": page.more_pages,
+            },
+        }
+
 
 def threshold_values(report: dict) -> dict[str, int]:
     """Every count a threshold may name, by that name."""
@@ -246,6 +331,8 @@ def threshold_values(report: dict) -> dict[str, int]:
     values.update({entry["category"]: entry["count"] for entry in report["categories"]})
     values.update(
         pending_stuck=report["pending_stuck"]["count"],
+        processing_stuck=report["processing_stuck"]["count"],
+        pending_invisible=report["pending_invisible"]["count"],
         malformed=report["malformed"]["count"],
         failed_recent=report["failed_recent"],
         future_dated=report["future_dated"]["count"],
