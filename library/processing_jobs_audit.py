@@ -334,6 +334,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.panzoto.audit.alerts import (
     STATE_FILE,
     deliver_alerts,
+    deliver_error_alerts,
     redact,
     send_email,
     send_webhook,
@@ -649,6 +650,13 @@ def publish_metrics(module: AnsibleModule, opts: AuditOptions, report: dict, cou
 # --------------------------------------------------------------------------- the document
 
 
+def check_state_files(opts: AuditOptions) -> None:
+    """The history and alert state must be files (or missing): the run cannot remember anything otherwise."""
+    for what, path in (("alert state", opts.alert_state_file), ("history", opts.history_file)):
+        if path and os.path.isdir(path):
+            raise CannotRun(f"the {what} file {path} is a directory: move it away, or set state_dir elsewhere")
+
+
 def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
     """Everything the reports show: the scan's report, thresholds, cost; status error with its reason otherwise."""
     started = time.monotonic()
@@ -661,6 +669,7 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
         "now": isoformat(opts.now),
     }
     try:
+        check_state_files(opts)
         report, counter = scan_table(module, opts, stats)
         published = publish_metrics(module, opts, report, counter)
     except CannotRun as exc:
@@ -701,8 +710,10 @@ def send_alerts(module: AnsibleModule, opts: AuditOptions, doc: dict, previous: 
         channels["webhook"] = lambda subject, text: send_webhook(opts.webhook_url, text)
     if opts.email:
         channels["email"] = lambda subject, text: send_email(opts.email, subject, text)
-    if not channels or doc["status"] == "error":
+    if not channels:
         return []
+    if doc["status"] == "error":
+        return deliver_error_alerts(channels, doc, previous, module.check_mode)
     if not opts.alert_state_file:
         raise OptionError("alerts need report_dir or state_dir, to remember what was already sent.")
     alerts, state = deliver_alerts(
@@ -777,7 +788,8 @@ def run_module() -> None:
         module.fail_json(msg=redact(str(exc), secrets))
 
     doc = audit_document(module, opts)
-    history = read_history(opts.history_file, opts.history_size) if opts.history_file else []
+    history_file = opts.history_file if opts.history_file and not os.path.isdir(opts.history_file) else None
+    history = read_history(history_file, opts.history_size) if history_file else []
     previous = history[-1] if history else None
     entry = history_entry(doc)
     try:
@@ -785,8 +797,8 @@ def run_module() -> None:
             os.makedirs(opts.state_dir, exist_ok=True)
         doc["alerts"] = alerts = send_alerts(module, opts, doc, previous)
         written = write_reports(opts, doc, [*history, entry][-opts.trend_runs :], previous)
-        if opts.history_file and not module.check_mode:
-            append_history(opts.history_file, entry, opts.history_size)
+        if history_file and not module.check_mode:
+            append_history(history_file, entry, opts.history_size)
     except OptionError as exc:
         module.fail_json(msg=redact(str(exc), secrets))
     except OSError as exc:

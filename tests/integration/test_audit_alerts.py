@@ -12,6 +12,8 @@ from support.local_http import capturing_webhook
 from support.local_smtp import capturing_smtp
 from support.playbook import PlaybookRun, run_playbook
 
+TABLE = "panzoto-processing-jobs"
+
 
 @pytest.fixture
 def guide_snapshot(aws):
@@ -49,7 +51,7 @@ def test_audit_publishes_its_counts_as_cloudwatch_metrics(guide_snapshot, tmp_pa
                         "Metric": {
                             "Namespace": "Panzoto",
                             "MetricName": name,
-                            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                            "Dimensions": [{"Name": k, "Value": v} for k, v in {"Table": TABLE, **dimensions}.items()],
                         },
                         "Period": 60,
                         "Stat": "Maximum",
@@ -67,6 +69,12 @@ def test_audit_publishes_its_counts_as_cloudwatch_metrics(guide_snapshot, tmp_pa
     assert latest("JobCount", Status="pending") == 2
     assert latest("FailedJobCountByCategory", Category="legacy_encryption") == 34
     assert latest("FailedJobCountByCategory", Category="max_retries") == 10
+    # Every known category is published, 0 included, so an alarm on it never sees missing data.
+    assert latest("FailedJobCountByCategory", Category="format_error") == 0
+    assert latest("StuckProcessingJobCount") == 0 and latest("InvisiblePendingJobCount") == 0
+    # Every point names its table: nothing is published without the Table dimension.
+    metrics = cloudwatch.list_metrics(Namespace="Panzoto")["Metrics"]
+    assert metrics and all({"Name": "Table", "Value": TABLE} in metric["Dimensions"] for metric in metrics)
     # The guide's snapshot is from 2025: its pending jobs are long stuck by now.
     assert latest("StuckPendingJobCount") == 2
     assert latest("JobSuccessRate") == pytest.approx(9 / 58 * 100, abs=0.01)
@@ -80,6 +88,7 @@ def test_check_mode_audit_publishes_nothing(guide_snapshot, tmp_path: Path) -> N
 
 
 SMTP_USER, SMTP_PASSWORD = "ops", "planted-smtp-password"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:panzoto-oncall"
 GUIDE_NOW = "2025-10-19T18:00:00Z"
 
 
@@ -220,26 +229,53 @@ def test_no_alert_when_within_limits(guide_snapshot, tmp_path: Path) -> None:
 
 def test_monitoring_creates_the_guide_alarms_idempotently(aws) -> None:
     env = {"AWS_ENDPOINT_URL": aws.endpoint_url}
+    actions = {"monitoring_alarm_actions": [TOPIC]}
     cloudwatch = boto3.client("cloudwatch", endpoint_url=aws.endpoint_url)
 
-    preview = run_playbook("monitoring.yml", env=env, check=True)
+    preview = run_playbook("monitoring.yml", env=env, check=True, extra_vars=actions)
     assert preview.returncode == 0, preview.output
     assert preview.changed() == 1
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
 
-    first = run_playbook("monitoring.yml", env=env)
-    second = run_playbook("monitoring.yml", env=env)
+    first = run_playbook("monitoring.yml", env=env, extra_vars=actions)
+    second = run_playbook("monitoring.yml", env=env, extra_vars=actions)
 
     assert first.returncode == 0 and first.changed() == 1, first.output
     assert second.returncode == 0 and second.changed() == 0, second.output
     alarms = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms()["MetricAlarms"]}
-    assert set(alarms) == {"panzoto-job-failures", "panzoto-jobs-stuck-pending", "panzoto-legacy-encryption-jobs"}
+    assert set(alarms) == {
+        "panzoto-job-failures",
+        "panzoto-jobs-stuck-pending",
+        "panzoto-jobs-stuck-processing",
+        "panzoto-jobs-invisible-to-processor",
+        "panzoto-legacy-encryption-jobs",
+    }
     failures = alarms["panzoto-job-failures"]
     assert (failures["MetricName"], failures["Threshold"], failures["ComparisonOperator"]) == (
         "RecentFailedJobCount",
         5.0,
         "GreaterThanThreshold",
     )
-    assert alarms["panzoto-legacy-encryption-jobs"]["Dimensions"] == [
-        {"Name": "Category", "Value": "legacy_encryption"}
+    assert all(alarm["AlarmActions"] == [TOPIC] for alarm in alarms.values())
+    assert all(alarm["TreatMissingData"] == "breaching" for alarm in alarms.values())
+    assert failures["Dimensions"] == [{"Name": "Table", "Value": TABLE}]
+    assert sorted(alarms["panzoto-legacy-encryption-jobs"]["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "Category", "Value": "legacy_encryption"},
+        {"Name": "Table", "Value": TABLE},
     ]
+
+
+@pytest.mark.parametrize("actions", [[], ["sns-topic-name"], "arn:aws:sns:us-east-1:123456789012:t"])
+def test_monitoring_refuses_missing_or_non_arn_alarm_actions_in_one_line(aws, actions) -> None:
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws.endpoint_url)
+
+    run = run_playbook(
+        "monitoring.yml", env={"AWS_ENDPOINT_URL": aws.endpoint_url}, extra_vars={"monitoring_alarm_actions": actions}
+    )
+
+    assert run.returncode != 0
+    assert (
+        sum("monitoring_alarm_actions must be a non-empty list of ARNs" in line for line in run.stdout.splitlines())
+        == 1
+    )
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []

@@ -11,6 +11,7 @@ from ansible.module_utils.panzoto.audit.alerts import (
     AlertError,
     decide,
     deliver_alerts,
+    deliver_error_alerts,
     load_state,
     redact,
     send_webhook,
@@ -155,3 +156,31 @@ def test_redact_removes_the_secret_and_its_parts() -> None:
     assert redact("SMTP said: password hunter2-planted rejected", ["hunter2-planted"]) == (
         "SMTP said: password <redacted> rejected"
     )
+
+
+def test_first_enabled_on_a_breached_table_alerts_at_once(tmp_path: Path) -> None:
+    """Earlier runs (without alerts) found the breach too: the first run with a channel still alerts."""
+    previous = {"at": "2025-10-19T17:00:00Z", "status": "breached", "breached": {"failed": 30}}
+    outcomes, state = deliver_alerts(
+        {"webhook": lambda subject, text: None},
+        doc({"failed": 30}),
+        str(tmp_path / "s.json"),
+        previous,
+        NOW,
+        None,
+        False,
+    )
+    assert outcomes[0]["alert"] == "breach" and outcomes[0]["sent"]
+    assert state["channels"]["webhook"]["breached"] == {"failed": 30}
+
+
+def test_an_audit_that_cannot_run_alerts_once_per_outage() -> None:
+    sent = []
+    failed = {**doc({}), "status": "error", "error": "cannot reach http://127.0.0.1:1"}
+    channels = {"webhook": lambda subject, text: sent.append(text)}
+    first = deliver_error_alerts(channels, failed, {"at": "x", "status": "ok"}, False)
+    again = deliver_error_alerts(channels, failed, {"at": "y", "status": "error"}, False)
+    assert first[0]["alert"] == "could_not_run" and first[0]["sent"] and again[0]["alert"] is None
+    assert sent == [
+        ":warning: Panzoto job audit of jobs at 2025-10-19T18:00:00Z: could not run: cannot reach http://127.0.0.1:1"
+    ]

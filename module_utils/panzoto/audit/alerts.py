@@ -161,6 +161,11 @@ def _parse(value: object) -> datetime | None:
 def compose(kind: str, doc: dict, since: str | None) -> tuple[str, str]:
     """(subject, text) of the alert."""
     table, at = doc["table"], doc["now"]
+    if kind == "could_not_run":
+        return (
+            f"Panzoto job audit of {table}: could not run",
+            f":warning: Panzoto job audit of {table} at {at}: could not run: {doc['error']}",
+        )
     counts = (
         f"({doc['by_status']['failed']} failed, {doc['by_status']['pending']} pending,"
         f" {doc['pending_stuck']['count']} stuck)"
@@ -237,7 +242,9 @@ def deliver_alerts(
     for name, send in channels.items():
         state = states.get(name) if readable else None
         if readable and state is None:
-            state = state_from_history(previous)
+            # Never alerted on this channel (first enabled, or its state lost): a breach found now is
+            # alerted, even when earlier runs found it too; the history only says whether a recovery is due.
+            state = {"breached": {}, "alerted_at": None} if breached else state_from_history(previous)
         elif state is not None and state.get("undelivered"):
             state = None  # an earlier run could not deliver while the state was unknown
         kind = decide(state, breached, now, realert_after)
@@ -259,3 +266,23 @@ def deliver_alerts(
     if check_mode:
         return outcomes, None
     return outcomes, {"version": STATE_VERSION, "channels": new_states}
+
+
+def deliver_error_alerts(channels: dict, doc: dict, previous: dict | None, check_mode: bool) -> list[dict]:
+    """An audit that could not run alerts once, when the previous run could (or there was none).
+
+    The alert state is left as it is: it describes the table, which this run could not read.
+    """
+    kind = None if previous is not None and previous.get("status") == "error" else "could_not_run"
+    outcomes = []
+    for name, send in channels.items():
+        outcome = {"channel": name, "alert": kind, "sent": False, "error": None}
+        if kind and not check_mode:
+            subject, text = compose(kind, doc, None)
+            try:
+                send(subject, text)
+                outcome["sent"] = True
+            except AlertError as exc:
+                outcome["error"] = str(exc)
+        outcomes.append(outcome)
+    return outcomes
