@@ -74,6 +74,13 @@ options:
         processor. Pass C({}) to check none.
     type: dict
     default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5, processing_stuck: 0, pending_invisible: 0}
+  waivers_file:
+    description:
+      - A YAML list of waivers, each with C(threshold) (a threshold or category name), C(reason), C(owner) and C(expires)
+        (a date, YYYY-MM-DD, the last day it holds, UTC).
+      - A waived breach is reported in RV(waived), not RV(breached), and does not fail the run or alert; once its waiver
+        has expired it counts again, its message saying so. A file that is not such a list fails in one line.
+    type: path
   examples:
     description: How many example job ids to return per category, and how many stuck jobs, malformed items and repeated audio files to list.
     type: int
@@ -114,6 +121,16 @@ options:
         RV(pending_stuck), RV(processing_stuck) and RV(pending_invisible).
     type: bool
     default: false
+  outputs:
+    description:
+      - What this run produces; leave one out to skip it (the others are unchanged), or name one alone.
+      - The reports C(json), C(text), C(markdown), C(junit), C(html) and C(prometheus) (written only with O(report_dir) or
+        O(prometheus_textfile)), the C(cloudwatch) metrics (only with O(cloudwatch_namespace)) and the C(alerts). The
+        history is kept whatever this says.
+    type: list
+    elements: str
+    choices: [json, text, markdown, junit, html, prometheus, cloudwatch, alerts]
+    default: [json, text, markdown, junit, html, prometheus, cloudwatch, alerts]
   next_step_commands:
     description:
       - The command to print for each next step. Keys are the rules' next steps (C(cleanup), C(diagnose),
@@ -312,10 +329,9 @@ breached:
   type: list
   elements: dict
   sample: [{name: failed, value: 49, threshold: 20, message: "failed: 49 > 20"}]
-next_steps:
-  description: What to do next, each with C(step) (a rule's next step or a situation), C(why), C(command) (from
-    O(next_step_commands), or null) and C(categories).
-  returned: always
+waived:
+  description: Thresholds exceeded under a waiver that still holds, each as in RV(breached) plus C(waiver) (reason, owner, expires).
+  returned: when the audit ran
   type: list
   elements: dict
 metrics_published:
@@ -358,12 +374,14 @@ from ansible.module_utils.panzoto.audit.reports import (
     threshold_results,
 )
 from ansible.module_utils.panzoto.audit.tally import (
+    AGGREGATE_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     JobAudit,
     breached_thresholds,
     threshold_values,
     validate_thresholds,
 )
+from ansible.module_utils.panzoto.audit.waivers import Waiver, apply_waivers, load_waivers
 from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
@@ -381,10 +399,12 @@ from ansible.module_utils.panzoto.classification import (
     rules_by_category,
     rules_from_options,
 )
-from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, inspect_job, isoformat, parse_now
+from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, JOB_STATUSES, inspect_job, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
 
+# What a run may produce; each can be chosen alone (audit_jobs.yml maps its tags onto it).
+OUTPUTS = ("json", "text", "markdown", "junit", "html", "prometheus", "cloudwatch", "alerts")
 EMAIL_OPTIONS = dict(
     smtp_host=dict(type="str", required=True),
     smtp_port=dict(type="int", default=587),
@@ -406,6 +426,7 @@ def argument_spec() -> dict:
         check_processor_view=dict(type="bool", default=True),
         recent_window=dict(type="str", default="24h"),
         thresholds=dict(type="dict", default=DEFAULT_THRESHOLDS),
+        waivers_file=dict(type="path"),
         examples=dict(type="int", default=5),
         segments=dict(type="int", default=4),
         page_size=dict(type="int"),
@@ -415,6 +436,7 @@ def argument_spec() -> dict:
         state_dir=dict(type="path"),
         prometheus_textfile=dict(type="path"),
         show_job_ids=dict(type="bool", default=False),
+        outputs=dict(type="list", elements="str", choices=list(OUTPUTS), default=list(OUTPUTS)),
         next_step_commands=dict(type="dict", default={}),
         history_size=dict(type="int", default=500),
         trend_runs=dict(type="int", default=24),
@@ -443,6 +465,7 @@ class AuditOptions:
     recent_window_text: str
     recent_window: timedelta
     thresholds: dict[str, int]
+    waivers: dict[str, Waiver]
     examples: int
     segments: int
     page_size: int | None
@@ -451,6 +474,7 @@ class AuditOptions:
     state_dir: str | None
     prometheus_textfile: str | None
     show_job_ids: bool
+    outputs: frozenset[str]
     next_step_commands: dict[str, str]
     history_size: int
     trend_runs: int
@@ -479,6 +503,7 @@ class AuditOptions:
         processing_timeout = duration_option("processing_timeout", params["processing_timeout"])
         processing_margin = duration_option("processing_margin", params["processing_margin"])
         state_dir = params["state_dir"] or params["report_dir"]
+        categories = [rule.category for rule in rules]
         return cls(
             table=params["table"],
             rules=rules,
@@ -491,6 +516,9 @@ class AuditOptions:
             recent_window_text=params["recent_window"],
             recent_window=duration_option("recent_window", params["recent_window"]),
             thresholds=validate_thresholds(params["thresholds"], [rule.category for rule in rules]),
+            waivers=load_waivers(params["waivers_file"], {*JOB_STATUSES, *AGGREGATE_THRESHOLDS, *categories})
+            if params["waivers_file"]
+            else {},
             examples=params["examples"],
             segments=params["segments"],
             page_size=params["page_size"],
@@ -499,6 +527,7 @@ class AuditOptions:
             state_dir=state_dir or None,
             prometheus_textfile=params["prometheus_textfile"] or None,
             show_job_ids=params["show_job_ids"],
+            outputs=frozenset(params["outputs"]),
             next_step_commands=step_commands(params["next_step_commands"]),
             history_size=params["history_size"],
             trend_runs=params["trend_runs"],
@@ -632,7 +661,7 @@ def metric_data(report: dict, table: str, categories: list[str]) -> list[dict]:
 
 
 def publish_metrics(module: AnsibleModule, opts: AuditOptions, report: dict, counter: RequestCounter) -> int:
-    if not opts.cloudwatch_namespace or module.check_mode:
+    if not opts.cloudwatch_namespace or "cloudwatch" not in opts.outputs or module.check_mode:
         return 0
     client = aws_client(RaisingModule(module), "cloudwatch")
     counter.attach(client)
@@ -679,7 +708,7 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
     doc["duration_seconds"] = round(time.monotonic() - started, 3)
     if doc["status"] != "error":
         values = threshold_values(report)
-        breached = breached_thresholds(opts.thresholds, values)
+        breached, waived = apply_waivers(breached_thresholds(opts.thresholds, values), opts.waivers, opts.now.date())
         doc.update(
             status="breached" if breached else "ok",
             stuck_after=opts.stuck_after_text,
@@ -687,8 +716,9 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
             recent_window=opts.recent_window_text,
             **report,
             thresholds=opts.thresholds,
-            threshold_results=threshold_results(opts.thresholds, values),
+            threshold_results=threshold_results(opts.thresholds, values, {item["name"] for item in waived}),
             breached=breached,
+            waived=waived,
             metrics_published=published,
             requests={
                 "pages": stats.pages,
@@ -710,7 +740,7 @@ def send_alerts(module: AnsibleModule, opts: AuditOptions, doc: dict, previous: 
         channels["webhook"] = lambda subject, text: send_webhook(opts.webhook_url, text)
     if opts.email:
         channels["email"] = lambda subject, text: send_email(opts.email, subject, text)
-    if not channels:
+    if not channels or "alerts" not in opts.outputs:
         return []
     if doc["status"] == "error":
         return deliver_error_alerts(channels, doc, previous, module.check_mode)
@@ -739,13 +769,15 @@ def write_reports(opts: AuditOptions, doc: dict, history: list[dict], previous: 
             "html": render_html(doc, history, diagnosis),
         }
         for kind, content in contents.items():
+            if kind not in opts.outputs:
+                continue
             path = os.path.join(directory, REPORT_FILES[kind])
             write_atomic(path, content)
             written[kind] = path
     prometheus = opts.prometheus_textfile or (
         os.path.join(directory, REPORT_FILES["prometheus"]) if directory else None
     )
-    if prometheus:
+    if prometheus and "prometheus" in opts.outputs:
         write_atomic(prometheus, render_prometheus(doc))
         written["prometheus"] = prometheus
     return written
@@ -755,8 +787,9 @@ def summary(doc: dict, show_job_ids: bool) -> dict:
     """What the task returns: the counts, thresholds and breaches; job ids only when asked (so -v stays short)."""
 
     def jobs(section: dict) -> dict:
-        kept = {key: value for key, value in section.items() if key != "jobs"}
-        return {**kept, "jobs": section["jobs"]} if show_job_ids else kept
+        """The section without what says nothing (no age without jobs), its job ids only when asked."""
+        kept = {key: value for key, value in section.items() if key != "jobs" and value is not None}
+        return {**kept, "jobs": section["jobs"]} if show_job_ids and section["jobs"] else kept
 
     return dict(
         total_items=doc["total_items"],
@@ -771,7 +804,7 @@ def summary(doc: dict, show_job_ids: bool) -> dict:
         success_rate=doc["completed"]["success_rate"],
         threshold_results=doc["threshold_results"],
         breached=doc["breached"],
-        next_steps=doc["next_steps"],
+        waived=doc["waived"],
         metrics_published=doc["metrics_published"],
     )
 

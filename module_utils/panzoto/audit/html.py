@@ -263,11 +263,15 @@ def _findings(doc: dict, history: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _verdict(result: dict) -> str:
+    return "breached" if result["breached"] else "waived" if result["waived"] else "ok"
+
+
 def _thresholds(doc: dict) -> str:
     rows = [
         f'<tr><td>{_e(t["name"])}</td><td class="num">{_num(t["value"], "threshold." + t["name"] + ".value")}</td>'
         f'<td class="num">{_num(t["limit"], "threshold." + t["name"] + ".limit")}</td>'
-        f'<td class="{"breached" if t["breached"] else "ok"}">{"breached" if t["breached"] else "ok"}</td></tr>'
+        f'<td class="{_verdict(t)}">{_verdict(t)}</td></tr>'
         for t in doc["threshold_results"]
     ]
     return (

@@ -84,11 +84,21 @@ def share(count: int, total: int) -> str:
 # --- the document ------------------------------------------------------------
 
 
-def threshold_results(thresholds: dict[str, int], values: dict[str, int]) -> list[dict]:
-    return [
-        {"name": name, "value": values.get(name, 0), "limit": limit, "breached": values.get(name, 0) > limit}
-        for name, limit in thresholds.items()
-    ]
+def threshold_results(thresholds: dict[str, int], values: dict[str, int], waived: set[str]) -> list[dict]:
+    """Each threshold's value and limit; `breached` counts against the run, `waived` is over but accepted."""
+    results = []
+    for name, limit in thresholds.items():
+        over = values.get(name, 0) > limit
+        results.append(
+            {
+                "name": name,
+                "value": values.get(name, 0),
+                "limit": limit,
+                "breached": over and name not in waived,
+                "waived": over and name in waived,
+            }
+        )
+    return results
 
 
 STEP_WHY = {
@@ -275,8 +285,10 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
                 f"    → {shown(audio['audio_file_id'])}: {audio['failures']} failures"
                 f" ({', '.join(shown(j) for j in audio['job_ids'])})"
             )
+    if doc["waived"]:
+        lines.append("[THRESHOLDS] WAIVED: " + "; ".join(shown(item["message"]) for item in doc["waived"]))
     if doc["breached"]:
-        lines.append("[THRESHOLDS] BREACHED: " + "; ".join(item["message"] for item in doc["breached"]))
+        lines.append("[THRESHOLDS] BREACHED: " + "; ".join(shown(item["message"]) for item in doc["breached"]))
     else:
         limits = ", ".join(f"{item['name']} <= {item['limit']}" for item in doc["threshold_results"])
         lines.append(f"[THRESHOLDS] all within limits ({limits})")
@@ -298,6 +310,12 @@ def render_text(doc: dict, show_job_ids: bool) -> str:
 # --- Markdown (a CI job summary) ---------------------------------------------
 
 
+def threshold_verdict(result: dict) -> str:
+    if result["breached"]:
+        return "❌ breached"
+    return "🟡 waived" if result["waived"] else "✅ ok"
+
+
 def markdown_cell(text: str) -> str:
     """Text that stays in its table cell (user-written solutions may hold pipes or newlines)."""
     return shown(text.replace("|", "\\|").replace("\n", " "))
@@ -314,8 +332,7 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
         lines += [f"| {status} | {n} | {share(n, total)} |" for status, n in doc["by_status"].items()]
         lines += ["", "| threshold | value | limit | result |", "|---|---:|---:|---|"]
         lines += [
-            f"| {t['name']} | {t['value']} | {t['limit']} | {'❌ breached' if t['breached'] else '✅ ok'} |"
-            for t in doc["threshold_results"]
+            f"| {t['name']} | {t['value']} | {t['limit']} | {threshold_verdict(t)} |" for t in doc["threshold_results"]
         ]
         if doc["categories"]:
             lines += ["", "| category | failed jobs | solution |", "|---|---:|---|"]
@@ -375,12 +392,17 @@ def render_junit(doc: dict) -> str:
             if t["breached"]:
                 message = quoteattr(f"{t['name']}: {t['value']} > {t['limit']}")
                 cases.append(f"{case}>\n    <failure message={message}/>\n  </testcase>")
+            elif t["waived"]:
+                message = quoteattr(shown(f"{t['name']}: {t['value']} > {t['limit']}, waived"))
+                cases.append(f"{case}>\n    <skipped message={message}/>\n  </testcase>")
             else:
                 cases.append(f"{case}/>")
         failures, errors = sum(t["breached"] for t in results), 0
+    skipped = sum(t.get("waived", False) for t in doc.get("threshold_results") or [])
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<testsuite name="job-audit" tests="{len(cases)}" failures="{failures}" errors="{errors}"'
+        f' skipped="{skipped}"'
         f' time="{elapsed:.3f}" timestamp="{doc["now"][:19]}">\n' + "\n".join(cases) + "\n</testsuite>\n"
     )
 
@@ -452,4 +474,6 @@ def render_prometheus(doc: dict) -> str:
                       [({}, float(completed[key]))])  # fmt: skip
         gauge("panzoto_job_audit_threshold_breached", "1 when the count is above its threshold.",
               [({"threshold": t["name"]}, int(t["breached"])) for t in doc["threshold_results"]])  # fmt: skip
+        gauge("panzoto_job_audit_threshold_waived", "1 when the count is above its threshold under a waiver.",
+              [({"threshold": t["name"]}, int(t["waived"])) for t in doc["threshold_results"]])  # fmt: skip
     return "\n".join(out) + "\n"
