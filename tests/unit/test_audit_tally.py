@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from ansible.module_utils.panzoto.audit.tally import (
     JobAudit,
+    ProcessorPage,
     RepeatedFailures,
     breached_thresholds,
     threshold_values,
@@ -237,3 +238,45 @@ def test_no_repeated_failures_when_every_audio_file_failed_once() -> None:
         tally_.add(f"audio-{n}", f"job-{n}")
     assert tally_.summary(5) == (0, [])
     tally_.close()
+
+
+def test_processing_jobs_are_stuck_past_the_timeout_plus_margin_from_their_last_attempt() -> None:
+    audit = JobAudit(
+        now=NOW, stuck_after=timedelta(hours=1), recent_window=timedelta(hours=24), examples=5,
+        processing_stuck_after=timedelta(minutes=20),
+    )  # fmt: skip
+    old = NOW - timedelta(days=2)
+    for job_id, attempt in (("fresh", NOW - timedelta(minutes=19)), ("gone", NOW - timedelta(minutes=21))):
+        audit.add(
+            inspect_job(
+                {"job_id": job_id, "status": "processing", "created_at": iso(old), "last_attempt_at": iso(attempt)}
+            )
+        )
+    audit.add(inspect_job({"job_id": "never-tried", "status": "processing", "created_at": iso(old)}))
+    report = audit.report(rules_by_category(build_rules()))
+    assert report["processing_stuck"]["count"] == 2
+    assert [job["job_id"] for job in report["processing_stuck"]["jobs"]] == ["never-tried", "gone"]
+    assert threshold_values(report)["processing_stuck"] == 2
+
+
+def test_pending_jobs_outside_the_processors_page_are_invisible_whatever_their_age() -> None:
+    audit = JobAudit(
+        now=NOW, stuck_after=timedelta(hours=1), recent_window=timedelta(hours=24), examples=5,
+        processor_page=ProcessorPage(visible_ids=frozenset({"seen"}), scanned_count=500, more_pages=True),
+    )  # fmt: skip
+    for item in (pending("seen", timedelta(hours=3)), pending("unseen", timedelta(minutes=1)), completed("c", 2.0)):
+        audit.add(inspect_job(item))
+    # A malformed pending item is still one the processor's filter (status only) would return.
+    audit.add(inspect_job({"job_id": "junk", "status": "pending", "created_at": "yesterday"}))
+    report = audit.report(rules_by_category(build_rules()))
+    invisible = report["pending_invisible"]
+    assert invisible["count"] == 2 and {job["job_id"] for job in invisible["jobs"]} == {"unseen", "junk"}
+    assert invisible["processor_page"] == {"scanned_count": 500, "pending_returned": 1, "more_pages": True}
+    assert report["pending_stuck"]["count"] == 1  # "seen", by age: a different question
+
+
+def test_without_the_processors_page_nothing_is_invisible() -> None:
+    report = tally([pending("p", timedelta(minutes=1))])
+    assert report["pending_invisible"] == {
+        "count": 0, "oldest_age_seconds": None, "jobs": [], "checked": False, "processor_page": None,
+    }  # fmt: skip
