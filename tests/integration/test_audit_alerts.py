@@ -274,8 +274,8 @@ def test_monitoring_refuses_missing_or_non_arn_alarm_actions_in_one_line(aws, ac
     )
 
     assert run.returncode != 0
-    assert (
-        sum("monitoring_alarm_actions must be a non-empty list of ARNs" in line for line in run.stdout.splitlines())
-        == 1
-    )
+    # One line saying what is wrong and what was given (ansible's error header; its msg repeats it, folded).
+    refusal = "monitoring_alarm_actions must be a non-empty list of ARNs"
+    lines = [line for line in run.stdout.splitlines() if line.startswith("[ERROR]") and refusal in line]
+    assert len(lines) == 1 and "got " in lines[0], run.stdout
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []

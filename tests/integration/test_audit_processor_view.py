@@ -68,7 +68,7 @@ def test_the_ansible_cli_returns_the_summary_counts(aws) -> None:
             "-m",
             "processing_jobs_audit",
             "-a",
-            f"table={TABLE} endpoint_url={aws.endpoint_url} now={iso(NOW)}",
+            f"table={TABLE} endpoint_url={aws.endpoint_url} now={iso(NOW)} check_processor_view=true",
         ],
         cwd=REPO_ROOT,
         env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
@@ -87,6 +87,11 @@ def test_the_ansible_cli_returns_the_summary_counts(aws) -> None:
     assert result["pending_stuck"]["count"] == expected["pending_stuck"]
     assert "jobs" not in result["pending_stuck"]  # no job ids unless asked
     assert result["processing_stuck"]["count"] == 0 and result["pending_invisible"]["count"] == 0
+    assert result["pending_invisible"]["processor_page"] == {
+        "scanned_count": 60,
+        "pending_returned": 2,
+        "more_pages": False,
+    }
     assert result["reports"] == {}  # no report_dir: nothing written
 
 
