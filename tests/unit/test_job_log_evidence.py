@@ -136,7 +136,10 @@ def test_rotated_zip_and_gz_files_are_read_and_files_outside_the_windows_are_not
     jobs, result = run([wanted("j1", "a1", 0, 200)], tmp_path)
 
     assert [r["source"] for r in jobs["j1"]] == ["app_20251009_140000.log.zip:app_20251009_140000.log"]
-    assert [s["source"] for s in result["sources"]] == ["app_20251009_140000.log.zip"]
+    assert [(s["source"], s.get("skipped")) for s in result["sources"]] == [
+        ("app_20251001_000000.log", "its time span misses every window"),
+        ("app_20251009_140000.log.zip", None),
+    ]
     assert result["bytes_read"] == len(inner)
 
 
