@@ -19,10 +19,11 @@ description:
   - A record is about one job, decided from the record itself - the first job its first line names as
     C(Job <id>) or C(job_id=<id>), else the first selected job or audio file id it contains (the processor's
     C([ERROR] Failed to fetch audio file <audio_file_id>) lines) - and is that job's evidence when it falls in
-    the job's window; another job's id mentioned later in it makes it no evidence of that other job. A
-    warning or error that names no id, or only the user or audio file of the job the same log named last
-    (the processor's C([WARN] File too large) and C([KEY ERROR] ... for user <id>) lines), belongs to that
-    job (C(tied_by=context)).
+    the job's window; another job's id mentioned later in it makes it no evidence of that other job.
+  - A warning or error that names no job or audio id (the processor's C([WARN] File too large) and the key
+    service's C([KEY ERROR] ... for user <id>) lines) belongs to the job the same log named last when it names
+    nothing else than that job's user or audio (C(tied_by=context)), else to the one selected job of the user
+    it names whose window holds it (C(tied_by=user_id)); when two jobs of that user could be meant, to none.
   - Fails, in one line naming what it tried, when it could read nothing (no journal read, no log file
     found) or the log directory is missing: a diagnosis that read nothing would call every job C(no_evidence).
   - Every record is redacted whole on the host before it is cut to O(max_record_lines) and O(max_line_chars)
@@ -112,7 +113,7 @@ jobs:
   description:
     - Job id to its records, oldest first; jobs without records are left out.
     - Each record has C(time) (ISO-8601 UTC), C(source) (C(journal) or the log file's name), C(level),
-      C(tied_by) (C(job_id), C(audio_file_id) or C(context)) and C(text) (redacted, ANSI-free; traceback
+      C(tied_by) (C(job_id), C(audio_file_id), C(context) or C(user_id)) and C(text) (redacted, ANSI-free; traceback
       lines after the first line).
   returned: always
   type: dict
@@ -267,11 +268,15 @@ class Collector:
     scanned: int = 0
     redactions: int = 0
 
+    by_user: dict[str, list[Wanted]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         for job in self.wanted:
             self.by_job[job.job_id] = job
             if job.audio_file_id:
                 self.by_audio.setdefault(job.audio_file_id, []).append(job)
+            if job.user_id:
+                self.by_user.setdefault(job.user_id, []).append(job)
 
     def text_of(self, record: Record) -> str:
         """The record redacted whole (a secret spanning lines, or past a cut, is seen whole), then cut."""
@@ -298,8 +303,10 @@ class Collector:
 
         A record is about one job: the first it names as `Job <id>` or `job_id=<id>` in its first line,
         else the first selected job or audio file id it contains. Other ids it mentions do not make it
-        their job's evidence (`Job A failed: duplicate of job B` is A's). A warning or error naming no id
-        at all, or only the user or the audio of the job named last, is that job's (`context`).
+        their job's evidence (`Job A failed: duplicate of job B` is A's). A warning or error naming no
+        job or audio id belongs to the job the same log named last when it names nothing else but that
+        job's user or audio (`context`), else to the one selected job of the user it names whose window
+        holds it (`user_id`; two such jobs: nobody's, never guessed).
         """
         named = named_jobs(record.lines[0])
         if named:
@@ -307,19 +314,23 @@ class Collector:
             context[0] = self.by_job.get(named[0])
             return ([context[0]] if context[0] else []), "job_id"
         raw = "\n".join(record.lines)
-        tokens = ID_TOKEN.findall(raw)
-        for token in tokens:
+        for token in ID_TOKEN.findall(raw):
             if token in self.by_job:
                 return [self.by_job[token]], "job_id"
             if token in self.by_audio:
                 return list(self.by_audio[token]), "audio_file_id"
-        current = context[0]
-        if current is None or record.level not in FAILURE_LEVELS:
+        if record.level not in FAILURE_LEVELS:
             return [], ""
-        own = {current.user_id, current.audio_file_id} - {None}
-        if any(uuid not in own for uuid in UUID.findall(raw)):
-            return [], ""  # it names someone else's object: not evidence about the job named last
-        return [current], "context"
+        uuids = set(UUID.findall(raw))
+        current = context[0]
+        if current is not None and uuids <= {current.user_id, current.audio_file_id}:
+            return [current], "context"
+        users = [user for user in uuids if user in self.by_user]
+        if len(users) == 1 and record.moment is not None:
+            candidates = [job for job in self.by_user[users[0]] if job.covers(record.moment)]
+            if len(candidates) == 1:
+                return candidates, "user_id"
+        return [], ""
 
     def take(self, record: Record, context: list) -> int:
         """Tie one complete record to the job it is about. Returns records kept."""

@@ -239,14 +239,17 @@ def test_a_record_is_evidence_only_for_the_job_it_is_about(tmp_path: Path) -> No
 
     jobs, _ = run(jobs_wanted, tmp_path)
 
-    assert "jB" not in jobs  # mentioned four times, never the subject: no evidence, not jA's cause
+    # jB is mentioned by jA's four records, never their subject; only its own user's key error is its.
+    assert [(r["tied_by"], r["text"].split(" - ", 1)[1]) for r in jobs["jB"]] == [
+        ("user_id", f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user_b}")
+    ]
     assert [(r["tied_by"], r["text"].split(" - ", 1)[1][:22]) for r in jobs["jA"]] == [
         ("job_id", "[ERROR] Job jA failed:"),
         ("job_id", "[FAIL] job_id=jA marke"),
         ("job_id", "[ERROR] duplicate: jA "),
         ("job_id", "[AUDIO] Processing tra"),
         ("context", "[KEY ERROR] Encryption"),  # names only jA's own user: jA's, by context
-    ]  # user_b's line names someone else's object: nobody's
+    ]
 
 
 def test_a_private_key_whose_begin_line_falls_in_the_cut_is_masked_whole(tmp_path: Path) -> None:
@@ -295,3 +298,19 @@ def test_what_read_nothing_says_what_it_tried_in_one_line(options: dict, expecte
     message = reader.nothing_checked(params, sources)
 
     assert expected in message and "\n" not in message
+
+
+def test_a_user_named_by_two_selected_jobs_at_once_ties_the_line_to_neither(tmp_path: Path) -> None:
+    user = "0c0c0c0c-1b3d-4c5e-8f7a-9b0c1d2e3f4a"
+    key_error = f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user}"
+    (tmp_path / "app_20251009_140000.log").write_text(
+        line(20, "ERROR", key_error) + "\n" + line(50, "ERROR", key_error)
+    )
+    both = [wanted("j1", None, 0, 30), wanted("j2", None, 10, 60)]
+    for spec in both:
+        spec["user_id"] = user
+
+    jobs, _ = run(both, tmp_path)
+
+    # At 20 s both windows hold the line: never guessed. At 50 s only j2's does.
+    assert list(jobs) == ["j2"] and [r["time"] for r in jobs["j2"]] == ["2025-10-09T14:00:50Z"]
