@@ -478,7 +478,8 @@ def read_files(params: dict, windows: list, collector: Collector, sources: list)
         path = os.path.join(directory, name)
         if not any(fnmatch.fnmatch(name, pattern) for pattern in params["log_globs"]) or not os.path.isfile(path):
             continue
-        source = {"source": name, "bytes_read": 0, "records": 0}
+        # Every file the globs match is listed: read, skipped for its time span, or failed.
+        source = {"source": name, "bytes_read": 0, "records": 0, "skipped": "its time span misses every window"}
         try:
             if name.endswith(".zip"):
                 with zipfile.ZipFile(path) as archive:
@@ -486,25 +487,23 @@ def read_files(params: dict, windows: list, collector: Collector, sources: list)
                         last = time.mktime((*member.date_time, 0, 0, -1))
                         if not overlaps(name_start(member.filename) or name_start(name), last, windows):
                             continue
+                        source.pop("skipped", None)
                         stream = Stream(collector, f"{name}:{member.filename}")
                         with archive.open(member) as handle:
                             read_lines(handle, stream, source, last_end)
                         source["records"] += stream.kept
             else:
-                if not overlaps(name_start(name), os.stat(path).st_mtime, windows):
-                    sources.append({**source, "skipped": "its time span misses every window"})
-                    continue
-                opener = gzip.open if name.endswith(".gz") else open
-                stream = Stream(collector, name)
-                with opener(path, "rb") as handle:
-                    read_lines(handle, stream, source, last_end)
-                source["records"] = stream.kept
+                if overlaps(name_start(name), os.stat(path).st_mtime, windows):
+                    source.pop("skipped")
+                    opener = gzip.open if name.endswith(".gz") else open
+                    stream = Stream(collector, name)
+                    with opener(path, "rb") as handle:
+                        read_lines(handle, stream, source, last_end)
+                    source["records"] = stream.kept
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            source.pop("skipped", None)
             source["error"] = f"{type(exc).__name__}: {exc}"
-        if source["bytes_read"] or "error" in source:
-            sources.append(source)
-        elif name.endswith(".zip"):
-            sources.append({**source, "skipped": "no member's time span meets a window"})
+        sources.append(source)
         total += source["bytes_read"]
     return total
 
@@ -519,7 +518,7 @@ def nothing_checked(params: dict, sources: list) -> str:
         tried.append("no log files (log_dir empty)")
     if not problems:
         problems = ["no log file matches" if params["log_dir"] else "nothing to read"]
-    return f"Nothing read: {'; '.join(dict.fromkeys(problems))} (tried {', '.join(tried)})."
+    return f"Nothing read: {'; '.join(dict.fromkeys(problems))} (tried {', '.join(tried)})"
 
 
 def argument_spec() -> dict:

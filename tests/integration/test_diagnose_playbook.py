@@ -302,6 +302,7 @@ def test_no_secret_of_the_corpus_leaves_a_server(module_aws, tmp_path: Path) -> 
     for name in ("api-a", "api-b"):
         (root / name).mkdir(parents=True)
     (root / "api-a" / "app_20251009_135500.log").write_text("\n".join(job.lines()) + "\n")
+    (root / "api-b" / "app_20251009_135500.log").write_text("")  # read, holding nothing about the job
 
     run = run_playbook(
         "diagnose_jobs.yml",
@@ -500,7 +501,7 @@ def test_a_server_that_read_nothing_fails_the_run_naming_the_host_and_the_paths(
     run = diagnose(tmp_path, endpoint_url, root, overrides={"api-b": overrides})
 
     assert run.returncode != 0
-    (line,) = [line for line in run.stdout.splitlines() if "Logs not read on" in line]
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("[ERROR]") and "Logs not read on" in line]
     assert "api-b (failed: Nothing read: " in line and tried in line and "(tried no journal (journal=false), " in line
     assert "api-a" not in line
     report = report_json(tmp_path / "reports")  # still written, listing the host
