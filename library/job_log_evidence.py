@@ -25,7 +25,7 @@ description:
     nothing else than that job's user or audio (C(tied_by=context)), else to the one selected job of the user
     it names whose window holds it (C(tied_by=user_id)); when two jobs of that user could be meant, to none.
   - Fails, in one line naming what it tried, when it could read nothing (no journal read, no log file
-    found) or the log directory is missing: a diagnosis that read nothing would call every job C(no_evidence).
+    found) or the log directory is missing, since a diagnosis that read nothing would call every job C(no_evidence).
   - Every record is redacted whole on the host before it is cut to O(max_record_lines) and O(max_line_chars)
     and returned (PEM private keys, OpenAI, Stripe and AWS keys, Bearer tokens, JWTs, cookies, Slack webhooks,
     URL credentials, 32-byte keys in base64 or hex, the backend's C([KEY] Returning encryption key) prefix,
