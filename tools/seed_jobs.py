@@ -72,7 +72,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 STATUSES = ("pending", "processing", "completed", "failed")
 JOB_TYPES = ("transcription", "daily_summary")
-GUIDE_CATEGORIES = (
+CATEGORIES = (  # the guide's, on old data
     "legacy_encryption",
     "max_retries",
     "transcription_failed",
@@ -97,7 +97,7 @@ TODAY_CATEGORIES = (
     "timeout",
     "processing_error",
 )
-CATEGORIES = (*GUIDE_CATEGORIES, *(name for name in TODAY_CATEGORIES if name not in GUIDE_CATEGORIES))
+ALL_CATEGORIES = (*CATEGORIES, *(name for name in TODAY_CATEGORIES if name not in CATEGORIES))
 # Jobs created from this day on carry today's messages, older ones the guide's: the backend changed then.
 TODAY_SINCE = datetime(2025, 10, 29, tzinfo=UTC)
 MALFORMED_REASONS = (
@@ -481,15 +481,20 @@ class Expected:
     """Counts accumulated while items are generated, from what the generator decided."""
 
     keep_ids: bool = True
+    # The categories counted (zeros included): the guide's, plus today's once the table holds jobs since TODAY_SINCE.
+    categories: tuple[str, ...] = CATEGORIES
     total_items: int = 0
     by_status: Counter = field(default_factory=lambda: Counter(dict.fromkeys(STATUSES, 0)))
     by_job_type: Counter = field(default_factory=lambda: Counter(dict.fromkeys((*JOB_TYPES, "unknown"), 0)))
-    by_category: Counter = field(default_factory=lambda: Counter(dict.fromkeys(CATEGORIES, 0)))
+    by_category: Counter = field(default_factory=Counter)
     malformed_by_reason: Counter = field(default_factory=lambda: Counter(dict.fromkeys(MALFORMED_REASONS, 0)))
     pending_stuck: int = 0
     failed_audio: Counter = field(default_factory=Counter)
     processing_seconds: list[float] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_category.update(dict.fromkeys(self.categories, 0))
 
     def _remember(self, group: str, job_id: str) -> None:
         if self.keep_ids:
@@ -516,7 +521,7 @@ class Expected:
         self.by_job_type[job_type or "unknown"] += 1
         self._remember(f"status:{status}", job_id)
         if status == "failed":
-            assert category in CATEGORIES, category
+            assert category in self.categories, category
             self.by_category[category] += 1
             self._remember(f"category:{category}", job_id)
             if audio_file_id:
@@ -549,7 +554,7 @@ class Expected:
         if self.keep_ids:
             result["job_ids"] = {
                 "by_status": {s: self.ids.get(f"status:{s}", []) for s in STATUSES},
-                "by_category": {c: self.ids.get(f"category:{c}", []) for c in CATEGORIES},
+                "by_category": {c: self.ids.get(f"category:{c}", []) for c in self.categories},
                 "malformed_by_reason": {r: self.ids.get(f"malformed:{r}", []) for r in MALFORMED_REASONS},
                 "pending_stuck": self.ids.get("pending_stuck", []),
                 "pending_fresh": self.ids.get("pending_fresh", []),
@@ -911,7 +916,7 @@ class Generator:
                 if category in DAILY_SUMMARY_ONLY:
                     job_type = "daily_summary"
             else:
-                category = self.rng.choices(GUIDE_CATEGORIES, weights=(40, 15, 10, 5, 5, 15, 10))[0]
+                category = self.rng.choices(CATEGORIES, weights=(40, 15, 10, 5, 5, 15, 10))[0]
             message: str | None = self.rng.choice(table[category])
             if category == "other" and self.rng.random() < 0.1:
                 message = None
@@ -950,7 +955,8 @@ def seed_synthetic(
     _create_resources(clients, names)
     rng = random.Random(seed)
     user_ids = [make_uuid(rng) for _ in range(users)]
-    expected = Expected(keep_ids=jobs <= MAX_JOBS_WITH_IDS if keep_ids is None else keep_ids)
+    categories = ALL_CATEGORIES if now > TODAY_SINCE else CATEGORIES
+    expected = Expected(keep_ids=jobs <= MAX_JOBS_WITH_IDS if keep_ids is None else keep_ids, categories=categories)
     generator = Generator(rng=rng, now=now, users=user_ids, expected=expected)
     write_items(clients.dynamodb, names.jobs_table, generator.items(jobs))
     result = expected.as_dict()
