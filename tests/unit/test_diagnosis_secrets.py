@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import job_log_evidence as reader
 import pytest
 import yaml
 from ansible.module_utils.panzoto.redact import MASK, redact
@@ -32,3 +33,24 @@ def test_each_secret_shape_of_the_corpus_is_masked(entry: dict) -> None:
 )
 def test_the_diagnosis_lines_themselves_survive(text: str) -> None:
     assert redact(text) == (text, 0)
+
+
+def test_no_secret_of_the_corpus_survives_in_what_the_host_side_reader_returns() -> None:
+    """The reader's own path (job_log_evidence's Collector): one record holding the whole corpus, cut short."""
+    wanted = reader.parse_jobs(
+        [{"job_id": "j1", "window_start": "2025-10-09T14:00:00Z", "window_end": "2025-10-09T14:10:00Z"}]
+    )
+    collector = reader.Collector(wanted, 10, 8, 60, reader.build_patterns())
+    stream = reader.Stream(collector, "journal")
+    moment = reader.epoch("2025-10-09T14:01:00Z", "t")
+    stream.line("ERROR:root:[ERROR] Job j1 processing failed: MAC check failed", moment, "1")
+    for entry in CORPUS:
+        for text in entry["text"].splitlines():
+            stream.line(text, moment, "1")
+    stream.flush()
+
+    (record,) = collector.result()["j1"]
+    assert "lines omitted" in record["text"] and collector.redactions >= len(CORPUS)
+    for entry in CORPUS:
+        for secret in entry["secrets"]:
+            assert secret not in record["text"], entry["name"]
