@@ -16,13 +16,21 @@ description:
   - A record is a loguru line (C(2025-10-09 14:03:27 | ERROR | file:function:line - message)), or in the
     journal a Python logging line (C(ERROR:logger.name:message), which the backend's processor writes), with
     the traceback lines that follow it. ANSI colour codes are stripped.
-  - A record belongs to a job when it falls in that job's window and names its job id, or its audio
-    file id (the processor's C([ERROR] Failed to fetch audio file <audio_file_id>) lines). A warning or error that names
-    no id at all (the processor's C([WARN] File too large) lines) belongs to the job the same log named last,
-    within that job's window (C(tied_by=context)).
-  - Every record is redacted on the host before it is returned (OpenAI, Stripe and AWS keys, Bearer
-    tokens, JWTs, 32-byte keys in base64 or hex, C(password=) and similar C(name=value) secrets,
-    plus O(redact_patterns)).
+  - A record is about one job, decided from the record itself - the first job its first line names as
+    C(Job <id>) or C(job_id=<id>), else the first selected job or audio file id it contains (the processor's
+    C([ERROR] Failed to fetch audio file <audio_file_id>) lines) - and is that job's evidence when it falls in
+    the job's window; another job's id mentioned later in it makes it no evidence of that other job.
+  - A warning or error that names no job or audio id (the processor's C([WARN] File too large) and the key
+    service's C([KEY ERROR] ... for user <id>) lines) belongs to the job the same log named last when it names
+    nothing else than that job's user or audio (C(tied_by=context)), else to the one selected job of the user
+    it names whose window holds it (C(tied_by=user_id)); when two jobs of that user could be meant, to none.
+  - Fails, in one line naming what it tried, when it could read nothing (no journal read, no log file
+    found) or the log directory is missing, since a diagnosis that read nothing would call every job C(no_evidence).
+  - Every record is redacted whole on the host before it is cut to O(max_record_lines) and O(max_line_chars)
+    and returned (PEM private keys, OpenAI, Stripe and AWS keys, Bearer tokens, JWTs, cookies, Slack webhooks,
+    URL credentials, 32-byte keys in base64 or hex, the backend's C([KEY] Returning encryption key) prefix,
+    C(password=), C(--password x) and similar secrets, plus O(redact_patterns)); control characters are
+    written as visible escapes (C(\\x1b)).
   - Returns the number of bytes read on the host and the number of bytes returned, so the cost of a
     diagnosis is measured.
   - Reads only; never changes anything (check mode is the same run).
@@ -30,7 +38,7 @@ version_added: "1.0.0"
 options:
   jobs:
     description:
-      - The jobs to look for, each a dict with C(job_id), optional C(audio_file_id), and its time window
+      - The jobs to look for, each a dict with C(job_id), optional C(audio_file_id) and C(user_id), and its time window
         C(window_start) and C(window_end) (ISO-8601).
       - As produced by M(processing_jobs_diagnose) with C(step=select).
     type: list
@@ -51,7 +59,7 @@ options:
   log_dir:
     description:
       - Directory of the app's own log files (the backend writes C(./logs/app_<YYYYmmdd_HHMMSS>.log) in its
-        working directory). A missing directory is reported in RV(sources), not an error.
+        working directory). A directory that is missing or cannot be listed fails the module, naming it.
       - Empty to read no files.
     type: path
     default: /opt/panzoto/app/logs
@@ -105,7 +113,7 @@ jobs:
   description:
     - Job id to its records, oldest first; jobs without records are left out.
     - Each record has C(time) (ISO-8601 UTC), C(source) (C(journal) or the log file's name), C(level),
-      C(tied_by) (C(job_id), C(audio_file_id) or C(context)) and C(text) (redacted, ANSI-free; traceback
+      C(tied_by) (C(job_id), C(audio_file_id), C(context) or C(user_id)) and C(text) (redacted, ANSI-free; traceback
       lines after the first line).
   returned: always
   type: dict
@@ -152,8 +160,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.panzoto.diagnosis.loguru import (
     FAILURE_LEVELS,
     ID_TOKEN,
-    NAMED_JOB,
     UUID,
+    named_jobs,
+    printable,
     record_head,
     strip_ansi,
 )
@@ -172,6 +181,7 @@ class Wanted:
     audio_file_id: str | None
     start: float  # epoch seconds
     end: float
+    user_id: str | None = None
 
     def covers(self, moment: float) -> bool:
         return self.start <= moment <= self.end
@@ -202,11 +212,12 @@ def parse_jobs(specs: list) -> list[Wanted]:
         audio = spec.get("audio_file_id")
         if audio is not None and not isinstance(audio, str):
             raise OptionError(f"{where}.audio_file_id must be a string.")
+        user = spec.get("user_id")
         start = epoch(spec.get("window_start"), f"{where}.window_start")
         end = epoch(spec.get("window_end"), f"{where}.window_end")
         if end < start:
             raise OptionError(f"{where}: window_end is before window_start.")
-        wanted.append(Wanted(job_id, audio or None, start, end))
+        wanted.append(Wanted(job_id, audio or None, start, end, user if isinstance(user, str) and user else None))
     return wanted
 
 
@@ -257,20 +268,25 @@ class Collector:
     scanned: int = 0
     redactions: int = 0
 
+    by_user: dict[str, list[Wanted]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         for job in self.wanted:
             self.by_job[job.job_id] = job
             if job.audio_file_id:
                 self.by_audio.setdefault(job.audio_file_id, []).append(job)
+            if job.user_id:
+                self.by_user.setdefault(job.user_id, []).append(job)
 
     def text_of(self, record: Record) -> str:
-        lines = [line[: self.max_chars] for line in record.lines]
+        """The record redacted whole (a secret spanning lines, or past a cut, is seen whole), then cut."""
+        text, count = redact("\n".join(record.lines), self.patterns)
+        self.redactions += count
+        lines = [printable(line[: self.max_chars]) for line in text.split("\n")]
         if len(lines) > self.max_lines:
             omitted = len(lines) - self.max_lines
             lines = [lines[0], f"... ({omitted} lines omitted)", *lines[-(self.max_lines - 1) :]]
-        text, count = redact("\n".join(lines), self.patterns)
-        self.redactions += count
-        return text
+        return "\n".join(lines)
 
     def keep(self, job: Wanted, record: Record, tied_by: str, text: str) -> None:
         entry = {
@@ -282,33 +298,53 @@ class Collector:
         }
         self.kept.setdefault(job.job_id, deque(maxlen=self.max_records)).append(entry)
 
+    def subject(self, record: Record, context: list) -> tuple[list[Wanted], str]:
+        """The wanted jobs a record is about, and how that was decided; `context` is updated.
+
+        A record is about one job: the first it names as `Job <id>` or `job_id=<id>` in its first line,
+        else the first selected job or audio file id it contains. Other ids it mentions do not make it
+        their job's evidence (`Job A failed: duplicate of job B` is A's). A warning or error naming no
+        job or audio id belongs to the job the same log named last when it names nothing else but that
+        job's user or audio (`context`), else to the one selected job of the user it names whose window
+        holds it (`user_id`; two such jobs: nobody's, never guessed).
+        """
+        named = named_jobs(record.lines[0])
+        if named:
+            # The job this log speaks about now; an unselected one ends the previous context.
+            context[0] = self.by_job.get(named[0])
+            return ([context[0]] if context[0] else []), "job_id"
+        raw = "\n".join(record.lines)
+        for token in ID_TOKEN.findall(raw):
+            if token in self.by_job:
+                return [self.by_job[token]], "job_id"
+            if token in self.by_audio:
+                return list(self.by_audio[token]), "audio_file_id"
+        if record.level not in FAILURE_LEVELS:
+            return [], ""
+        uuids = set(UUID.findall(raw))
+        current = context[0]
+        if current is not None and uuids <= {current.user_id, current.audio_file_id}:
+            return [current], "context"
+        users = [user for user in uuids if user in self.by_user]
+        if len(users) == 1 and record.moment is not None:
+            candidates = [job for job in self.by_user[users[0]] if job.covers(record.moment)]
+            if len(candidates) == 1:
+                return candidates, "user_id"
+        return [], ""
+
     def take(self, record: Record, context: list) -> int:
-        """Tie one complete record; `context` holds the job this log named last. Returns records kept."""
+        """Tie one complete record to the job it is about. Returns records kept."""
         self.scanned += 1
+        jobs, how = self.subject(record, context)
         if record.moment is None:
             return 0
-        raw = "\n".join(record.lines)
-        tokens = set(ID_TOKEN.findall(raw))
-        ties: list[tuple[Wanted, str]] = [(self.by_job[t], "job_id") for t in tokens if t in self.by_job]
-        named = {job.job_id for job, _ in ties}
-        for token in tokens:
-            for job in self.by_audio.get(token, ()):
-                if job.job_id not in named:
-                    ties.append((job, "audio_file_id"))
-                    named.add(job.job_id)
-        mentioned = [match["id"] for match in NAMED_JOB.finditer(record.lines[0])]
-        if mentioned:
-            # The job this log speaks about now; an unselected one ends the previous context.
-            context[0] = self.by_job.get(mentioned[-1])
-        if not ties and context[0] is not None and record.level in FAILURE_LEVELS and not UUID.search(raw):
-            ties.append((context[0], "context"))
-        ties = [(job, how) for job, how in ties if job.covers(record.moment)]
-        if not ties:
+        jobs = [job for job in jobs if job.covers(record.moment)]
+        if not jobs:
             return 0
         text = self.text_of(record)
-        for job, how in ties:
+        for job in jobs:
             self.keep(job, record, how, text)
-        return len(ties)
+        return len(jobs)
 
     def result(self) -> dict:
         return {job_id: list(records) for job_id, records in sorted(self.kept.items())}
@@ -434,7 +470,7 @@ def read_files(params: dict, windows: list, collector: Collector, sources: list)
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
-        sources.append({"source": directory, "bytes_read": 0, "records": 0, "skipped": exc.strerror or str(exc)})
+        sources.append({"source": directory, "bytes_read": 0, "records": 0, "error": exc.strerror or str(exc)})
         return 0
     last_end = max(end for _, end in windows)
     total = 0
@@ -442,7 +478,8 @@ def read_files(params: dict, windows: list, collector: Collector, sources: list)
         path = os.path.join(directory, name)
         if not any(fnmatch.fnmatch(name, pattern) for pattern in params["log_globs"]) or not os.path.isfile(path):
             continue
-        source = {"source": name, "bytes_read": 0, "records": 0}
+        # Every file the globs match is listed: read, skipped for its time span, or failed.
+        source = {"source": name, "bytes_read": 0, "records": 0, "skipped": "its time span misses every window"}
         try:
             if name.endswith(".zip"):
                 with zipfile.ZipFile(path) as archive:
@@ -450,24 +487,38 @@ def read_files(params: dict, windows: list, collector: Collector, sources: list)
                         last = time.mktime((*member.date_time, 0, 0, -1))
                         if not overlaps(name_start(member.filename) or name_start(name), last, windows):
                             continue
+                        source.pop("skipped", None)
                         stream = Stream(collector, f"{name}:{member.filename}")
                         with archive.open(member) as handle:
                             read_lines(handle, stream, source, last_end)
                         source["records"] += stream.kept
             else:
-                if not overlaps(name_start(name), os.stat(path).st_mtime, windows):
-                    continue
-                opener = gzip.open if name.endswith(".gz") else open
-                stream = Stream(collector, name)
-                with opener(path, "rb") as handle:
-                    read_lines(handle, stream, source, last_end)
-                source["records"] = stream.kept
+                if overlaps(name_start(name), os.stat(path).st_mtime, windows):
+                    source.pop("skipped")
+                    opener = gzip.open if name.endswith(".gz") else open
+                    stream = Stream(collector, name)
+                    with opener(path, "rb") as handle:
+                        read_lines(handle, stream, source, last_end)
+                    source["records"] = stream.kept
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            source.pop("skipped", None)
             source["error"] = f"{type(exc).__name__}: {exc}"
-        if source["bytes_read"] or "error" in source:
-            sources.append(source)
+        sources.append(source)
         total += source["bytes_read"]
     return total
+
+
+def nothing_checked(params: dict, sources: list) -> str:
+    """One line: what could not be read and every path tried (a diagnosis that read nothing proves nothing)."""
+    problems = [f"{source['source']}: {source['error']}" for source in sources if "error" in source]
+    tried = [f"journal of {params['unit']}" if params["journal"] else "no journal (journal=false)"]
+    if params["log_dir"]:
+        tried.append(f"{params['log_dir']}/{{{','.join(params['log_globs'])}}}")
+    else:
+        tried.append("no log files (log_dir empty)")
+    if not problems:
+        problems = ["no log file matches" if params["log_dir"] else "nothing to read"]
+    return f"Nothing read: {'; '.join(dict.fromkeys(problems))} (tried {', '.join(tried)})"
 
 
 def argument_spec() -> dict:
@@ -509,6 +560,10 @@ def run_module() -> None:
     if params["journal"]:
         bytes_read += read_journal(params, windows, collector, sources)
     bytes_read += read_files(params, windows, collector, sources)
+    if not any("error" not in source for source in sources) or any(
+        source["source"] == params["log_dir"] for source in sources
+    ):
+        module.fail_json(msg=nothing_checked(params, sources), sources=sources)
     jobs = collector.result()
     result.update(
         jobs=jobs,

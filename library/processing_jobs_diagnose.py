@@ -14,7 +14,9 @@ description:
     C(Query) per user on O(user_index) with O(user_ids)) and returns the selected jobs, each with the
     time window to read logs in (C(created_at) to its last attempt, widened by O(window_margin)).
     Selection options have the names and meaning of processing_jobs_cleanup's; without any, the failed
-    C(max_retries) jobs are selected.
+    jobs of every category whose rule's C(next_step) is C(diagnose) are selected (today's
+    C(decryption_failed), C(processing_error), C(audio_conversion), C(daily_summary) and the guide's
+    C(max_retries), plus any rule of O(classification_rules) that says so).
   - With O(step=classify), takes those jobs and every server's job_log_evidence result and returns the
     diagnosis report (schema_version 1) - per job its cause, the host its deciding line came from, the
     evidence lines (capped; redacted on the host) and the action; per cause its count, hosts and action.
@@ -38,7 +40,8 @@ options:
     description:
       - Select failed jobs in these error categories (see O(classification_rules)), as processing_jobs_cleanup does;
         C(deletable) stands for every category whose rule says cleanup may delete it.
-      - Defaults to C([max_retries]) when none of O(categories), O(statuses) and O(job_ids) is given.
+      - Defaults to every category whose rule's C(next_step) is C(diagnose) when none of O(categories),
+        O(statuses) and O(job_ids) is given.
     type: list
     elements: str
     default: []
@@ -107,7 +110,7 @@ options:
       - Rules added to or overriding the default causes, applied in order. Each is a dict with C(cause)
         (lower_snake_case) and any of C(match) (case-insensitive substring), C(regex) (C(match) is a regular
         expression), C(action) (what to do), C(remedy) (one of C(requeue), C(delete), C(repair_host),
-        C(raise_limit), C(review)), or C(remove=true) to drop a default.
+        C(raise_limit), C(redeploy), C(review)), or C(remove=true) to drop a default.
       - A rule naming a default cause replaces it in place; a new cause is matched before the defaults.
         C(no_evidence) and C(unclassified) take only an C(action).
     type: list
@@ -132,7 +135,7 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Select the failed max_retries jobs
+- name: Select the failed jobs whose category's next step is the diagnosis
   processing_jobs_diagnose:
     step: select
   register: selection
@@ -205,7 +208,7 @@ from ansible.module_utils.panzoto.classification import (
     rules_from_options,
 )
 from ansible.module_utils.panzoto.diagnosis.log_causes import CauseRuleError, build_cause_rules
-from ansible.module_utils.panzoto.diagnosis.loguru import message_of
+from ansible.module_utils.panzoto.diagnosis.loguru import message_of, printable
 from ansible.module_utils.panzoto.jobs import (
     JOB_ATTRIBUTES,
     inspect_job,
@@ -223,9 +226,6 @@ from ansible.module_utils.panzoto.selection import (
     selection_from_params,
 )
 
-DEFAULT_CATEGORIES = ("max_retries",)
-
-
 # --------------------------------------------------------------------------- select
 
 
@@ -237,10 +237,16 @@ def validate_selection(params: dict) -> None:
     check_range("segments", params["segments"], 1, 64)
 
 
+def diagnosable_categories(rules: tuple) -> list[str]:
+    """The categories whose next step is this diagnosis: what the item's message leaves open."""
+    return [rule.category for rule in rules if rule.next_step == "diagnose"]
+
+
 def build_selection(params: dict, rules: tuple, now: datetime) -> Selection:
-    """The shared selection (module_utils/panzoto/selection.py), with the diagnosis's default categories."""
+    """The shared selection (module_utils/panzoto/selection.py); without one, the diagnosable categories."""
     explicit = params["categories"] or params["statuses"] or params["job_ids"]
-    return selection_from_params(params, rules, now, params["categories"] or ([] if explicit else DEFAULT_CATEGORIES))
+    default = [] if explicit else diagnosable_categories(rules)
+    return selection_from_params(params, rules, now, params["categories"] or default)
 
 
 def last_attempt(job) -> datetime:
@@ -306,7 +312,7 @@ def host_summary(result: object) -> dict:
         return {"error": "no result (the host was not read)"}
     if result.get("unreachable") or result.get("failed") or result.get("skipped"):
         reason = "unreachable" if result.get("unreachable") else "failed" if result.get("failed") else "skipped"
-        return {"error": f"{reason}: {str(result.get('msg', '')).strip()[:300]}"}
+        return {"error": printable(f"{reason}: {str(result.get('msg', '')).strip()[:300]}")}
     return {
         "bytes_read": int(result.get("bytes_read", 0)),
         "bytes_returned": int(result.get("bytes_returned", 0)),
@@ -351,9 +357,11 @@ def diagnose_job(job: dict, records: list[dict], rules, limit: int) -> dict:
         # The deciding record plus the latest limit - 1 others (none when the limit is 1: [-0:] would be all).
         latest = records[-(limit - 1) :] if limit > 1 else []
         shown = sorted([deciding, *latest], key=lambda record: str(record.get("time", "")))
+    # Everything read from the table or a host is escaped once more here: the reports (XML, terminals)
+    # must hold whatever a job id or a host's answer contains.
     return {
-        "job_id": job.get("job_id"),
-        "user_id": job.get("user_id"),
+        "job_id": printable_or_none(job.get("job_id")),
+        "user_id": printable_or_none(job.get("user_id")),
         "status": job.get("status"),
         "category": job.get("category"),
         "cause": rule.cause,
@@ -361,8 +369,12 @@ def diagnose_job(job: dict, records: list[dict], rules, limit: int) -> dict:
         "hosts": sorted({record["host"] for record in records}),
         "action": rule.action,
         "remedy": rule.remedy,
-        "evidence": [f"[{record['host']}] {record['text']}" for record in shown],
+        "evidence": [printable(f"[{record['host']}] {record['text']}") for record in shown],
     }
+
+
+def printable_or_none(value: object) -> object:
+    return printable(value) if isinstance(value, str) else value
 
 
 def run_classify(module, params: dict) -> dict:

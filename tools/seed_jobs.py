@@ -21,15 +21,19 @@ Definitions (the audit implements exactly these):
   `status_unknown` (a string that is not exactly, case-sensitively, one of
   pending/processing/completed/failed, e.g. `cancelled` or `FAILED`),
   `created_at_missing`, `created_at_unparseable` (not a string, or a string
-  `datetime.fromisoformat` rejects, e.g. `not-a-date`, empty, `2025-13-45T10:00:00`),
+  `datetime.fromisoformat` rejects, e.g. `not-a-date`, blank, `2025-13-45T10:00:00`; the
+  seeder writes strings only: created_at keys the user-jobs-by-created-at index, so DynamoDB
+  refuses an empty or non-string one),
   `retry_count_not_number` (present but not a DynamoDB number, e.g. the string "3"),
   `error_message_not_string` (a failed job whose `error_message` is present but
   not a string; a non-string message on a job that is not failed is ignored).
   Malformed items count only in `malformed` / `malformed_by_reason`, nowhere else.
   The generator writes each malformed item with exactly one problem.
 * failed job without `error_message`, or with an empty one: category `other`.
-* classification: docs/DESIGN.md §4's rules in table order, case-insensitive substring,
-  first match wins (so `Exceeded maximum retries (3) after timeout` is max_retries).
+* classification: module_utils/panzoto/classification.py's rules in their order, case-insensitive,
+  first match wins (so `Exceeded maximum retries (3) after timeout` is max_retries). Failed jobs
+  created before TODAY_SINCE (2025-10-29, when the backend stopped retrying) carry the ops guide's
+  messages (MESSAGES: old data), later ones what the backend writes today (TODAY_MESSAGES).
 * `job_type` missing: counted as `unknown` in by_job_type.
 * stuck pending: status pending and (now - created_at) > 1 hour, strictly:
   a job created exactly at now-1h is not stuck, one at now-1h-1s is.
@@ -68,7 +72,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 STATUSES = ("pending", "processing", "completed", "failed")
 JOB_TYPES = ("transcription", "daily_summary")
-CATEGORIES = (
+CATEGORIES = (  # the guide's, on old data
     "legacy_encryption",
     "max_retries",
     "transcription_failed",
@@ -77,6 +81,25 @@ CATEGORIES = (
     "timeout",
     "other",
 )
+# What the backend's code of 2025-10-29 writes on failed items (module_utils/panzoto/classification.py's names).
+TODAY_CATEGORIES = (
+    "ffmpeg_missing",
+    "audio_conversion",
+    "transcription_api",
+    "decryption_failed",
+    "audio_missing",
+    "user_missing",
+    "file_too_large",
+    "audio_duration",
+    "expired",
+    "daily_summary",
+    "lookup_failed",
+    "timeout",
+    "processing_error",
+)
+ALL_CATEGORIES = (*CATEGORIES, *(name for name in TODAY_CATEGORIES if name not in CATEGORIES))
+# Jobs created from this day on carry today's messages, older ones the guide's: the backend changed then.
+TODAY_SINCE = datetime(2025, 10, 29, tzinfo=UTC)
 MALFORMED_REASONS = (
     "status_missing",
     "status_not_string",
@@ -96,8 +119,8 @@ MAX_JOBS_WITH_IDS = 50_000
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
-# Wording and case variants per category, each matching only its own rule
-# (and, for the last max_retries one, two rules: order decides).
+# The guide's messages (old data): wording and case variants per category, each matching only its own
+# rule (and, for the last max_retries one, two rules: order decides).
 MESSAGES: dict[str, tuple[str, ...]] = {
     "legacy_encryption": (
         "Automatic decryption not yet implemented - requires manual trigger",
@@ -139,6 +162,49 @@ MESSAGES: dict[str, tuple[str, ...]] = {
         "",
     ),
 }
+# Today's messages, as BACKEND.md quotes the code (daily_summary's only on daily_summary jobs).
+TODAY_MESSAGES: dict[str, tuple[str, ...]] = {
+    "ffmpeg_missing": ("Processing error: ffmpeg is not installed. Please install ffmpeg: apt-get install ffmpeg",),
+    "audio_conversion": (
+        "Processing error: Audio conversion failed: [mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d5c] moov atom not found",
+        "Processing error: Audio conversion timed out after 30 seconds",
+    ),
+    "transcription_api": (
+        "Processing error: Error code: 429 - {'error': {'message': 'Rate limit reached for whisper-1'}}",
+        "Processing error: Request timed out.",
+        "Processing error: Connection error.",
+    ),
+    "decryption_failed": ("Failed to decrypt audio file",),
+    "audio_missing": (
+        "Audio file not found or access denied",
+        "Audio file not found in database",
+        "No audio file ID provided",
+    ),
+    "user_missing": ("User not found in database",),
+    "file_too_large": ("File too large (8.0MB)",),
+    "audio_duration": (
+        "Audio duration 1.2s outside valid range (3-300s)",
+        "Audio duration 412.5s outside valid range (3-300s)",
+    ),
+    "expired": ("Job expired - too old",),
+    "daily_summary": (
+        "User preferences not found",
+        "Failed to fetch preferences: An error occurred (ResourceNotFoundException) when calling the GetItem "
+        "operation: Requested resource not found",
+    ),
+    "lookup_failed": (
+        "Failed to fetch user: An error occurred (ProvisionedThroughputExceededException) when calling the GetItem "
+        "operation",
+        "Failed to fetch audio file: Could not connect to the endpoint URL",
+    ),
+    "timeout": ("Processing timeout (5 minutes)", "Summary generation timeout (5 minutes)"),
+    "processing_error": (
+        "Processing error: unsupported operand type(s) for /: 'NoneType' and 'int'",
+        "Processing error: Client.__init__() got an unexpected keyword argument 'proxies'",
+        "Job processing failed: 'NoneType' object has no attribute 'get'",
+    ),
+}
+DAILY_SUMMARY_ONLY = frozenset({"daily_summary"})
 GUIDE_MESSAGES = {
     "legacy_encryption": "Automatic decryption not yet implemented - requires manual trigger",
     "max_retries": "Exceeded maximum retries (3)",
@@ -221,35 +287,44 @@ class Clients:
 # --------------------------------------------------------------------------- resources
 
 
-def _table_spec(name: str, key: str, gsi: tuple[str, str] | None) -> dict[str, Any]:
+def _table_spec(name: str, key: str, *indexes: tuple[str, str, str | None]) -> dict[str, Any]:
+    """A table keyed by `key`, with GSIs given as (name, hash key, range key or None), all projecting ALL."""
     attributes = {key}
     spec: dict[str, Any] = {
         "TableName": name,
         "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
     }
-    if gsi:
-        index_name, index_key = gsi
-        attributes.add(index_key)
-        spec["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index_name,
-                "KeySchema": [{"AttributeName": index_key, "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ]
+    gsis = []
+    for index_name, hash_key, range_key in indexes:
+        schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        attributes.update(k["AttributeName"] for k in schema)
+        gsis.append({"IndexName": index_name, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}})
+    if gsis:
+        spec["GlobalSecondaryIndexes"] = gsis
     spec["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)]
     return spec
 
 
 def table_specs(names: Names) -> list[dict[str, Any]]:
-    """docs/DESIGN.md §3's tables with their keys and GSIs, on-demand."""
+    """docs/DESIGN.md §3's tables with their keys and GSIs, on-demand.
+
+    The jobs table carries both indexes the backend needs since 2025-10-29 (its job list queries
+    user-jobs-by-created-at; without it the list comes back empty and duplicate jobs follow).
+    """
     return [
-        _table_spec(names.jobs_table, "job_id", ("user-jobs-index", "user_id")),
-        _table_spec(names.audio_table, "file_id", None),
-        _table_spec(names.transcripts_table, "transcript_id", ("user-transcripts-index", "user_id")),
-        _table_spec(names.users_table, "user_id", None),
-        _table_spec(names.preferences_table, "user_id", None),
+        _table_spec(
+            names.jobs_table,
+            "job_id",
+            ("user-jobs-index", "user_id", None),
+            ("user-jobs-by-created-at", "user_id", "created_at"),
+        ),
+        _table_spec(names.audio_table, "file_id"),
+        _table_spec(names.transcripts_table, "transcript_id", ("user-transcripts-index", "user_id", None)),
+        _table_spec(names.users_table, "user_id"),
+        _table_spec(names.preferences_table, "user_id"),
     ]
 
 
@@ -406,15 +481,20 @@ class Expected:
     """Counts accumulated while items are generated, from what the generator decided."""
 
     keep_ids: bool = True
+    # The categories counted (zeros included): the guide's, plus today's once the table holds jobs since TODAY_SINCE.
+    categories: tuple[str, ...] = CATEGORIES
     total_items: int = 0
     by_status: Counter = field(default_factory=lambda: Counter(dict.fromkeys(STATUSES, 0)))
     by_job_type: Counter = field(default_factory=lambda: Counter(dict.fromkeys((*JOB_TYPES, "unknown"), 0)))
-    by_category: Counter = field(default_factory=lambda: Counter(dict.fromkeys(CATEGORIES, 0)))
+    by_category: Counter = field(default_factory=Counter)
     malformed_by_reason: Counter = field(default_factory=lambda: Counter(dict.fromkeys(MALFORMED_REASONS, 0)))
     pending_stuck: int = 0
     failed_audio: Counter = field(default_factory=Counter)
     processing_seconds: list[float] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_category.update(dict.fromkeys(self.categories, 0))
 
     def _remember(self, group: str, job_id: str) -> None:
         if self.keep_ids:
@@ -441,7 +521,7 @@ class Expected:
         self.by_job_type[job_type or "unknown"] += 1
         self._remember(f"status:{status}", job_id)
         if status == "failed":
-            assert category in CATEGORIES, category
+            assert category in self.categories, category
             self.by_category[category] += 1
             self._remember(f"category:{category}", job_id)
             if audio_file_id:
@@ -474,7 +554,7 @@ class Expected:
         if self.keep_ids:
             result["job_ids"] = {
                 "by_status": {s: self.ids.get(f"status:{s}", []) for s in STATUSES},
-                "by_category": {c: self.ids.get(f"category:{c}", []) for c in CATEGORIES},
+                "by_category": {c: self.ids.get(f"category:{c}", []) for c in self.categories},
                 "malformed_by_reason": {r: self.ids.get(f"malformed:{r}", []) for r in MALFORMED_REASONS},
                 "pending_stuck": self.ids.get("pending_stuck", []),
                 "pending_fresh": self.ids.get("pending_fresh", []),
@@ -684,16 +764,38 @@ class Generator:
         self._track_audio(item)
         return item
 
+    def _era_span(self, today: bool) -> tuple[timedelta, timedelta] | None:
+        """(max_age, min_age) of the jobs of one era within the last 30 days, or None when it has none."""
+        oldest, since = timedelta(days=30), self.now - TODAY_SINCE
+        if today:
+            return (min(oldest, since), timedelta(0)) if since > timedelta(0) else None
+        return (oldest, max(since, timedelta(0))) if since < oldest else None
+
+    def eras(self) -> list[tuple[bool, dict[str, tuple[str, ...]]]]:
+        """The message tables of the eras the last 30 days hold: the guide's before TODAY_SINCE, today's after."""
+        return [(today, TODAY_MESSAGES if today else MESSAGES) for today in (False, True) if self._era_span(today)]
+
     def failed(
-        self, category: str, message: str | None, job_type: str | None = "transcription", share_audio: bool = False
+        self,
+        category: str,
+        message: str | None,
+        job_type: str | None = "transcription",
+        share_audio: bool = False,
+        today: bool | None = None,
     ) -> dict[str, Any]:
+        """A failed job of `category`; created in the era its messages belong to (today's, or the guide's)."""
         item = self._base(job_type)
         if share_audio and "audio_file_id" in item:
             if not self.shared_audio or self.rng.random() < 0.4:
                 self.shared_audio.append((item["user_id"], item["audio_file_id"]))
             item["user_id"], item["audio_file_id"] = self.rng.choice(self.shared_audio)
-        created = self._past(timedelta(days=30))
-        retries = 3 if category == "max_retries" else self.rng.choice((0, 1, 2))
+        if today is None:
+            today = self.now >= TODAY_SINCE and not self._era_span(False)
+        span = self._era_span(today)
+        assert span is not None, "no such era in the last 30 days"
+        created = self._past(*span)
+        # Today's processor fails a job at its first error: no retries counted.
+        retries = 3 if category == "max_retries" else 0 if today else self.rng.choice((0, 1, 2))
         item.update(
             status="failed",
             created_at=render_timestamp(created, self._form()),
@@ -743,7 +845,10 @@ class Generator:
         elif reason == "created_at_missing":
             del item["created_at"]
         elif reason == "created_at_unparseable":
-            item["created_at"] = ("not-a-date", "", "2025-13-45T10:00:00", "10/09/2025 12:00", 1760000000)[variant % 5]
+            # Strings only, none empty: DynamoDB refuses any other created_at, a key of user-jobs-by-created-at.
+            item["created_at"] = ("not-a-date", " ", "2025-13-45T10:00:00", "10/09/2025 12:00", "1760000000")[
+                variant % 5
+            ]
         elif reason == "retry_count_not_number":
             item["retry_count"] = ("3", "three")[variant % 2]
         elif reason == "error_message_not_string":
@@ -767,15 +872,26 @@ class Generator:
             yield self.pending(self.now - timedelta(days=2), form)
             yield self.pending(self.now - timedelta(minutes=5), form)
         yield self.pending(self.now - timedelta(hours=3), job_type="daily_summary")
-        for category, messages in MESSAGES.items():
-            for message in messages:
-                yield self.failed(category, message)
-                yield self.failed(category, message, job_type=None)
-        yield self.failed("timeout", "Summary generation timeout (5 minutes)", job_type="daily_summary")
-        yield self.failed("other", None)  # no error_message at all
-        yield self.failed("other", None, job_type="daily_summary")
-        for _ in range(4):  # one audio file failing again and again: a circuit-breaker candidate
-            yield self.failed("max_retries", "Exceeded maximum retries (3)", share_audio=True)
+        for today, table in self.eras():
+            for category, messages in table.items():
+                for message in messages:
+                    if category in DAILY_SUMMARY_ONLY:
+                        yield self.failed(category, message, job_type="daily_summary", today=today)
+                        continue
+                    yield self.failed(category, message, today=today)
+                    yield self.failed(category, message, job_type=None, today=today)
+        old = any(not today for today, _ in self.eras())
+        yield self.failed("timeout", "Summary generation timeout (5 minutes)", job_type="daily_summary", today=not old)
+        yield self.failed("other", None, today=not old)  # no error_message at all
+        yield self.failed("other", None, job_type="daily_summary", today=not old)
+        # One audio file failing again and again: a circuit-breaker candidate (old data: through retries).
+        repeated = (
+            ("max_retries", "Exceeded maximum retries (3)")
+            if old
+            else ("decryption_failed", "Failed to decrypt audio file")
+        )
+        for _ in range(4):
+            yield self.failed(*repeated, share_audio=True, today=not old)
         # A non-string message on a job that is not failed is not malformed.
         not_failed = self.processing()
         not_failed["error_message"] = {"previous": "Processing timeout (5 minutes)"}
@@ -794,11 +910,17 @@ class Generator:
         if roll < 0.45:
             return self.completed(job_type)
         if roll < 0.85:
-            category = self.rng.choices(CATEGORIES, weights=(40, 15, 10, 5, 5, 15, 10))[0]
-            message: str | None = self.rng.choice(MESSAGES[category])
+            today, table = self.rng.choice(self.eras())
+            if today:
+                category = self.rng.choices(TODAY_CATEGORIES, weights=(2, 6, 10, 20, 8, 2, 6, 8, 10, 4, 4, 8, 12))[0]
+                if category in DAILY_SUMMARY_ONLY:
+                    job_type = "daily_summary"
+            else:
+                category = self.rng.choices(CATEGORIES, weights=(40, 15, 10, 5, 5, 15, 10))[0]
+            message: str | None = self.rng.choice(table[category])
             if category == "other" and self.rng.random() < 0.1:
                 message = None
-            return self.failed(category, message, job_type, share_audio=self.rng.random() < 0.15)
+            return self.failed(category, message, job_type, share_audio=self.rng.random() < 0.15, today=today)
         if roll < 0.95:
             return self.pending(self._past(timedelta(hours=6)), job_type=job_type)
         if roll < 0.99:
@@ -833,7 +955,8 @@ def seed_synthetic(
     _create_resources(clients, names)
     rng = random.Random(seed)
     user_ids = [make_uuid(rng) for _ in range(users)]
-    expected = Expected(keep_ids=jobs <= MAX_JOBS_WITH_IDS if keep_ids is None else keep_ids)
+    categories = ALL_CATEGORIES if now > TODAY_SINCE else CATEGORIES
+    expected = Expected(keep_ids=jobs <= MAX_JOBS_WITH_IDS if keep_ids is None else keep_ids, categories=categories)
     generator = Generator(rng=rng, now=now, users=user_ids, expected=expected)
     write_items(clients.dynamodb, names.jobs_table, generator.items(jobs))
     result = expected.as_dict()

@@ -25,31 +25,59 @@ def _p(name: str, regex: str, group: int = 0, flags: int = 0) -> Pattern:
     return Pattern(name, re.compile(regex, flags), group)
 
 
+# A secret's name, as in `password=`, `PGPASSWORD=`, `"api_key":`, `X-Api-Key:` or `--db-password`.
+_SECRET_NAME = (
+    r"[A-Za-z0-9_.-]*?(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?key|token|private[_-]?key|"
+    r"encryption[_-]?key|authorization|credentials?)[A-Za-z0-9_-]*"
+)
+# Between a name and its value: quotes (also JSON-escaped `\"` and URL-encoded `%22`) around `=` or `:`
+# (also `%3D`, `%3A`).
+_QUOTE = r"(?:\\?[\"']|%22)?"
+_SEPARATOR = _QUOTE + r"\s*(?:[:=]|%3[AaDd])\s*" + _QUOTE
+
 # Ordered: the specific shapes first, so a Bearer token that is also an OpenAI key is masked once.
+# redact() runs on a whole record before any line is cut, so a multi-line secret is seen whole.
 DEFAULT_PATTERNS: tuple[Pattern, ...] = (
+    # A PEM private key: to its END line, or to the end of the text when the END line is missing.
     _p("private_key_block", r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", flags=re.S),
+    # A PEM body line whose BEGIN line was not in the text (64 characters of base64 alone on a line).
+    _p("pem_body_line", r"(?m)^[ \t]*[A-Za-z0-9+/]{60,76}={0,2}[ \t]*$"),
+    # The backend logs the start of each key it hands out: `[KEY] Returning encryption key: <20 chars>...`.
+    _p("returned_encryption_key", r"(?i)Returning encryption key:\s*(\S+)", group=1),
+    _p("slack_webhook", r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]+)", group=1),
+    _p("cookie_header", r"(?i)\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?([^\r\n\"']+)", group=1),
     _p("bearer_token", r"(?i)\b(?:Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{8,})", group=1),
-    _p("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]+:([^\s@/]+)@", group=1),
+    # scheme://user:password@host, the user possibly empty (`redis://:pw@host`).
+    _p("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s@/]+)@", group=1),
     _p("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"),
     _p("stripe_key", r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"),
     _p("stripe_webhook_secret", r"\bwhsec_[A-Za-z0-9]{10,}"),
     _p("aws_access_key_id", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
     _p("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+    # A command-line option followed by its value: `--password hunter2`, `-p` is left alone (too common).
+    _p("option_secret", r"(?i)(?<![\w-])--" + _SECRET_NAME + r"[ \t]+[\"']?([^\s\"']+)", group=1),
     # key=value and "key": "value" forms of anything named like a credential.
     _p(
         "named_secret",
-        r"(?i)(?:\b|_)(?:password|passwd|pwd|secret|secret_key|secret_access_key|aws_secret_access_key|"
-        r"api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|token|client[_-]?secret|private[_-]?key|"
-        r"encryption[_-]?key|authorization|x-api-key)\b[\"']?\s*[:=]\s*[\"']?"
+        r"(?i)(?<![A-Za-z0-9])"
+        + _SECRET_NAME
+        + _SEPARATOR
+        +
         # An `Authorization: Bearer <token>` keeps its scheme: the token is masked by bearer_token.
-        r"(?!(?:Bearer|Basic|Token)\s)([^\s\"',;&}]+)",
+        r"(?!(?:Bearer|Basic|Token)\s)([^\s\"'\\,;&}]+)",
         group=1,
     ),
     # Raw key material: 32 bytes as base64 (44 characters ending in '=') or as hex (64 digits),
-    # and AWS secret access keys (40 characters of base64 alphabet with at least one / or +).
+    # and AWS secret access keys: 40 characters of base64 alphabet with a / or +, or with lower case,
+    # upper case and a digit (a 40-digit hex commit id has no upper case).
     _p("base64_32_byte_key", r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{43}=(?![A-Za-z0-9+/=])"),
     _p("hex_32_byte_key", r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])"),
     _p("aws_secret_access_key", r"(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]*[/+])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])"),
+    _p(
+        "aws_secret_access_key_alnum",
+        r"(?<![A-Za-z0-9+/])(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])(?=[A-Za-z0-9]*[0-9])"
+        r"[A-Za-z0-9]{40}(?![A-Za-z0-9+/=])",
+    ),
 )
 
 

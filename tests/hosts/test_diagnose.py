@@ -1,11 +1,12 @@
-"""playbooks/diagnose_jobs.yml on two real systemd hosts: the guide's MAX_RETRIES investigation end to end.
+"""playbooks/diagnose_jobs.yml on two real systemd hosts: today's failures and the guide's MAX_RETRIES, end to end.
 
 The processor's lines are planted in the real format (BACKEND.md's loguru lines, ANSI colours as the
 stdout sink forces them) through the real journal of a unit named like the service
 (`systemd-run --unit=panzoto`), and into the app's log directory as a plain and a rotated, zipped
 file. Each job failed for a different reason on one of the two hosts; one job's lines were rotated
 out. Host A's journal also holds megabytes of other jobs' lines from before the windows, which must
-stay on the host.
+stay on the host. Today's failures are planted as the backend of 2025-10-29 writes them: the processor's
+own lines in Python logging's plain format (journal only), the key service's loguru line naming only the user.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from support.diagnose import (
     read_reports,
     report_json,
     seed_failed_jobs,
+    todays_records,
 )
 from support.playbook import run_playbook
 
@@ -127,8 +129,31 @@ def test_each_failed_job_gets_its_cause_on_the_host_where_it_happened(
         "rotated": FailedJob(
             "no_evidence", created_at=t0 - timedelta(days=3), last_attempt_at=t0 - timedelta(days=3, minutes=-5)
         ),
+        "key_missing": FailedJob("encryption_key_missing", category_message="Failed to decrypt audio file", **window),
+        "proxies": FailedJob(
+            "dependency_mismatch",
+            category_message="Processing error: Client.__init__() got an unexpected keyword argument 'proxies'",
+            **window,
+        ),
     }
     j = jobs
+    key = j["key_missing"]
+    key.records = todays_records(
+        key,
+        ("ERROR", f"[KEY ERROR] Encryption key not found in Secrets Manager for user {key.user_id}", []),
+        ("ERROR", "[ERROR] Error decrypting audio file: 'NoneType' object is not subscriptable",
+         ["Traceback (most recent call last):", "TypeError: 'NoneType' object is not subscriptable"], "root"),
+        plain=True,
+    )  # fmt: skip
+    proxies = j["proxies"]
+    proxies.records = [
+        ("INFO", f"[AUDIO] Processing transcription job {proxies.job_id} for user {proxies.user_id}", [],
+         "decision_data.backend.services.audio_processor"),
+        ("ERROR", "Processing error: Client.__init__() got an unexpected keyword argument 'proxies'", []),
+        # Written for a job transcription_service failed: never evidence of success.
+        ("INFO", f"[OK] Job {proxies.job_id} completed successfully in 0.5s", [],
+         "decision_data.backend.services.audio_processor"),
+    ]  # fmt: skip
     j["decryption"].records = processor_records(
         j["decryption"],
         "MAC check failed",
@@ -178,9 +203,14 @@ def test_each_failed_job_gets_its_cause_on_the_host_where_it_happened(
         )
     ]
 
-    # Host A: its journal. Host B: ffmpeg in its journal, the rest in the app's own files.
-    print_to_journal(host_a, j["decryption"].lines(True) + j["timeout"].lines(True) + j["audio"].lines(True))
-    print_to_journal(host_b, j["ffmpeg"].lines(True))
+    # Host A: its journal (its log directory exists, empty). Host B: ffmpeg and the lock drift in its journal,
+    # the rest in the app's own files.
+    print_to_journal(
+        host_a,
+        j["decryption"].lines(True) + j["timeout"].lines(True) + j["audio"].lines(True) + key.lines(True),
+    )
+    host_a.exec("mkdir", "-p", LOG_DIR)
+    print_to_journal(host_b, j["ffmpeg"].lines(True) + proxies.lines(True))
     started = (t0 - timedelta(minutes=1)).strftime("%Y%m%d_%H%M%S")
     put_file(
         host_b,
@@ -211,7 +241,7 @@ def test_each_failed_job_gets_its_cause_on_the_host_where_it_happened(
     assert run.returncode == 0, run.output
     report = report_json(report_dir)
     got = {job["job_id"]: (job["cause"], job["host"], job["hosts"]) for job in report["jobs"]}
-    where = {"decryption": host_a, "timeout": host_a, "audio": host_a}
+    where = {"decryption": host_a, "timeout": host_a, "audio": host_a, "key_missing": host_a}
     expected = {}
     for key, job in jobs.items():
         host = where.get(key, host_b).name if job.cause != "no_evidence" else None

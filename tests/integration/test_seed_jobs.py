@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -25,14 +26,27 @@ import pytest
 import seed_jobs
 
 NOW = datetime(2025, 10, 19, 18, 0, 0, tzinfo=UTC)
-RULES = (  # docs/DESIGN.md §4, in order
-    ("legacy_encryption", "automatic decryption not yet implemented"),
-    ("max_retries", "exceeded maximum retries"),
-    ("transcription_failed", "transcription failed or too short"),
-    ("decryption_error", "mac check failed"),
-    ("format_error", "file does not start with riff id"),
-    ("timeout", "timeout"),
+RULES = (  # the guide's categories, then today's (BACKEND.md's messages), in the classification's order
+    ("legacy_encryption", r"automatic decryption not yet implemented"),
+    ("max_retries", r"exceeded maximum retries"),
+    ("transcription_failed", r"transcription failed or too short"),
+    ("decryption_error", r"mac check failed"),
+    ("format_error", r"file does not start with riff id"),
+    ("ffmpeg_missing", r"ffmpeg is not installed"),
+    ("audio_conversion", r"audio conversion (failed|timed out)"),
+    ("transcription_api", r"error code: 429|request timed out|connection error"),
+    ("decryption_failed", r"failed to decrypt audio file"),
+    ("audio_missing", r"audio file not found|no audio file id provided"),
+    ("user_missing", r"user not found in database"),
+    ("file_too_large", r"file too large"),
+    ("audio_duration", r"audio duration .* outside valid range"),
+    ("expired", r"job expired - too old"),
+    ("daily_summary", r"user preferences not found|failed to fetch preferences"),
+    ("lookup_failed", r"failed to fetch (user|audio file)"),
+    ("timeout", r"timeout"),
+    ("processing_error", r"^(processing error|job processing failed):"),
 )
+LATER = datetime(2025, 11, 5, 12, 0, 0, tzinfo=UTC)  # 30 days back holds the guide's era and today's
 
 
 def scan_all(endpoint_url: str, table: str) -> list[dict[str, Any]]:
@@ -78,7 +92,7 @@ def malformed_reason(item: dict[str, Any]) -> str | None:
 
 def category(message: str | None) -> str:
     text = (message or "").casefold()
-    return next((name for name, pattern in RULES if pattern in text), "other")
+    return next((name for name, pattern in RULES if re.search(pattern, text)), "other")
 
 
 def counts_from_items(items: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
@@ -202,12 +216,15 @@ def test_resources_have_the_design_keys_and_indexes_and_seeding_is_repeatable(aw
     jobs = dynamodb.describe_table(TableName="panzoto-processing-jobs")["Table"]
     assert jobs["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
     assert jobs["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    (index,) = jobs["GlobalSecondaryIndexes"]
-    assert (index["IndexName"], index["KeySchema"][0]["AttributeName"], index["Projection"]["ProjectionType"]) == (
-        "user-jobs-index",
-        "user_id",
-        "ALL",
-    )
+    # Both indexes the backend needs since 2025-10-29: its job list queries user-jobs-by-created-at.
+    indexes = {
+        index["IndexName"]: ([(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]], index["Projection"])
+        for index in jobs["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        "user-jobs-index": ([("user_id", "HASH")], {"ProjectionType": "ALL"}),
+        "user-jobs-by-created-at": ([("user_id", "HASH"), ("created_at", "RANGE")], {"ProjectionType": "ALL"}),
+    }
     transcripts = dynamodb.describe_table(TableName="panzoto-transcripts")["Table"]
     assert transcripts["GlobalSecondaryIndexes"][0]["IndexName"] == "user-transcripts-index"
 
@@ -223,7 +240,8 @@ def test_synthetic_table_matches_its_expected_counts(aws) -> None:
 
     assert len(items) == 2000
     assert_counts_match(expected, counts_from_items(items, NOW))
-    # Every category, status, malformed reason and timestamp form is present.
+    # Every category of the guide's era (all of it before 2025-10-29), status, malformed reason and form is present.
+    assert set(expected["by_category"]) == set(seed_jobs.CATEGORIES)
     assert all(expected["by_category"][name] > 0 for name in seed_jobs.CATEGORIES)
     assert all(expected["by_status"][name] > 0 for name in seed_jobs.STATUSES)
     assert all(expected["malformed_by_reason"][name] > 0 for name in seed_jobs.MALFORMED_REASONS)
@@ -305,3 +323,33 @@ def test_seeding_through_faults_loses_nothing(aws) -> None:
     assert proxy.faults["BatchWriteItem:unprocessed"] > 0 and proxy.faults["BatchWriteItem:throttling"] > 0
     assert max(proxy.batch_sizes["BatchWriteItem"]) == 25
     assert_counts_match(expected, counts_from_items(scan_all(aws.endpoint_url, "panzoto-processing-jobs"), NOW))
+
+
+def test_jobs_since_the_backends_change_carry_todays_messages_older_ones_the_guides(aws) -> None:
+    names = seed_jobs.Names(jobs_table="jobs-later")
+    expected = seed_jobs.seed_synthetic(aws.endpoint_url, 1500, seed=5, now=LATER, names=names)
+    items = scan_all(aws.endpoint_url, "jobs-later")
+
+    assert_counts_match(expected, counts_from_items(items, LATER))
+    assert set(expected["by_category"]) == set(seed_jobs.ALL_CATEGORIES)
+    assert all(expected["by_category"][name] > 0 for name in seed_jobs.ALL_CATEGORIES)
+    # Messages both eras wrote (the 5-minute timeouts) may sit on either side.
+    today_all = {message for messages in seed_jobs.TODAY_MESSAGES.values() for message in messages}
+    guide_all = {message for messages in seed_jobs.MESSAGES.values() for message in messages}
+    today, guide = today_all - guide_all, guide_all - today_all
+    failed = [i for i in items if i.get("status") == "failed" and not malformed_reason(i)]
+    for item in failed:
+        created = parse(item["created_at"])
+        if item.get("error_message") in today:
+            assert created >= seed_jobs.TODAY_SINCE, item
+        elif item.get("error_message") in guide:
+            assert created <= seed_jobs.TODAY_SINCE, item
+    assert {
+        "Failed to decrypt audio file",
+        "Job expired - too old",
+        "Automatic decryption not yet implemented - requires manual trigger",
+    } <= {i.get("error_message") for i in failed}
+    summaries = [i for i in failed if category(i.get("error_message")) == "daily_summary"]
+    assert summaries and all(i.get("job_type") == "daily_summary" for i in summaries)
+    # Every item was accepted by the table's created_at index (no empty or non-string created_at).
+    assert len(items) == 1500

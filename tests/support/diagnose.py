@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import seed_jobs
+import yaml
 
 JOBS_TABLE = "panzoto-processing-jobs"
 GREEN, LEVEL_COLOUR, CYAN, RESET = "\x1b[32m", "\x1b[31m\x1b[1m", "\x1b[36m", "\x1b[0m"
@@ -25,6 +26,9 @@ LOCATIONS = {
 }
 # A secret that leaks into a traceback (an OpenAI key in a logged request header).
 PLANTED_SECRET = "sk-proj-PlantedSecret0123456789abcdefXYZ"
+PROCESSOR_LOGGER = "decision_data.backend.services.audio_processor"
+# Secret shapes that must never leave a host (tests/unit/test_diagnosis_secrets.yml).
+SECRET_CORPUS = yaml.safe_load((Path(__file__).parents[1] / "unit" / "test_diagnosis_secrets.yml").read_text())
 
 
 def iso(moment: datetime) -> str:
@@ -40,16 +44,26 @@ def loguru_line(moment: datetime, level: str, message: str, colour: bool = False
     return f"{stamp} | {level: <8} | {where} - {message}"
 
 
+def plain_line(level: str, message: str, logger: str = PROCESSOR_LOGGER) -> str:
+    """One record's first line as the backend's processor writes it (Python logging's default format, no time)."""
+    return f"{level}:{logger}:{message}"
+
+
 @dataclass
 class FailedJob:
-    """A failed job and the records the processor logged about it (first line, then traceback lines)."""
+    """A failed job and the records the backend logged about it (first line, then traceback lines).
+
+    A record is (level, message, traceback) in loguru's format, or (level, message, traceback, logger) in the
+    processor's plain logging format (journal only: it has no time of its own).
+    """
 
     cause: str
     created_at: datetime
     last_attempt_at: datetime
-    records: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (level, message, traceback)
+    records: list[tuple] = field(default_factory=list)
     category_message: str = "Exceeded maximum retries (3)"
     status: str = "failed"
+    job_type: str = "transcription"
     job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     audio_file_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -58,7 +72,7 @@ class FailedJob:
         item = {
             "job_id": self.job_id,
             "user_id": self.user_id,
-            "job_type": "transcription",
+            "job_type": self.job_type,
             "status": self.status,
             "audio_file_id": self.audio_file_id,
             "created_at": iso(self.created_at),
@@ -73,8 +87,11 @@ class FailedJob:
     def lines(self, colour: bool = False) -> list[str]:
         """The records spread over the job's window, one second apart from created_at."""
         out = []
-        for index, (level, message, traceback) in enumerate(self.records):
-            out.append(loguru_line(self.created_at + timedelta(seconds=index + 1), level, message, colour))
+        for index, (level, message, traceback, *logger) in enumerate(self.records):
+            if logger:
+                out.append(plain_line(level, message, logger[0]))
+            else:
+                out.append(loguru_line(self.created_at + timedelta(seconds=index + 1), level, message, colour))
             out.extend(traceback)
         return out
 
@@ -86,6 +103,18 @@ def processor_records(job: FailedJob, error: str, traceback: Iterable[str] = (),
         ("ERROR", f"[ERROR] Job {job.job_id} processing failed (attempt {attempt}/3): {error}", list(traceback)),
         ("WARNING", f"[WARN] Job {job.job_id} exceeded max retries (3)", []),
         ("ERROR", f"[FAIL] Job {job.job_id} marked as failed: Exceeded maximum retries (3)", []),
+    ]
+
+
+def todays_records(job: FailedJob, *failure: tuple, plain: bool = False) -> list[tuple]:
+    """What the backend of 2025-10-29 logs for a job that fails: the processor names the job, the service that
+    failed logs why (`failure`, loguru records), and the processor marks it failed with the item's message.
+    With `plain`, the processor's own two lines are in its plain logging format (as in the journal)."""
+    logger = (PROCESSOR_LOGGER,) if plain else ()
+    return [
+        ("INFO", f"[AUDIO] Processing transcription job {job.job_id} for user {job.user_id}", [], *logger),
+        *failure,
+        ("WARNING", f"[FAIL] Job {job.job_id} marked as failed: {job.category_message}", [], *logger),
     ]
 
 

@@ -28,15 +28,31 @@ def job(job_id: str, status: str = "failed", message: str = "Exceeded maximum re
 @pytest.mark.parametrize(
     ("options", "selected"),
     [
-        ({}, ["retries"]),  # the default: failed max_retries jobs
+        # The default: the failed jobs whose category's next step is the diagnosis.
+        ({}, ["retries", "decrypt", "processing", "conversion", "summary"]),
         ({"categories": ["timeout"]}, ["timeout"]),
-        ({"statuses": ["failed"]}, ["retries", "timeout", "old", "mac"]),
+        (
+            {"statuses": ["failed"]},
+            [
+                "retries",
+                "timeout",
+                "old",
+                "mac",
+                "decrypt",
+                "processing",
+                "conversion",
+                "summary",
+                "missing",
+                "expired",
+                "rate",
+            ],
+        ),
         ({"statuses": ["pending"]}, ["stuck"]),  # pending only when stuck
         ({"job_ids": ["done"]}, ["done"]),  # job ids alone: whatever the status
         ({"job_ids": ["done", "retries"], "categories": ["max_retries"]}, ["retries"]),
         ({"statuses": ["failed"], "older_than": "7d"}, ["old"]),
         ({"statuses": ["failed"], "user_ids": ["u2"]}, ["timeout"]),
-        ({"categories": ["deletable"]}, ["mac"]),
+        ({"categories": ["deletable"]}, ["mac", "summary", "missing", "expired"]),
     ],
 )
 def test_selection_means_what_the_cleanups_means(options: dict, selected: list[str]) -> None:
@@ -48,6 +64,15 @@ def test_selection_means_what_the_cleanups_means(options: dict, selected: list[s
         job("fresh", status="pending", created_at="2025-10-19T17:59:00Z"),
         job("done", status="completed"),
         job("mac", status="failed", message="MAC check failed", created_at="2025-10-19T12:00:00Z"),
+        # Today's messages (the backend of 2025-10-29): these leave the cause open, so they are diagnosed.
+        job("decrypt", message="Failed to decrypt audio file"),
+        job("processing", message="Processing error: unsupported operand type(s) for /: 'NoneType' and 'int'"),
+        job("conversion", message="Processing error: Audio conversion failed: moov atom not found"),
+        job("summary", message="User preferences not found", job_type="daily_summary"),
+        # ... and these say it already: not diagnosed by default.
+        job("missing", message="Audio file not found or access denied"),
+        job("expired", message="Job expired - too old"),
+        job("rate", message="Processing error: Error code: 429 - rate limit"),
     ]
     selection = diagnose.build_selection(params(**options), diagnose.build_rules(None), NOW)
 
@@ -113,3 +138,36 @@ def test_failed_and_unreachable_hosts_contribute_no_records_and_are_summarised()
     assert list(diagnose.records_by_job(evidence)) == ["j1"]
     assert diagnose.host_summary(evidence["api-2"]) == {"error": "unreachable: ssh: connect refused"}
     assert diagnose.host_summary(evidence["api-1"])["jobs_with_evidence"] == 1
+
+
+def test_a_rule_made_diagnosable_by_the_user_joins_the_default_selection() -> None:
+    rules = diagnose.build_rules([{"category": "expired", "next_step": "diagnose"}])
+    selection = diagnose.build_selection(params(), rules, NOW)
+
+    assert selection.matches(job("expired", message="Job expired - too old"))
+    assert not selection.matches(job("missing", message="Audio file not found or access denied"))
+
+
+def test_a_success_line_is_never_evidence_of_success() -> None:
+    """The processor logs `[OK] Job <id> completed successfully` for jobs transcription_service failed."""
+    rules = build_cause_rules()
+    failed_then_ok = [
+        record("api-1", "2025-10-09T14:00:01Z", "[KEY ERROR] Encryption key not found in Secrets Manager for user u1"),
+        record("api-1", "2025-10-09T14:00:02Z", "[OK] Job j1 completed successfully in 0.5s"),
+    ]
+    only_ok = failed_then_ok[1:]
+
+    assert diagnose.diagnose_job({"job_id": "j1"}, failed_then_ok, rules, 10)["cause"] == "encryption_key_missing"
+    assert diagnose.diagnose_job({"job_id": "j1"}, only_ok, rules, 10)["cause"] == "unclassified"
+
+
+def test_control_characters_from_a_host_or_the_table_reach_no_report_unescaped() -> None:
+    records = [record("api-1", "2025-10-09T14:00:01Z", "[ERROR] Job j\x1b]0;owned\x07 failed: MAC check failed\x00")]
+
+    result = diagnose.diagnose_job({"job_id": "j\x1b[2J", "user_id": "u\x0c"}, records, build_cause_rules(), 10)
+
+    text = repr(result)
+    assert "\x1b" not in "".join(result["evidence"]) + result["job_id"]
+    assert result["job_id"] == "j\\x1b[2J" and result["user_id"] == "u\\x0c"
+    assert "\\x1b]0;owned\\x07" in result["evidence"][0] and "\\x00" in result["evidence"][0] and text
+    assert diagnose.host_summary({"failed": True, "msg": "bad \x1b[31mred"}) == {"error": "failed: bad \\x1b[31mred"}

@@ -136,7 +136,10 @@ def test_rotated_zip_and_gz_files_are_read_and_files_outside_the_windows_are_not
     jobs, result = run([wanted("j1", "a1", 0, 200)], tmp_path)
 
     assert [r["source"] for r in jobs["j1"]] == ["app_20251009_140000.log.zip:app_20251009_140000.log"]
-    assert [s["source"] for s in result["sources"]] == ["app_20251009_140000.log.zip"]
+    assert [(s["source"], s.get("skipped")) for s in result["sources"]] == [
+        ("app_20251001_000000.log", "its time span misses every window"),
+        ("app_20251009_140000.log.zip", None),
+    ]
     assert result["bytes_read"] == len(inner)
 
 
@@ -216,3 +219,98 @@ def test_caps_keep_the_latest_records_and_the_end_of_a_traceback(tmp_path: Path)
 def test_bad_jobs_fail_in_one_line(spec: dict, message: str) -> None:
     with pytest.raises(reader.OptionError, match=message):
         reader.parse_jobs([spec])
+
+
+def test_a_record_is_evidence_only_for_the_job_it_is_about(tmp_path: Path) -> None:
+    """The subject is the first `Job <id>` / `job_id=` of the first line, else the first selected id in it."""
+    user_a, user_b = "0a0a0a0a-1b3d-4c5e-8f7a-9b0c1d2e3f4a", "0b0b0b0b-1b3d-4c5e-8f7a-9b0c1d2e3f4a"
+    (tmp_path / "app_20251009_140000.log").write_text(
+        "\n".join([
+            line(10, "ERROR", "[ERROR] Job jA failed: its audio is shared with job jB"),
+            line(11, "ERROR", "[FAIL] job_id=jA marked as failed; retry of jB skipped"),
+            line(12, "ERROR", "[ERROR] duplicate: jA already covers jB"),  # no subject named: the first id
+            line(13, "INFO", f"[AUDIO] Processing transcription job jA for user {user_a}"),
+            line(14, "ERROR", f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user_a}"),
+            line(15, "ERROR", f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user_b}"),
+        ]) + "\n"
+    )  # fmt: skip
+    jobs_wanted = [wanted("jA", None, 0, 60), wanted("jB", None, 0, 60)]
+    jobs_wanted[0]["user_id"], jobs_wanted[1]["user_id"] = user_a, user_b
+
+    jobs, _ = run(jobs_wanted, tmp_path)
+
+    # jB is mentioned by jA's four records, never their subject; only its own user's key error is its.
+    assert [(r["tied_by"], r["text"].split(" - ", 1)[1]) for r in jobs["jB"]] == [
+        ("user_id", f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user_b}")
+    ]
+    assert [(r["tied_by"], r["text"].split(" - ", 1)[1][:22]) for r in jobs["jA"]] == [
+        ("job_id", "[ERROR] Job jA failed:"),
+        ("job_id", "[FAIL] job_id=jA marke"),
+        ("job_id", "[ERROR] duplicate: jA "),
+        ("job_id", "[AUDIO] Processing tra"),
+        ("context", "[KEY ERROR] Encryption"),  # names only jA's own user: jA's, by context
+    ]
+
+
+def test_a_private_key_whose_begin_line_falls_in_the_cut_is_masked_whole(tmp_path: Path) -> None:
+    body = [("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC" + f"{n:013d}")[:64] for n in range(30)]
+    lines = [line(10, "ERROR", "[ERROR] Job j1 processing failed: config dump follows")]
+    lines += [f"  frame {n}" for n in range(10)] + ["-----BEGIN PRIVATE KEY-----", *body]
+    (tmp_path / "app_20251009_140000.log").write_text("\n".join(lines) + "\n")
+
+    jobs, result = run([wanted("j1", None, 0, 60)], tmp_path, max_record_lines=8, max_line_chars=40)
+
+    (record,) = jobs["j1"]
+    assert "omitted" in record["text"] and result["redactions"] >= 1
+    for secret_line in body:
+        assert secret_line[:20] not in record["text"]
+
+
+def test_control_characters_in_a_line_are_written_as_escapes(tmp_path: Path) -> None:
+    (tmp_path / "app_20251009_140000.log").write_text(
+        line(10, "ERROR", "[ERROR] Job j1 failed: bell\x07 nul\x00 title\x1b]0;owned\x07 form\x0c end") + "\n"
+    )
+
+    jobs, _ = run([wanted("j1", None, 0, 60)], tmp_path)
+
+    text = jobs["j1"][0]["text"]
+    assert "bell\\x07 nul\\x00 title" in text and "owned\\x07 form\\x0c end" in text  # colour codes stripped
+    assert not any(ord(char) < 32 and char not in "\t\n" for char in text)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"journal": False, "log_dir": "/nonexistent/logs"}, "/nonexistent/logs: No such file or directory"),
+        ({"journal": False, "log_dir": ""}, "nothing to read (tried no journal (journal=false), no log files"),
+        (
+            {"journal": True, "log_dir": "/srv/empty"},
+            "no log file matches (tried journal of panzoto, /srv/empty/{app_*})",
+        ),
+    ],
+)
+def test_what_read_nothing_says_what_it_tried_in_one_line(options: dict, expected: str) -> None:
+    params = {"unit": "panzoto", "log_globs": ["app_*"], **options}
+    sources = (
+        [{"source": "/nonexistent/logs", "error": "No such file or directory"}] if "nonexistent" in str(options) else []
+    )
+
+    message = reader.nothing_checked(params, sources)
+
+    assert expected in message and "\n" not in message
+
+
+def test_a_user_named_by_two_selected_jobs_at_once_ties_the_line_to_neither(tmp_path: Path) -> None:
+    user = "0c0c0c0c-1b3d-4c5e-8f7a-9b0c1d2e3f4a"
+    key_error = f"[KEY ERROR] Encryption key not found in Secrets Manager for user {user}"
+    (tmp_path / "app_20251009_140000.log").write_text(
+        line(20, "ERROR", key_error) + "\n" + line(50, "ERROR", key_error)
+    )
+    both = [wanted("j1", None, 0, 30), wanted("j2", None, 10, 60)]
+    for spec in both:
+        spec["user_id"] = user
+
+    jobs, _ = run(both, tmp_path)
+
+    # At 20 s both windows hold the line: never guessed. At 50 s only j2's does.
+    assert list(jobs) == ["j2"] and [r["time"] for r in jobs["j2"]] == ["2025-10-09T14:00:50Z"]

@@ -14,28 +14,75 @@ from ansible.module_utils.panzoto.diagnosis.log_causes import (
 from ansible.module_utils.panzoto.diagnosis.loguru import message_of
 
 PREFIX = "2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - "
+# The processor's own lines: Python logging's default format, no time of their own (the journal has it).
+PROCESSOR = "WARNING:decision_data.backend.services.audio_processor:"
+ROOT = "ERROR:root:"
 
-# Records as the backend writes them (BACKEND.md "Its logs"), with the cause each must get.
+
+def loguru(module: str, message: str, level: str = "ERROR") -> str:
+    return f"2025-10-09 14:03:27 | {level: <8} | {module} - {message}"
+
+
+# Records as the real backend writes them (its code of 2025-10-29), with the cause each must get.
 RECORDS = {
-    "decryption_failed": PREFIX + "[ERROR] Job j1 processing failed (attempt 3/3): MAC check failed\n"
-    'Traceback (most recent call last):\n  File "/opt/panzoto/app/crypto.py", line 40, in decrypt\n'
-    "ValueError: MAC check failed",
+    "dependency_mismatch": PROCESSOR + "[FAIL] Job j1 marked as failed: Processing error: "
+    "Client.__init__() got an unexpected keyword argument 'proxies'",
+    "encryption_key_missing": loguru(
+        "aes_encryption:get_user_key:61", "[KEY ERROR] Encryption key not found in Secrets Manager for user u1"
+    ),
+    "encryption_key_fetch_failed": loguru(
+        "aes_encryption:get_user_key:66",
+        "[KEY ERROR] Failed to fetch encryption key: An error occurred (AccessDeniedException) when calling the "
+        "GetSecretValue operation: User is not authorized to perform: secretsmanager:GetSecretValue",
+    ),
     "decryption_iv_length": PREFIX
     + "[ERROR] Job j1 processing failed (attempt 3/3): Incorrect IV length (it must be 16 bytes long)",
-    "audio_missing": PREFIX + "[ERROR] Failed to fetch audio file a1: An error occurred (NoSuchKey) when calling the "
-    "GetObject operation: The specified key does not exist.",
-    "file_too_large": "2025-10-09 14:03:27 | WARNING | audio_processor.py:process_job:201 - "
-    "[WARN] File too large: 31.2MB > 25MB",
-    "processing_timeout": PREFIX + "[TIMEOUT] Job j1 timed out after 5 minutes",
-    "transcription_rate_limited": PREFIX + "[ERROR] Transcription failed for job j1, audio a1: Error code: 429 - "
-    "{'error': {'message': 'Rate limit reached for whisper-1'}}",
+    "decryption_failed": loguru(
+        "aes_encryption:decrypt_file:88", "[DECRYPT ERROR] Decryption failed: MAC check failed"
+    ),
+    "audio_missing": loguru(
+        "aes_encryption:download_from_s3:40",
+        "[S3 ERROR] Failed to download from S3: An error occurred (NoSuchKey) when calling the GetObject operation: "
+        "The specified key does not exist.",
+    ),
+    "audio_download_failed": loguru(
+        "aes_encryption:download_from_s3:40",
+        "[S3 ERROR] Failed to download from S3: An error occurred (AccessDenied) when calling the GetObject "
+        "operation: Access Denied",
+    ),
+    "file_too_large": PROCESSOR + "[FAIL] Job j1 marked as failed: File too large (8.0MB)",
+    "ffmpeg_missing": loguru(
+        "transcription_service:convert_audio:120",
+        "Processing error: ffmpeg is not installed. Please install ffmpeg: apt-get install ffmpeg",
+    ),
+    "audio_conversion_timeout": loguru(
+        "transcription_service:convert_audio:125", "Processing error: Audio conversion timed out after 30 seconds"
+    ),
+    "processing_timeout": PROCESSOR + "[FAIL] Job j1 marked as failed: Processing timeout (5 minutes)",
+    "transcription_rate_limited": loguru(
+        "transcription_service:process_transcription_job:210",
+        "Processing error: Error code: 429 - {'error': {'message': 'Rate limit reached for whisper-1'}}",
+    ),
     "transcription_server_error": PREFIX + "[ERROR] Transcription failed for job j1, audio a1: Error code: 503 - "
     "{'error': {'message': 'Service Unavailable'}}",
-    "transcription_timeout": PREFIX + "[ERROR] Job j1 processing failed (attempt 2/3): Request timed out.\n"
-    "Traceback (most recent call last):\nhttpx.ReadTimeout: The read operation timed out\n"
-    "openai.APITimeoutError: Request timed out.",
-    "audio_format": PREFIX + "[ERROR] Job j1 processing failed (attempt 3/3): File does not start with RIFF id",
-    "audio_fetch_failed": PREFIX + "[ERROR] Failed to fetch audio file a1: Could not connect to the endpoint URL",
+    "transcription_unreachable": loguru(
+        "transcription_service:process_transcription_job:210",
+        "Processing error: Connection error.\nTraceback (most recent call last):\n"
+        "httpx.ConnectError: [Errno -3] Temporary failure in name resolution\n"
+        "openai.APIConnectionError: Connection error.",
+    ),
+    "transcription_timeout": loguru(
+        "transcription_service:process_transcription_job:210",
+        "Processing error: Request timed out.\nTraceback (most recent call last):\n"
+        "httpx.ReadTimeout: The read operation timed out\nopenai.APITimeoutError: Request timed out.",
+    ),
+    "audio_format": loguru(
+        "transcription_service:convert_audio:118",
+        "Processing error: Audio conversion failed: [mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d] moov atom not found",
+    ),
+    "preferences_missing": PROCESSOR + "[FAIL] Job j1 marked as failed: User preferences not found",
+    "audio_fetch_failed": PROCESSOR + "[FAIL] Job j1 marked as failed: Failed to fetch audio file: "
+    "Could not connect to the endpoint URL",
 }
 
 
@@ -59,10 +106,23 @@ def test_every_default_cause_has_a_test_record_an_action_and_a_known_remedy() ->
         "[FAIL] Job j1 marked as failed: Exceeded maximum retries (3)",
         "[AUDIO] Processing transcription job j1 (attempt 2/3) for user u1",
         "[OK] Job j2 completed successfully in 12.3s",
+        # The item's message for four different causes: only the lines before it say which.
+        "[FAIL] Job j1 marked as failed: Failed to decrypt audio file",
     ],
 )
 def test_bookkeeping_lines_name_no_cause(message: str) -> None:
     assert build_cause_rules().match(message_of(PREFIX + message)) is None
+    assert build_cause_rules().match(message_of(PROCESSOR + message)) is None
+
+
+def test_the_processors_root_logging_traceback_is_read_without_its_prefix() -> None:
+    record = (
+        ROOT + "[ERROR] Error decrypting audio file: MAC check failed\nTraceback (most recent call last):\n"
+        "ValueError: MAC check failed"
+    )
+
+    assert message_of(record).startswith("[ERROR] Error decrypting")
+    assert build_cause_rules().match(message_of(record)).cause == "decryption_failed"
 
 
 def test_loguru_line_numbers_are_not_read_as_http_status_codes() -> None:

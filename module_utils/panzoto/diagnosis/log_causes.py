@@ -3,7 +3,7 @@
 Like the error categories (panzoto.classification), causes are data: an ordered list of
 rules, the first whose pattern occurs in a log record (its message and traceback) wins. Each
 cause says what to do (`action`, for people) and which kind of remedy it is (`remedy`, for
-tools: `requeue` after a fix, `delete`, `repair_host`, `raise_limit`, `review`). Users add
+tools: `requeue` after a fix, `delete`, `repair_host`, `raise_limit`, `redeploy`, `review`). Users add
 rules or override a default one by naming its cause.
 
 A job whose records match no rule is `unclassified` (its lines are shown); a job with no
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 NO_EVIDENCE = "no_evidence"
 UNCLASSIFIED = "unclassified"
 CAUSE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-REMEDIES = ("requeue", "delete", "repair_host", "raise_limit", "review")
+REMEDIES = ("requeue", "delete", "repair_host", "raise_limit", "redeploy", "review")
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,40 @@ class CauseRule:
         return self.pattern.casefold() in text.casefold()
 
 
-# Matching order matters: decryption and missing audio are decided first (nothing to retry),
-# then the size limit, the processor's own timeout and the transcription API's answers, then
-# the audio format (an ffmpeg that cannot convert). The patterns see the message and the
-# traceback, never loguru's `file:function:line` prefix, so line numbers cannot look like 5xx.
+# Matching order matters, one record at a time: a broken install first (its text wraps any call), then
+# the key, the S3 download and the decryption (the four causes the item's `Failed to decrypt audio file`
+# hides), missing audio, the size limit, ffmpeg, the processor's own timeouts, the transcription API's
+# answers, and last the audio-files lookup. The patterns see the message and the traceback, never the
+# format's prefix (`file:function:line`, `LEVEL:logger:`), so line numbers cannot look like 5xx. The
+# processor's `[OK] Job <id> completed successfully` matches nothing: it writes that line for jobs it
+# failed, so it is never evidence of anything.
 DEFAULT_CAUSE_RULES: tuple[CauseRule, ...] = (
+    CauseRule(
+        "dependency_mismatch",
+        r"unexpected keyword argument 'proxies'",
+        "The app's venv was not installed from its lock (httpx 0.28 or later under openai 1.55): every "
+        "transcription fails. Redeploy the app from poetry.lock (playbooks/deploy.yml), then requeue the jobs.",
+        "redeploy",
+        regex=True,
+    ),
+    CauseRule(
+        "encryption_key_missing",
+        r"Encryption key not found|Failed to fetch encryption key:.*(ResourceNotFoundException|"
+        r"can't find the specified secret)",
+        "The user's key is not in Secrets Manager (panzoto/encryption-keys/<user_id>): restore it if it was deleted "
+        "within the recovery window (aws secretsmanager restore-secret) and requeue; without the key the audio "
+        "can never be decrypted: delete the job and its audio.",
+        "review",
+        regex=True,
+    ),
+    CauseRule(
+        "encryption_key_fetch_failed",
+        r"Failed to fetch encryption key",
+        "Reading the user's key from Secrets Manager failed (permissions, credentials or network of this host): "
+        "fix the host's access to panzoto/encryption-keys/*, then requeue the job.",
+        "requeue",
+        regex=True,
+    ),
     CauseRule(
         "decryption_iv_length",
         r"IV length|invalid IV|incorrect IV|nonce (length|must be)|invalid nonce",
@@ -65,16 +94,39 @@ DEFAULT_CAUSE_RULES: tuple[CauseRule, ...] = (
         regex=True,
     ),
     CauseRule(
+        "audio_download_failed",
+        r"Failed to download from S3",
+        "Downloading the encrypted audio from S3 failed on this host (permissions, credentials or network): "
+        "fix the host's S3 access, then requeue the job.",
+        "requeue",
+        regex=True,
+    ),
+    CauseRule(
         "file_too_large",
         r"File too large|Maximum content size|file size .{0,30}exceeds|Request Entity Too Large|\b413\b",
-        "The audio is over the transcription API's 25 MB limit: raise the limit or compress/split large audio "
-        "before transcription, then requeue the job (or delete it).",
+        "The audio is over TRANSCRIPTION_MAX_FILE_SIZE_MB (5 MB by default; the API takes 25 MB): raise the "
+        "limit or compress/split large audio, then requeue the job (or delete it).",
         "raise_limit",
         regex=True,
     ),
     CauseRule(
+        "ffmpeg_missing",
+        r"ffmpeg is not installed|No such file or directory: '?ffmpeg",
+        "ffmpeg is missing on this host: repair it (playbooks/repair_ffmpeg.yml -l HOST), then requeue the job.",
+        "repair_host",
+        regex=True,
+    ),
+    CauseRule(
+        "audio_conversion_timeout",
+        r"Audio conversion timed out",
+        "ffmpeg ran past its 30 seconds on this host (overloaded or hung): check the host's load and prove "
+        "ffmpeg (playbooks/repair_ffmpeg.yml -l HOST), then requeue the job.",
+        "repair_host",
+        regex=True,
+    ),
+    CauseRule(
         "processing_timeout",
-        r"timed out after \d+ minutes|Processing timeout",
+        r"timed out after \d+ minutes|Processing timeout|Summary generation timeout",
         "The job ran past the processor's 5-minute limit: requeue it; if the audio is legitimately long, "
         "raise the processing timeout first.",
         "requeue",
@@ -97,8 +149,16 @@ DEFAULT_CAUSE_RULES: tuple[CauseRule, ...] = (
         regex=True,
     ),
     CauseRule(
+        "transcription_unreachable",
+        r"APIConnectionError|Connection error\.|ConnectError|Name or service not known|Connection refused",
+        "This host could not reach the transcription API (DNS, egress proxy, firewall): fix its network path to "
+        "api.openai.com, then requeue the job.",
+        "requeue",
+        regex=True,
+    ),
+    CauseRule(
         "transcription_timeout",
-        r"APITimeoutError|APIConnectionError|Request timed out|ReadTimeout|ConnectTimeout|timed out",
+        r"APITimeoutError|Request timed out|ReadTimeout|ConnectTimeout|timed out",
         "The call to the transcription API timed out: requeue the job; check the server's network "
         "and the API status if many jobs show it.",
         "requeue",
@@ -106,17 +166,26 @@ DEFAULT_CAUSE_RULES: tuple[CauseRule, ...] = (
     ),
     CauseRule(
         "audio_format",
-        r"RIFF|ffmpeg|Invalid data found when processing input|moov atom not found|unsupported audio format|"
-        r"could not find codec",
+        r"Audio conversion failed|RIFF|ffmpeg|Invalid data found when processing input|moov atom not found|"
+        r"unsupported audio format|could not find codec",
         "ffmpeg on this host could not convert the audio: repair it (playbooks/repair_ffmpeg.yml -l HOST), "
-        "then requeue the job.",
+        "then requeue the job; audio that stays unconvertible is deleted.",
         "repair_host",
+        regex=True,
+    ),
+    CauseRule(
+        "preferences_missing",
+        r"User preferences not found|Failed to fetch preferences",
+        "The daily summary had no readable preferences for the user (missing row or a failed read of "
+        "panzoto-user-preferences); its day has passed: fix the row or the access, then delete the job.",
+        "delete",
         regex=True,
     ),
     CauseRule(
         "audio_fetch_failed",
         "Failed to fetch audio file",
-        "Reading the audio from S3 failed on this host: check its S3 access and credentials, then requeue the job.",
+        "Reading the job's audio-files row failed on this host (DynamoDB access or credentials): fix it, "
+        "then requeue the job.",
         "requeue",
     ),
 )

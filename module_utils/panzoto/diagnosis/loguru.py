@@ -21,16 +21,40 @@ STDLIB_RECORD_START = re.compile(
     r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<where>[A-Za-z_][\w.]*):(?P<message>.*)$"
 )
 # A job named by the processor: `Job <id> ...`, `transcription job <id> ...`, `for job <id>, ...`
-# (an id has a digit, so `job processor` names no job).
-NAMED_JOB = re.compile(r"\b[Jj]ob\s+(?P<id>(?=[A-Za-z_-]*[0-9])[A-Za-z0-9][A-Za-z0-9_-]*)")
+# (an id has a digit, so `job processor` names no job), or as a field: `job_id=<id>`, `"job_id": "<id>"`.
+NAMED_JOB = re.compile(
+    r"\b[Jj]ob\s+(?P<id>(?=[A-Za-z_-]*[0-9])[A-Za-z0-9][A-Za-z0-9_-]*)"
+    r"|\bjob_id[\"']?\s*[=:]\s*[\"']?(?P<field>[A-Za-z0-9][A-Za-z0-9_-]*)"
+)
 # Tokens that may be ids; a record is tied to a job when one of them is its job or audio file id.
 ID_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 FAILURE_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL"})
+# What may not reach a report as it is: C0 controls but tab and newline, DEL and C1 controls (ESC and CSI
+# start terminal sequences), and what XML 1.0 cannot hold at all.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as a visible escape (`\\x1b`), tab and newline kept.
+
+    Evidence goes into XML (where most controls are invalid) and onto terminals (where ESC sequences act).
+    """
+
+    def escape(match: re.Match) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return UNPRINTABLE.sub(escape, text)
+
+
+def named_jobs(line: str) -> list[str]:
+    """The job ids a line names as `Job <id>` or `job_id=<id>`, in order."""
+    return [match["id"] or match["field"] for match in NAMED_JOB.finditer(line)]
 
 
 def record_head(line: str) -> re.Match | None:
