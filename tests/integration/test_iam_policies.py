@@ -121,7 +121,10 @@ def run_audit(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
 
 def run_cleanup(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
     """The guide's procedure 1 for real (jobs and audio), then restore: every write the cleanup makes."""
-    common = {"cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"), "cleanup_jobs_report_dir": str(tmp_path)}
+    common = {
+        "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
+        "cleanup_jobs_report_path": str(tmp_path / "cleanup.json"),
+    }
     first = run_playbook(
         "cleanup_jobs.yml",
         env=env,
@@ -138,7 +141,7 @@ def run_requeue(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
         env=env,
         extra_vars={
             "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),
-            "cleanup_jobs_report_dir": str(tmp_path),
+            "cleanup_jobs_report_path": str(tmp_path / "cleanup.json"),
             "cleanup_jobs_state": "requeued",
             "cleanup_jobs_categories": ["max_retries"],
         },
