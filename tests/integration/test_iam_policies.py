@@ -188,3 +188,56 @@ RUNS = {
     "preflight": [run_preflight],
     "monitoring": [run_monitoring],
 }
+
+# The permission each playbook's second run goes without, and what its output must then name:
+# the read every run starts with, or the write the playbook exists for.
+WITHHELD = {
+    "audit": ("dynamodb:Scan", "dynamodb:Scan"),
+    "cleanup": ("s3:DeleteObject", "AccessDenied"),
+    "diagnosis": ("dynamodb:Scan", "dynamodb:Scan"),
+    "preflight": ("secretsmanager:ListSecrets", "secretsmanager:ListSecrets"),
+    "monitoring": ("cloudwatch:PutMetricAlarm", "PutMetricAlarm"),
+}
+
+
+def test_every_playbook_has_a_policy_and_every_policy_is_well_formed() -> None:
+    assert {path.stem for path in POLICIES.glob("*.json")} == {*RUNS, "backend"}
+    for path in POLICIES.glob("*.json"):
+        policy = json.loads(path.read_text())
+        assert policy["Version"] == "2012-10-17", path.name
+        sids = [statement["Sid"] for statement in policy["Statement"]]
+        assert len(sids) == len(set(sids)), path.name
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow" and statement["Resource"], (path.name, statement["Sid"])
+            # Least privilege: named actions of the services the project uses, never a wildcard.
+            for action in statement["Action"]:
+                service, _, name = action.partition(":")
+                assert service in {"dynamodb", "s3", "secretsmanager", "cloudwatch"} and "*" not in name, action
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_the_playbook_passes_with_exactly_its_policy(name: str, enforcing: EnforcingAws, tmp_path: Path) -> None:
+    enforcing.fresh_snapshot()
+    env = enforcing.user_with(as_moto_checks(load(name)))
+    for number, run in enumerate(RUNS[name]):
+        result = run(env, tmp_path / str(number))
+        assert result.returncode == 0, result.output[-4000:]
+    # The endpoint did enforce: the same run with a key that holds an unrelated permission only is refused.
+    unrelated = {"Effect": "Allow", "Action": ["sqs:ListQueues"], "Resource": "*"}
+    env = enforcing.user_with({"Version": "2012-10-17", "Statement": [unrelated]})
+    assert RUNS[name][0](env, tmp_path / "none").returncode != 0
+
+
+@pytest.mark.parametrize("name", WITHHELD)
+def test_without_one_permission_it_fails_naming_it(name: str, enforcing: EnforcingAws, tmp_path: Path) -> None:
+    withheld, named = WITHHELD[name]
+    enforcing.fresh_snapshot()
+    policy = as_moto_checks(load(name))
+    env = enforcing.user_with(without(policy, withheld.replace("cloudwatch:", "monitoring:")))
+    results = [run(env, tmp_path / str(number)) for number, run in enumerate(RUNS[name])]
+    failed = next((result for result in results if result.returncode != 0), None)
+    assert failed is not None, f"{name} ran without {withheld}"
+    # One line says it, on the terminal or in the audit's JSON report ("error"), which CI and AWX publish.
+    report = tmp_path / "0" / "job-audit.json"
+    lines = failed.output.splitlines() + ([json.loads(report.read_text())["error"]] if report.exists() else [])
+    assert any(named in line for line in lines), failed.output[-4000:]
