@@ -625,7 +625,7 @@ def scan_table(module: AnsibleModule, opts: AuditOptions, stats: ScanStats) -> t
             audit.add(inspect_job(item, opts.rules))
         return audit.report(rules_by_category(opts.rules)), counter
     except aws_errors() as exc:
-        raise CannotRun(describe_aws_error(exc, f"audit table {opts.table}", opts.endpoint_url)) from None
+        raise CannotRun(describe_aws_error(exc, f"audit table {opts.table}", client=client)) from None
     finally:
         audit.close()
 
@@ -673,7 +673,7 @@ def publish_metrics(module: AnsibleModule, opts: AuditOptions, report: dict, cou
             batch = [{**entry, "Timestamp": opts.now} for entry in points[start : start + batch_size]]
             client.put_metric_data(Namespace=opts.cloudwatch_namespace, MetricData=batch)
     except aws_errors() as exc:
-        raise CannotRun(describe_aws_error(exc, "publish metrics to CloudWatch", opts.endpoint_url)) from None
+        raise CannotRun(describe_aws_error(exc, "publish metrics to CloudWatch", client=client)) from None
     return len(points)
 
 

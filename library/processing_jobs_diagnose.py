@@ -287,7 +287,7 @@ def run_select(module, params: dict) -> dict:
         jobs = (inspect_job(item, rules) for item in items)
         matched = [job for job in jobs if not job.malformed and job.job_id is not None and selection.matches(job)]
     except aws_errors() as exc:
-        module.fail_json(msg=describe_aws_error(exc, f"read the jobs of table {table}", params.get("endpoint_url")))
+        module.fail_json(msg=describe_aws_error(exc, f"read the jobs of table {table}", client=dynamodb))
     matched.sort(key=last_attempt, reverse=True)
     jobs = [selected_job(job, margin) for job in matched[: params["max_jobs"]]]
     if len(matched) > params["max_jobs"]:

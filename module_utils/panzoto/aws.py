@@ -11,6 +11,7 @@ mode (jittered exponential backoff); errors become one line that says what to do
 from __future__ import annotations
 
 import os
+import re
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -228,9 +229,18 @@ def error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def describe_aws_error(exc: BaseException, doing: str, endpoint_url: str | None = None) -> str:
-    """One line saying what failed, why, and what to do about it: the only place errors become text."""
-    where = f" at {endpoint_url}" if endpoint_url else ""
+def describe_aws_error(
+    exc: BaseException, doing: str, endpoint_url: str | None = None, region: str | None = None, client=None
+) -> str:
+    """One line saying what failed, where (region, endpoint), why, and what to do: the only place errors become text.
+
+    Given the client that made the request, its region and endpoint are named even when they came
+    from the environment or botocore's defaults (a wrong region is then visible).
+    """
+    if client is not None:
+        region = region or client.meta.region_name
+        endpoint_url = endpoint_url or client.meta.endpoint_url
+    where = (f" at {endpoint_url}" if endpoint_url else "") + (f" (region {region})" if region else "")
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
         return (
             f"Cannot reach the AWS endpoint{where} while trying to {doing}: check endpoint_url/region and the network."
@@ -243,10 +253,16 @@ def describe_aws_error(exc: BaseException, doing: str, endpoint_url: str | None 
         )
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
-        message = " ".join(str(exc.response.get("Error", {}).get("Message") or "").split())
+        message = _plain_message(str(exc.response.get("Error", {}).get("Message") or ""))
         hint = _HINTS.get(code, "re-run; if it persists, check the AWS service health")
-        return f"{code or 'AWS error'} while trying to {doing}: {message} ({hint})."
+        return f"{code or 'AWS error'} while trying to {doing}{where}: {message} ({hint})."
     return f"{error_summary(exc)} while trying to {doing}{where}."
+
+
+def _plain_message(message: str) -> str:
+    """An error message on one line; an XML error body botocore left unparsed reduced to its <Message> text."""
+    found = re.search(r"<Message>(.*?)</Message>", message, re.DOTALL)
+    return " ".join((found.group(1) if found else message).split())
 
 
 def aws_errors():

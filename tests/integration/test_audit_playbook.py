@@ -208,8 +208,8 @@ def assert_error_report(run: PlaybookRun, report: dict | None, reason: str) -> N
 def test_missing_table_writes_an_error_report(guide, tmp_path: Path) -> None:
     run, report = audit(tmp_path, guide[0], audit_table="no-such-table")
 
-    assert_error_report(run, report, "ResourceNotFoundException while trying to audit table no-such-table")
-    assert "check the table name and region" in report["error"]
+    assert_error_report(run, report, "ResourceNotFoundException while trying to audit table no-such-table at ")
+    assert "(region us-east-1)" in report["error"] and "check the table name and region" in report["error"]
 
 
 def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_breach(tmp_path: Path) -> None:
@@ -217,7 +217,8 @@ def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_brea
 
     run, report = audit(tmp_path, dead)
 
-    reason = f"Cannot reach the AWS endpoint at {dead} while trying to audit table panzoto-processing-jobs"
+    reason = f"Cannot reach the AWS endpoint at {dead} (region us-east-1) while trying to audit table "
+    reason += "panzoto-processing-jobs"
     assert_error_report(run, report, reason)
     reports = tmp_path / "reports"
     assert 'panzoto_job_audit_up{table="panzoto-processing-jobs"} 0' in (reports / "job-audit.prom").read_text()

@@ -51,3 +51,34 @@ def test_every_error_is_described_in_one_line_saying_what_was_being_done(exc):
 def test_the_summary_is_the_code_and_aws_message():
     assert error_summary(client_error("AccessDenied")) == "AccessDenied: AccessDenied message"
     assert error_summary(RuntimeError("boom\nmore")) == "RuntimeError: boom"
+
+
+def test_a_client_error_names_the_region_and_endpoint_it_was_sent_to():
+    line = describe_aws_error(
+        client_error("ResourceNotFoundException"), "scan table t", "http://127.0.0.1:1", region="eu-west-9"
+    )
+    assert "while trying to scan table t at http://127.0.0.1:1 (region eu-west-9):" in line
+
+
+def test_an_unparsed_xml_error_body_is_reduced_to_its_message():
+    exc = botocore.exceptions.ClientError(
+        {
+            "Error": {
+                "Code": "403",
+                "Message": "<?xml version='1.0'?><ErrorResponse><Error><Code>AccessDenied</Code>"
+                "<Message>User: arn:aws:iam::123456789012:user/a is not authorized to perform: dynamodb:Scan"
+                "</Message></Error></ErrorResponse>",
+            }
+        },
+        "Scan",
+    )
+    line = describe_aws_error(exc, "scan table t")
+    assert "<" not in line and "is not authorized to perform: dynamodb:Scan" in line
+
+
+def test_the_client_names_its_region_and_endpoint_even_from_the_defaults():
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="ap-south-2", aws_access_key_id="a", aws_secret_access_key="b")
+    line = describe_aws_error(client_error("ResourceNotFoundException"), "audit table t", client=client)
+    assert "at https://dynamodb.ap-south-2.amazonaws.com (region ap-south-2):" in line
