@@ -32,53 +32,12 @@ options:
     type: str
     choices: [select, classify]
     required: true
-  table:
-    description: Name of the processing-jobs table.
-    type: str
-    default: panzoto-processing-jobs
   categories:
     description:
       - Select failed jobs in these error categories (see O(classification_rules)), as processing_jobs_cleanup does;
         C(deletable) stands for every category whose rule says cleanup may delete it.
       - Defaults to every category whose rule's C(next_step) is C(diagnose) when none of O(categories),
         O(statuses) and O(job_ids) is given.
-    type: list
-    elements: str
-    default: []
-  statuses:
-    description:
-      - Select jobs in these statuses; C(pending) and C(processing) jobs only when stuck (created more than
-        O(stuck_after) before O(now)). Alternatives to O(categories).
-    type: list
-    elements: str
-    choices: [pending, processing, completed, failed]
-    default: []
-  older_than:
-    description: Narrow the selection to jobs created more than this long before O(now), e.g. C(7d).
-    type: str
-  job_types:
-    description: Narrow the selection to these job types.
-    type: list
-    elements: str
-  user_ids:
-    description: Narrow the selection to these users' jobs, read with one C(Query) per user on O(user_index).
-    type: list
-    elements: str
-  job_ids:
-    description: Select these jobs; alone, whatever their status, with O(categories) or O(statuses) it narrows them.
-    type: list
-    elements: str
-  user_index:
-    description: GSI keyed by C(user_id) used with O(user_ids); empty to scan instead.
-    type: str
-    default: user-jobs-index
-  stuck_after:
-    description: How long a pending or processing job may wait before it counts as stuck.
-    type: str
-    default: 1h
-  now:
-    description: The reference time as ISO-8601 for reproducible selections and reports. Defaults to the current time.
-    type: str
   window_margin:
     description:
       - How much earlier than C(created_at) and later than the last attempt (C(last_attempt_at), else
@@ -90,10 +49,6 @@ options:
       - At most this many jobs are diagnosed, the most recently attempted ones; RV(selected) says how many matched.
     type: int
     default: 500
-  segments:
-    description: Parallel scan segments.
-    type: int
-    default: 4
   jobs:
     description: For O(step=classify), the RV(jobs) of the select step.
     type: list
@@ -130,8 +85,10 @@ attributes:
 extends_documentation_fragment:
   - panzoto_aws
   - panzoto_classification_rules
+  - panzoto_selection
 notes:
-  - O(step=select) needs C(dynamodb:Scan) on the table, or C(dynamodb:Query) on O(user_index) with O(user_ids).
+  - O(step=select) needs C(dynamodb:DescribeTable) and C(dynamodb:Scan) on the table, or C(dynamodb:Query) on
+    O(user_index) with O(user_ids).
 """
 
 EXAMPLES = r"""
