@@ -245,7 +245,8 @@ def run_select(module, params: dict) -> dict:
         matched = [job for job in jobs if not job.malformed and job.job_id is not None and selection.matches(job)]
     except aws_errors() as exc:
         module.fail_json(msg=describe_aws_error(exc, f"read the jobs of table {table}", client=dynamodb))
-    matched.sort(key=last_attempt, reverse=True)
+    # Most recently attempted first; ties by job id, so the order never depends on how the scan's segments interleave.
+    matched.sort(key=lambda job: (last_attempt(job), job.job_id), reverse=True)
     jobs = [selected_job(job, margin) for job in matched[: params["max_jobs"]]]
     if len(matched) > params["max_jobs"]:
         module.warn(

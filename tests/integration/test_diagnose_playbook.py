@@ -232,12 +232,13 @@ def test_todays_failures_and_the_guides_max_retries_get_their_causes_hosts_and_a
     assert any("ValueError: MAC check failed" in record and "[ERROR] Job" in record for record in decryption)
     proxies = by_id[jobs["proxies"].job_id]
     assert proxies["remedy"] == "redeploy" and "lock" in proxies["action"]
+    # Both attempted at the same moment: listed in the select step's order (ties by job id, descending).
     assert report["causes"]["decryption_failed"] == {
         "count": 2,
         "hosts": ["api-a"],
         "action": by_id[jobs["decryption"].job_id]["action"],
         "remedy": "delete",
-        "job_ids": [jobs["decryption"].job_id, jobs["mac"].job_id],
+        "job_ids": sorted([jobs["decryption"].job_id, jobs["mac"].job_id], reverse=True),
     }
     assert {cause: entry["count"] for cause, entry in report["causes"].items()} == {
         "decryption_failed": 2,
