@@ -141,8 +141,14 @@ class WritePlan:
         return request
 
     def exact(self, planned: Planned) -> bool:
-        """Whether this job's write can go in a transaction: its condition then compares the whole item."""
-        return self.state != "absent" or len(planned.job.item) <= EXACT_CONDITION_MAX_ATTRIBUTES
+        """Whether this job's write can go in a transaction: a delete's condition must then cover the whole item.
+
+        It can for jobs: the attributes a job may gain are known (JOB_ATTRIBUTES). Other tables' items
+        could gain any attribute unnoticed, so they are deleted one per request, with the item returned.
+        """
+        if self.state != "absent":
+            return True
+        return self.key.jobs_table and len(planned.job.item) <= EXACT_CONDITION_MAX_ATTRIBUTES
 
     def transact_item(self, planned: Planned) -> dict:
         """The job's write as one TransactWriteItems element.
@@ -154,8 +160,7 @@ class WritePlan:
         request = self.request(planned)
         request.pop("ReturnValues", None)  # not allowed in a transaction
         if self.state == "absent":
-            absent = JOB_ATTRIBUTES if self.key.jobs_table else ()
-            expression, names, values = exact_condition(planned.job.item, absent)
+            expression, names, values = exact_condition(planned.job.item, JOB_ATTRIBUTES)
             request.update(ConditionExpression=expression, ExpressionAttributeNames=names)
             request.pop("ExpressionAttributeValues", None)
             if values:
