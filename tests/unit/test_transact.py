@@ -61,6 +61,12 @@ def writer(dynamodb, plan: WritePlan = DELETE) -> TransactWriter:
     return TransactWriter(dynamodb, plan, Abort(), "run-1", sleep=lambda _seconds: None)
 
 
+def batch(*jobs: Planned, plan: WritePlan = DELETE) -> list:
+    """The jobs as one batch of batches(), each with its element."""
+    (only,) = batches(plan, list(jobs), 100)
+    return only
+
+
 def job_ids(request: dict) -> list[str]:
     return [next(iter(element.values()))["Key"]["job_id"]["S"] for element in request["TransactItems"]]
 
@@ -95,7 +101,7 @@ def test_other_tables_and_huge_items_are_not_batched():
     many = planned("j1", **{f"extra_{index}": index for index in range(120)})
     assert not DELETE.exact(many) and DELETE.exact(planned("j2"))
     dynamodb = ScriptedDynamoDB()
-    assert writer(dynamodb).send([planned("j0"), many]) == [("changed", None, None)] * 2
+    assert writer(dynamodb).send(batch(planned("j0"), many)) == [("changed", None, None)] * 2
     assert dynamodb.transactions == [] and len(dynamodb.singles) == 2
 
 
@@ -109,11 +115,11 @@ def test_exact_condition_of_an_empty_absent_list_compares_only_what_the_item_hol
 
 def test_batches_hold_at_most_the_size_and_stay_under_the_byte_limit():
     jobs = [planned(f"j{index:03d}") for index in range(250)]
-    assert [len(batch) for batch in batches(DELETE, jobs, 100)] == [100, 100, 50]
+    assert [len(part) for part in batches(DELETE, jobs, 100)] == [100, 100, 50]
     big = [planned(f"b{index}", blob="x" * 390_000) for index in range(20)]
     sized = batches(DELETE, big, 100)
-    assert sum(len(batch) for batch in sized) == 20 and len(sized) > 1
-    assert all(sum(len(str(DELETE.transact_item(p))) for p in batch) <= TRANSACT_BYTES * 1.1 for batch in sized)
+    assert sum(len(part) for part in sized) == 20 and len(sized) > 1
+    assert all(sum(len(str(element)) for _, element in part) <= TRANSACT_BYTES * 1.1 for part in sized)
 
 
 def test_a_request_token_is_the_same_for_the_same_request_and_differs_otherwise():
@@ -130,7 +136,7 @@ def test_a_failed_condition_skips_that_job_and_the_rest_is_sent_again():
     current = {"job_id": {"S": "j1"}, "status": {"S": "pending"}}
     dynamodb = ScriptedDynamoDB(cancelled("None", "ConditionalCheckFailed", "None", current=current))
     jobs = [planned("j0"), planned("j1"), planned("j2")]
-    outcomes = writer(dynamodb).send(jobs)
+    outcomes = writer(dynamodb).send(batch(*jobs))
     assert [outcome for outcome, _, _ in outcomes] == ["changed", "skipped", "changed"]
     assert "status is now 'pending'" in outcomes[1][1]
     assert [job_ids(request) for request in dynamodb.transactions] == [["j0", "j1", "j2"], ["j0", "j2"]]
@@ -141,7 +147,7 @@ def test_a_failed_condition_skips_that_job_and_the_rest_is_sent_again():
 def test_conflicts_and_throttling_reasons_are_retried_until_they_pass():
     dynamodb = ScriptedDynamoDB(cancelled("TransactionConflict", "None"), cancelled("None", "ThrottlingError"), None)
     w = writer(dynamodb)
-    assert w.send([planned("j0"), planned("j1")]) == [("changed", None, None)] * 2
+    assert w.send(batch(planned("j0"), planned("j1"))) == [("changed", None, None)] * 2
     assert len(dynamodb.transactions) == 3 and w.stats.report() == {
         "transactions": 3,
         "resubmitted": 4,
@@ -151,22 +157,22 @@ def test_conflicts_and_throttling_reasons_are_retried_until_they_pass():
 
 def test_a_transaction_that_never_stops_conflicting_is_reported_failed_not_lost():
     dynamodb = ScriptedDynamoDB(*[cancelled("TransactionConflict", "None")] * (STALLED_ROUNDS + 2))
-    outcomes = writer(dynamodb).send([planned("j0"), planned("j1")])
+    outcomes = writer(dynamodb).send(batch(planned("j0"), planned("j1")))
     assert [outcome for outcome, _, _ in outcomes] == ["failed", "failed"]
     assert "still cancelled" in outcomes[0][1] and len(dynamodb.transactions) == STALLED_ROUNDS
 
 
 def test_an_element_refused_on_its_own_fails_alone():
     dynamodb = ScriptedDynamoDB(cancelled("None", "ValidationError"))
-    outcomes = writer(dynamodb).send([planned("j0"), planned("j1")])
+    outcomes = writer(dynamodb).send(batch(planned("j0"), planned("j1")))
     assert outcomes[0] == ("changed", None, None) and outcomes[1][0] == "failed" and "ValidationError" in outcomes[1][1]
 
 
 def test_an_endpoint_without_transactions_gets_one_request_per_job_for_the_rest_of_the_run():
     dynamodb = ScriptedDynamoDB(client_error("UnknownOperationException", "TransactWriteItems"))
     w = writer(dynamodb)
-    assert w.send([planned("j0"), planned("j1")]) == [("changed", None, None)] * 2
-    assert w.send([planned("j2")]) == [("changed", None, None)]
+    assert w.send(batch(planned("j0"), planned("j1"))) == [("changed", None, None)] * 2
+    assert w.send(batch(planned("j2"))) == [("changed", None, None)]
     assert len(dynamodb.transactions) == 1 and [r["Key"]["job_id"]["S"] for r in dynamodb.singles] == ["j0", "j1", "j2"]
     assert "UnknownOperationException" in w.stats.refused
 
@@ -174,20 +180,20 @@ def test_an_endpoint_without_transactions_gets_one_request_per_job_for_the_rest_
 def test_a_transaction_refused_whole_sends_its_jobs_one_by_one_and_later_batches_still_as_transactions():
     dynamodb = ScriptedDynamoDB(client_error("ValidationException", "TransactWriteItems"), None)
     w = writer(dynamodb)
-    assert w.send([planned("j0"), planned("j1")]) == [("changed", None, None)] * 2
-    assert w.send([planned("j2"), planned("j3")]) == [("changed", None, None)] * 2
+    assert w.send(batch(planned("j0"), planned("j1"))) == [("changed", None, None)] * 2
+    assert w.send(batch(planned("j2"), planned("j3"))) == [("changed", None, None)] * 2
     assert len(dynamodb.singles) == 2 and len(dynamodb.transactions) == 2 and w.stats.refused is None
 
 
 def test_a_dead_endpoint_fails_the_batch_and_stops_new_work():
     abort_writer = writer(ScriptedDynamoDB(client_error("AccessDeniedException", "TransactWriteItems")))
-    outcomes = abort_writer.send([planned("j0"), planned("j1")])
+    outcomes = abort_writer.send(batch(planned("j0"), planned("j1")))
     assert [outcome for outcome, _, _ in outcomes] == ["failed", "failed"] and abort_writer.abort.is_set
     assert "j0 to j1" in outcomes[0][1]
-    later = abort_writer.send([planned("j2")])
+    later = abort_writer.send(batch(planned("j2")))
     assert later[0][0] == "not_attempted"
 
 
 def test_throttling_after_botocores_retries_fails_the_batch_but_does_not_stop_the_run():
     w = writer(ScriptedDynamoDB(client_error("ThrottlingException", "TransactWriteItems")))
-    assert [outcome for outcome, _, _ in w.send([planned("j0")])] == ["failed"] and not w.abort.is_set
+    assert [outcome for outcome, _, _ in w.send(batch(planned("j0")))] == ["failed"] and not w.abort.is_set

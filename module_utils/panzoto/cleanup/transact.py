@@ -61,17 +61,21 @@ class TransactStats:
         return {"transactions": self.requests, "resubmitted": self.resubmitted, "fallback": self.refused}
 
 
-def batches(plan: WritePlan, changes: list[Planned], size: int) -> list[list[Planned]]:
+Batch = list[tuple[Planned, dict]]  # each job with its TransactWriteItems element, built once
+
+
+def batches(plan: WritePlan, changes: list[Planned], size: int) -> list[Batch]:
     """The jobs in transaction-sized batches: at most `size` jobs and TRANSACT_BYTES each, in order."""
-    result: list[list[Planned]] = []
-    batch: list[Planned] = []
+    result: list[Batch] = []
+    batch: Batch = []
     used = 0
     for planned in changes:
-        weight = len(json.dumps(plan.transact_item(planned), default=str))
+        element = plan.transact_item(planned) if plan.exact(planned) else {}
+        weight = len(json.dumps(element, default=str))
         if batch and (len(batch) == size or used + weight > TRANSACT_BYTES):
             result.append(batch)
             batch, used = [], 0
-        batch.append(planned)
+        batch.append((planned, element))
         used += weight
     if batch:
         result.append(batch)
@@ -96,17 +100,17 @@ class TransactWriter:
     sleep: Callable[[float], None] = time.sleep
     stats: TransactStats = field(default_factory=TransactStats)
 
-    def send(self, batch: list[Planned]) -> list[Outcome]:
-        """One outcome per job of `batch` (at most TRANSACT_LIMIT jobs), in order."""
-        if self.stats.refused is not None or any(not self.plan.exact(planned) for planned in batch):
-            return [self.single(planned) for planned in batch]
-        return self._transact(batch)
+    def send(self, batch: Batch) -> list[Outcome]:
+        """One outcome per job of `batch` (at most TRANSACT_LIMIT jobs, from batches()), in order."""
+        jobs = [planned for planned, _ in batch]
+        if self.stats.refused is not None or any(not element for _, element in batch):
+            return [self.single(planned) for planned in jobs]
+        return self._transact(jobs, [element for _, element in batch])
 
     def single(self, planned: Planned) -> Outcome:
         return send_write(self.dynamodb, self.plan, planned, self.abort, self.endpoint_url)
 
-    def _transact(self, batch: list[Planned]) -> list[Outcome]:
-        elements = [self.plan.transact_item(planned) for planned in batch]
+    def _transact(self, batch: list[Planned], elements: list[dict]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         pending = list(range(len(batch)))
         attempt = stalled = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, describe_aws_error, error_code
 from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, wire_to_json
@@ -31,6 +32,12 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def serialize(value: object) -> dict:
+    """A Python value as a DynamoDB attribute value; strings and numbers (most of a job) without boto3's checks."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:  # read from DynamoDB: already within its 38 digits
+        return {"N": str(value)}
     return TypeSerializer().serialize(value)
 
 
