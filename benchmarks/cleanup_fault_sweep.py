@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/cleanup_fault_sweep.py                    # 300 jobs, both kinds
     .venv/bin/python benchmarks/cleanup_fault_sweep.py --jobs 600 --kinds kill
     .venv/bin/python benchmarks/cleanup_fault_sweep.py --jobs 300 --only 17,42 --json-out reports/sweep.json
+    .venv/bin/python benchmarks/cleanup_fault_sweep.py --write-batch-size 8  # the deletes as transactions
 
 One uninterrupted run of library/processing_jobs_cleanup.py (failed jobs older than 7 days, their
 audio deleted and archived, the archive also copied to S3) through tools/fault_proxy.py counts its
@@ -293,8 +294,11 @@ def takes_max_attempts() -> bool:
     return "max_attempts" in documented_options()
 
 
-def module_args(endpoint: str, archive: Path, max_attempts: int) -> dict[str, Any]:
+def module_args(endpoint: str, archive: Path, max_attempts: int, write_batch_size: int = 1) -> dict[str, Any]:
     attempts = {"max_attempts": max_attempts} if takes_max_attempts() else {}
+    # moto applies a transaction on a copy of the whole table, so two at once break each other
+    # (DynamoDB isolates them): batched runs send one transaction at a time.
+    batched = {"write_batch_size": write_batch_size, "parallel": 1} if write_batch_size > 1 else {}
     return {
         "table": TABLE,
         "bucket": BUCKET,
@@ -312,6 +316,7 @@ def module_args(endpoint: str, archive: Path, max_attempts: int) -> dict[str, An
         "access_key": "testing",
         "secret_key": "testing",
         **attempts,
+        **batched,
         "_ansible_check_mode": False,
         "_ansible_no_log": False,
     }
@@ -472,7 +477,14 @@ class Outcome:
 
 
 def fail_at(
-    runner: ModuleRunner, endpoint: str, seed: Seed, original: dict[str, dict], kind: str, k: int, workdir: Path
+    runner: ModuleRunner,
+    endpoint: str,
+    seed: Seed,
+    original: dict[str, dict],
+    kind: str,
+    k: int,
+    workdir: Path,
+    write_batch_size: int = 1,
 ) -> Outcome:
     """Seed, fail the run at request k, rerun it healthy, and say what was lost."""
     load(endpoint, seed)
@@ -485,12 +497,12 @@ def fail_at(
             proxy.victim_pid = pid
 
         # One attempt per request: a dead endpoint fails the run now instead of after botocore's backoff.
-        first = runner.run(module_args(proxy.url, archive, max_attempts=1), workdir, on_start)
+        first = runner.run(module_args(proxy.url, archive, 1, write_batch_size), workdir, on_start)
     fault_hit = proxy.dead if kind == "die" else proxy.killed and first.returncode == -9
     problems = [] if fault_hit else [f"the fault at request {k} never happened ({proxy.served} requests served)"]
     if kind == "die" and first.ok:
         problems.append("the run reported success although the endpoint died under it")
-    rerun = runner.run(module_args(endpoint, archive, max_attempts=5), workdir)
+    rerun = runner.run(module_args(endpoint, archive, 5, write_batch_size), workdir)
     if not rerun.ok:
         problems.append(
             f"the rerun did not finish: rc {rerun.returncode}, {(rerun.result or {}).get('msg') or rerun.stderr[-300:]}"
@@ -517,7 +529,7 @@ class SweepReport:
 
 
 def baseline(
-    runner: ModuleRunner, endpoint: str, seed: Seed, workdir: Path
+    runner: ModuleRunner, endpoint: str, seed: Seed, workdir: Path, write_batch_size: int = 1
 ) -> tuple[dict[str, dict], int, dict[str, int]]:
     """The uninterrupted run, counted at the proxy; it must itself leave exactly the expected state."""
     load(endpoint, seed)
@@ -525,7 +537,7 @@ def baseline(
     archive = workdir / "archive.jsonl"
     archive.unlink(missing_ok=True)
     with FaultProxy(endpoint) as proxy:
-        run = runner.run(module_args(proxy.url, archive, max_attempts=1), workdir)
+        run = runner.run(module_args(proxy.url, archive, 1, write_batch_size), workdir)
     if not run.ok:
         raise RuntimeError(f"the uninterrupted run failed: {(run.result or {}).get('msg') or run.stderr[-2000:]}")
     problems = lost(seed, original, read_state(endpoint), archive)
@@ -543,12 +555,13 @@ def sweep(
     progress: Callable[[Outcome], None] | None = None,
     stride: int = 1,
     announce: Callable[[SweepReport], None] | None = None,
+    write_batch_size: int = 1,
 ) -> SweepReport:
     """Fail the run at each k of `points` (default every `stride`-th of 1..N, and N), for each kind."""
     data = build_seed(jobs, seed)
     with tempfile.TemporaryDirectory(prefix="cleanup-sweep-") as tmp, ModuleRunner() as runner:
         workdir = Path(tmp)
-        original, total, by_operation = baseline(runner, endpoint, data, workdir)
+        original, total, by_operation = baseline(runner, endpoint, data, workdir, write_batch_size)
         report = SweepReport(jobs, len(data.deleted), total, by_operation)
         if announce:
             announce(report)
@@ -556,7 +569,7 @@ def sweep(
         for kind in kinds:
             started = time.monotonic()
             for k in chosen:
-                outcome = fail_at(runner, endpoint, data, original, kind, k, workdir)
+                outcome = fail_at(runner, endpoint, data, original, kind, k, workdir, write_batch_size)
                 report.points += 1
                 if outcome.problems:
                     report.failures.append({"kind": kind, "k": k, "problems": outcome.problems})
@@ -585,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated request numbers k to fail at (default 1..N)")
     parser.add_argument("--stride", type=int, default=1, help="fail at every S-th k only (1, 1+S, ..., and N)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--write-batch-size", type=int, default=1, help="the module's write_batch_size (default 1: one request per job)"
+    )
     parser.add_argument("--endpoint", help="a moto endpoint on 127.0.0.1 to use (it is reset); default: start one")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--serve-module-runs", action="store_true", help=argparse.SUPPRESS)
@@ -605,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--only: request numbers start at 1")
     if args.stride < 1:
         parser.error("--stride must be 1 or more")
+    if not 1 <= args.write_batch_size <= 100:
+        parser.error(f"--write-batch-size {args.write_batch_size}: give 1 to 100")
 
     def progress(outcome: Outcome) -> None:
         mark = "LOST " + "; ".join(outcome.problems) if outcome.problems else "ok"
@@ -619,7 +637,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with endpoint_for(args.endpoint) as endpoint:
-        report = sweep(endpoint, args.jobs, kinds, points, args.seed, progress, args.stride, announce)
+        report = sweep(
+            endpoint, args.jobs, kinds, points, args.seed, progress, args.stride, announce, args.write_batch_size
+        )
     print()
     announce(report)
     for kind, seconds in report.seconds.items():

@@ -22,6 +22,12 @@ fresh Python process talking to moto through its own tools/fault_proxy.py
     module_user_cleanup the module with statuses [failed] and user_ids [that user]: a Query on the
                        index instead of a scan
 
+With --endpoint standin, the cleanup's writes are measured at AWS-like latencies instead: the guide's
+way, one request per job and transactions (benchmarks/cleanup_writes.py; --jobs is the modules' table,
+--repeat the alternating rounds):
+
+    .venv/bin/python benchmarks/run.py --endpoint standin --jobs 13000
+
 With --endpoint replay, the audits run instead against tools/replay_endpoint.py (a
 DynamoDB endpoint serving generated pages at wire speed, in its own process), so a
 side's client CPU is measured without moto's cost, at any size:
@@ -58,6 +64,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 NOW = "2025-10-19T18:00:00Z"
 GUIDE_CATEGORIES = (  # the guide's check_jobs categorisation, as the guide's script does it
@@ -638,10 +645,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--endpoint",
-        choices=("moto", "replay"),
+        choices=("moto", "replay", "standin"),
         default="moto",
         help="moto: every side, correctness included (default); replay: the audits against tools/replay_endpoint.py, "
-        "which costs the client nothing, to measure client CPU at any size",
+        "which costs the client nothing, to measure client CPU at any size; standin: the cleanup's writes at AWS-like "
+        "latencies (benchmarks/cleanup_writes.py)",
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="with --endpoint replay: runs per side; the least client CPU is reported"
@@ -670,6 +678,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be a number or a comma-separated list of numbers, got {args.jobs!r}")
     if args.endpoint == "replay":
         return main_replay(parser, args, sizes)
+    if args.endpoint == "standin":
+        import cleanup_writes
+
+        json_out = ["--json-out", str(args.json_out)] if args.json_out else []
+        return cleanup_writes.main(["--jobs", str(sizes[0]), "--rounds", str(args.repeat), *json_out])
     if len(sizes) != 1:
         parser.error("--jobs takes one size with --endpoint moto")
     args.jobs = sizes[0]

@@ -174,6 +174,17 @@ options:
     description: Conditional writes (and audio copies) in flight at once.
     type: int
     default: 8
+  write_batch_size:
+    description:
+      - Jobs changed per request. V(1) sends one conditional C(DeleteItem) or C(UpdateItem) per job.
+      - V(2) to V(100) sends them as C(TransactWriteItems) transactions of that many jobs, O(parallel) at a time, each job
+        keeping its own condition. A job whose condition fails is skipped and reported, and the rest of its
+        transaction is sent again. A transactional delete is conditional on the whole archived item (not only
+        C(status) and C(error_message)), since DynamoDB returns no deleted item inside a transaction; a job changed in
+        any way since it was read is skipped. A transaction costs twice the write units of the same single writes.
+      - An endpoint without transactions (C(UnknownOperationException)) gets one request per job, with a warning.
+    type: int
+    default: 1
   list_limit:
     description: At most this many job ids, skipped jobs, failures and S3 keys are listed per list in the result (counts are always exact).
     type: int
@@ -458,7 +469,8 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     select_jobs,
 )
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
-from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
+from ansible.module_utils.panzoto.cleanup.transact import TRANSACT_LIMIT, TransactWriter, batches
+from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back
 from ansible.module_utils.panzoto.jobs import isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats
@@ -498,6 +510,7 @@ def argument_spec() -> dict:
         expire_after=dict(type="str", default="7d"),
         reason=dict(type="str"),
         parallel=dict(type="int", default=8),
+        write_batch_size=dict(type="int", default=1),
         list_limit=dict(type="int", default=100),
         accept_unreadable_lines=dict(type="bool", default=False),
         lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
@@ -818,10 +831,29 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
 def archive_and_write(
     run: Run, writes: WritePlan, changes: list[Planned], tally: Tally, archive: ArchiveWriter
 ) -> list[Planned]:
-    """Archive then conditionally change each chunk; returns the jobs actually changed."""
+    """Archive then conditionally change each chunk; returns the jobs actually changed.
+
+    With write_batch_size above 1 a chunk is write_batch_size x parallel jobs, archived in one
+    append, then sent as transactions of write_batch_size jobs, parallel at a time.
+    """
     opts = run.opts
+    batch_size = run.module.params["write_batch_size"]
+    if not 1 <= batch_size <= TRANSACT_LIMIT:
+        raise OptionError(f"write_batch_size {batch_size}: give 1 (one request per job) to {TRANSACT_LIMIT}.")
+    writer = TransactWriter(run.dynamodb, writes, run.abort, run.header.run_id, opts.endpoint_url)
+    chunk_size = CHUNK_SIZE if batch_size == 1 else batch_size * opts.parallel
+
+    def send(chunk: list[Planned]) -> list[tuple[str, str | None, dict | None]]:
+        if batch_size == 1:
+            return run_bounded(writer.single, chunk, opts.parallel)
+        return [
+            outcome
+            for part in run_bounded(writer.send, batches(writes, chunk, batch_size), opts.parallel)
+            for outcome in part
+        ]
+
     done: list[Planned] = []
-    for batch_number, chunk in enumerate(chunks(changes, CHUNK_SIZE)):
+    for batch_number, chunk in enumerate(chunks(changes, chunk_size)):
         if run.abort.is_set:
             for planned in chunk:
                 tally.outcome(planned.group, planned.job.job_id, "not_attempted", run.abort.reason)
@@ -837,11 +869,7 @@ def archive_and_write(
                     tally.outcome(planned.group, planned.job.job_id, "not_attempted", run.abort.reason)
                 continue
         archive.append(records)  # durable before any write below
-        outcomes = run_bounded(
-            lambda planned: send_write(run.dynamodb, writes, planned, run.abort, opts.endpoint_url),
-            chunk,
-            opts.parallel,
-        )
+        outcomes = send(chunk)
         archive.append(
             run.header.record(
                 RESULT_RECORD, job_id=planned.job.job_id, reason=reason, **_outcome_fields(opts.state, outcome, item)
@@ -852,6 +880,9 @@ def archive_and_write(
             tally.outcome(planned.group, planned.job.job_id, outcome, reason)
             if outcome == "changed":
                 done.append(planned)
+    run.result["writes"] = {"write_batch_size": batch_size, **writer.stats.report()}
+    if writer.stats.refused:
+        run.module.warn(f"Sent one request per job: the endpoint has no transactions ({writer.stats.refused}).")
     return done
 
 

@@ -122,3 +122,30 @@ def test_replay_benchmark_measures_every_audit_side_with_the_same_results(tmp_pa
     assert module["requests"]["http_requests"] == sides["module_audit"]["requests"] == 13
     assert module["requests"]["pages"] == 12
     assert "module_audit / guide_check_jobs: client CPU" in done.stdout
+
+
+WRITES_JOBS, WRITES_GUIDE_JOBS, WRITES_MEMORY_JOBS = 700, 300, 400
+
+
+def test_writes_benchmark_runs_every_side_against_the_latency_stand_in(tmp_path):
+    """benchmarks/cleanup_writes.py: each side deletes every legacy job of its table; transactions of 100."""
+    out = tmp_path / "writes.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "cleanup_writes.py"), "--rounds", "1"]
+    command += ["--jobs", str(WRITES_JOBS), "--guide-jobs", str(WRITES_GUIDE_JOBS)]
+    command += ["--memory-jobs", str(WRITES_MEMORY_JOBS), "--json-out", str(out)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    sides, legacy = results["sides"], results["tables"]
+    assert legacy[str(WRITES_JOBS)] > 100 and legacy[str(WRITES_GUIDE_JOBS)] > 0
+    assert sides["guide_cleanup"]["deleted"] == legacy[str(WRITES_GUIDE_JOBS)]
+    per_job, batched = sides["module_per_job"], sides["module_batched"]
+    assert per_job["deleted"] == batched["deleted"] == legacy[str(WRITES_JOBS)]
+    assert per_job["outcome"]["writes"]["transactions"] == 0
+    assert batched["outcome"]["writes"]["transactions"] == math.ceil(batched["deleted"] / 100)
+    for name in ("guide_cleanup", "module_per_job", "module_batched", "archive_only_chunk_100"):
+        assert sides[name]["cpu_us_per_job"] > 0 and sides[name]["jobs_per_second"] > 0 and sides[name]["load_1min"]
+    assert sides["archive_only_chunk_100"]["deleted"] == WRITES_JOBS
+    memory = results["memory"]
+    assert memory["selected"] == memory["deleted"] == WRITES_MEMORY_JOBS and memory["result_bytes"] > 0
+    assert "module_batched" in done.stdout and "B per selected job" in done.stdout

@@ -1,4 +1,4 @@
-"""Bulk writes that report every item: S3 DeleteObjects batches and bounded parallel calls.
+"""Bulk writes that report every item: S3 DeleteObjects batches (sent concurrently) and bounded parallel calls.
 
 botocore's standard retry mode retries a whole request on throttling and 5xx.
 It cannot retry part of a request: DeleteObjects answers 200 with per-key
@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, error_code, error_summary
 
 S3_DELETE_BATCH = 1000  # DeleteObjects' limit per request
+# DeleteObjects requests in flight at once. A 1,000-key request takes about half a second,
+# so 4 at once delete some 8,000 keys a second: above S3's 3,500 deletes per second per
+# prefix only where keys spread over several prefixes (audio_upload/<user>/); SlowDown per
+# key beyond that is retried below.
+DELETE_WORKERS = 4
 # S3 answers these per key inside a 200 response when it is overloaded.
 RETRYABLE_KEY_CODES = RETRYABLE_ERROR_CODES | {"InternalError", "ServiceUnavailable", "SlowDown"}
 
@@ -60,8 +65,9 @@ def delete_objects(
     batch_size: int = S3_DELETE_BATCH,
     rounds: int = 6,
     sleep: Callable[[float], None] = time.sleep,
+    workers: int = DELETE_WORKERS,
 ) -> DeleteOutcome:
-    """Delete `keys` in batches of at most `batch_size`, retrying per-key and whole-request retryable errors.
+    """Delete `keys` in batches of at most `batch_size`, `workers` batches at once, retrying retryable errors.
 
     Returns which keys were deleted and which were not (with S3's error code).
     A whole-request error that is not retryable (NoSuchBucket, AccessDenied) is
@@ -70,6 +76,16 @@ def delete_objects(
     outcome = DeleteOutcome()
     pending = list(dict.fromkeys(keys))
     last_error: dict[str, tuple[str, str]] = {}
+
+    def send(batch: list[str]) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        try:
+            return _delete_batch(client, bucket, batch)
+        except aws_errors() as exc:
+            # botocore already retried the request itself; a connection
+            # error here is not retried again (the endpoint is gone).
+            code = error_code(exc) or type(exc).__name__
+            return [], dict.fromkeys(batch, (code, error_summary(exc)))
+
     for attempt in range(rounds):
         if not pending:
             break
@@ -77,16 +93,10 @@ def delete_objects(
             sleep(backoff_delay(attempt))
             outcome.retried_keys += len(pending)
         retry: list[str] = []
-        for batch in chunks(pending, min(batch_size, S3_DELETE_BATCH)):
-            outcome.requests += 1
-            try:
-                deleted, errors = _delete_batch(client, bucket, batch)
-            except aws_errors() as exc:
-                # botocore already retried the request itself; a connection
-                # error here is not retried again (the endpoint is gone).
-                code = error_code(exc) or type(exc).__name__
-                errors = dict.fromkeys(batch, (code, error_summary(exc)))
-                deleted = []
+        batches = list(chunks(pending, min(batch_size, S3_DELETE_BATCH)))
+        outcome.requests += len(batches)
+        # Results come back in batch order, so the outcome does not depend on which answer came first.
+        for deleted, errors in run_bounded(send, batches, workers):
             outcome.deleted.extend(deleted)
             for key, (code, message) in errors.items():
                 last_error[key] = (code, message)

@@ -1,10 +1,13 @@
-"""Conditional writes of the cleanup: building them and sending them, one job per request.
+"""Conditional writes of the cleanup: building them, and sending them one job per request.
 
 Every delete, requeue or expiry is conditional on the job's `status` and
 `error_message` still being what was selected; a job that changed in between
-fails the condition and is skipped with what changed. A restore puts an item
-back only where no item with its key exists. BatchWriteItem cannot be
-conditional, so it is never used.
+fails the condition and is skipped with what changed. A delete sent one job per
+request gets the deleted item back (ReturnValues), so the archive keeps what was
+really deleted; a delete inside a transaction gets nothing back, so its condition
+is the whole archived item (`exact_condition`). A restore puts an item back only
+where no item with its key exists. BatchWriteItem cannot be conditional, so it
+is never used; transactions are sent by cleanup/transact.py.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, describe_aws_error, error_code
 from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, wire_to_json
@@ -28,6 +32,12 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def serialize(value: object) -> dict:
+    """A Python value as a DynamoDB attribute value; strings and numbers (most of a job) without boto3's checks."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:  # read from DynamoDB: already within its 38 digits
+        return {"N": str(value)}
     return TypeSerializer().serialize(value)
 
 
@@ -51,17 +61,55 @@ def unchanged_condition(hash_key: str, item: dict) -> tuple[list[str], dict, dic
     return parts, names, values
 
 
-def describe_change(selected: dict, current: dict | None) -> str:
-    """Why a conditional write failed, from the item DynamoDB returned with the failure."""
+# What the backend and the cleanup write on a job. An exact condition also requires
+# the ones the archived item lacks to be still absent: a job that gained one
+# (a retry's last_attempt_at, a completed_at) is no longer the archived job.
+JOB_ATTRIBUTES = (
+    "job_id", "user_id", "job_type", "status", "created_at", "retry_count", "audio_file_id",
+    "last_attempt_at", "completed_at", "error_message",
+    "requeued_at", "requeue_reason", "requeue_count", "last_error_message",
+)  # fmt: skip
+# Beyond this many attributes an item's exact condition risks DynamoDB's 4 KB
+# expression limit: such a job is sent alone, with its deleted item returned.
+EXACT_CONDITION_MAX_ATTRIBUTES = 100
+
+
+def exact_condition(item: dict, absent: tuple[str, ...] = ()) -> tuple[str, dict, dict]:
+    """(expression, names, values) true only while the stored item equals `item`.
+
+    Every attribute of `item` is compared (DynamoDB's `=` compares numbers by
+    value, sets regardless of order, maps and lists deeply; NULL by its type),
+    and each name of `absent` not in `item` must not exist.
+    """
+    parts: list[str] = []
+    names: dict = {}
+    values: dict = {}
+    for index, (name, value) in enumerate(sorted(item.items())):
+        names[f"#a{index}"] = name
+        if value is None:
+            parts.append(f"attribute_type(#a{index}, :null)")
+            values[":null"] = {"S": "NULL"}
+        else:
+            parts.append(f"#a{index} = :v{index}")
+            values[f":v{index}"] = serialize(value)
+    for index, name in enumerate(sorted(set(absent) - set(item))):
+        names[f"#n{index}"] = name
+        parts.append(f"attribute_not_exists(#n{index})")
+    return " AND ".join(parts), names, values
+
+
+def describe_change(selected: dict, current: dict | None, attributes: tuple[str, ...] | None = None) -> str:
+    """Why a conditional write failed, from the item DynamoDB returned with the failure.
+
+    `attributes` are those the condition compared; None: all of them.
+    """
     if not current:
         return "changed since selection: the job no longer exists"
     now_item = deserialize_item(current)
-    changes = [
-        f"{name} is now {now_item.get(name)!r}"
-        for name in ("status", "error_message")
-        if selected.get(name) != now_item.get(name)
-    ]
-    return "changed since selection: " + ("; ".join(changes) or "status or error_message changed")
+    compared = attributes or sorted(set(selected) | set(now_item))
+    changes = [f"{name} is now {now_item.get(name)!r}" for name in compared if selected.get(name) != now_item.get(name)]
+    fallback = "status or error_message changed" if attributes else "changed since selection"
+    return "changed since selection: " + ("; ".join(changes) or fallback)
 
 
 @dataclass(frozen=True)
@@ -98,6 +146,34 @@ class WritePlan:
         if values:
             request["ExpressionAttributeValues"] = values
         return request
+
+    def exact(self, planned: Planned) -> bool:
+        """Whether this job's write can go in a transaction: a delete's condition must then cover the whole item.
+
+        It can for jobs: the attributes a job may gain are known (JOB_ATTRIBUTES). Other tables' items
+        could gain any attribute unnoticed, so they are deleted one per request, with the item returned.
+        """
+        if self.state != "absent":
+            return True
+        return self.key.jobs_table and len(planned.job.item) <= EXACT_CONDITION_MAX_ATTRIBUTES
+
+    def transact_item(self, planned: Planned) -> dict:
+        """The job's write as one TransactWriteItems element.
+
+        Requeues and expiries keep their condition: the item stays in the table.
+        A delete returns nothing inside a transaction, so it is conditional on
+        the whole archived item: what it deletes is exactly what was archived.
+        """
+        request = self.request(planned)
+        request.pop("ReturnValues", None)  # not allowed in a transaction
+        if self.state == "absent":
+            expression, names, values = exact_condition(planned.job.item, JOB_ATTRIBUTES)
+            request.update(ConditionExpression=expression, ExpressionAttributeNames=names)
+            request.pop("ExpressionAttributeValues", None)
+            if values:
+                request["ExpressionAttributeValues"] = values
+            return {"Delete": request}
+        return {"Update": request}
 
     def _requeue(self, planned: Planned, names: dict, values: dict) -> str:
         item = planned.job.item
