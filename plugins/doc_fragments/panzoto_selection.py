@@ -50,7 +50,9 @@ options:
     type: str
     default: user-jobs-index
   stuck_after:
-    description: How long a pending or processing job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
+    description:
+      - How long a pending or processing job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or
+        seconds).
     type: str
     default: 1h
   now:

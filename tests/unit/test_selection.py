@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import processing_jobs_cleanup
 import processing_jobs_diagnose
@@ -35,10 +37,24 @@ def selection(**options) -> Selection:
     return Selection(now=NOW, stuck_after=timedelta(hours=1), **options)
 
 
+def selection_fragment() -> dict:
+    """The selection options as plugins/doc_fragments/panzoto_selection.py documents them."""
+    path = Path(__file__).resolve().parents[2] / "plugins" / "doc_fragments" / "panzoto_selection.py"
+    spec = importlib.util.spec_from_file_location("panzoto_selection_fragment", path)
+    fragment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fragment)
+    return yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
+
+
 @pytest.mark.parametrize("module", [processing_jobs_cleanup, processing_jobs_diagnose], ids=lambda m: m.__name__)
 def test_every_module_that_selects_jobs_takes_the_one_selection_spec_and_documents_it(module):
     spec = module.argument_spec()
-    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    documentation = yaml.safe_load(module.DOCUMENTATION)
+    documented = documentation["options"]
+    if "panzoto_selection" in documentation.get("extends_documentation_fragment", []):
+        # As ansible-doc merges it: the fragment's fields, with what the module says of an option on top.
+        fragment = selection_fragment()
+        documented = {**fragment, **{name: {**fragment.get(name, {}), **doc} for name, doc in documented.items()}}
     for name, option in SELECTION_ARGUMENT_SPEC.items():
         assert spec[name] is option, f"{name} is declared again in {module.__name__}"
         doc = documented[name]
