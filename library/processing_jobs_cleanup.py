@@ -39,7 +39,8 @@ description:
   - Everything that can be known before the first write is checked first, in check mode too, failing with one line that
     names the option - the bucket exists (with audio or an S3 archive), O(archive_path) is a writable archive of this
     module (or a new file), the table's TTL attribute (O(state=expiring)), durations, times and templates.
-  - One run at a time per table and per archive (see O(lock_dir)).
+  - One run at a time per table, across control nodes - a lease item in O(lock_table), keyed by the table's ARN and
+    renewed while the run lasts - and per archive file on this control node (see O(lock_dir)).
 version_added: "1.0.0"
 author: panzoto-ops maintainers (@panzoto-ops)
 options:
@@ -191,6 +192,25 @@ options:
       - The locks are released when the run ends, however it ends (they are C(flock) locks).
     type: path
     default: ~/.cache/panzoto-ops/locks
+  lock_table:
+    description:
+      - DynamoDB table holding the cleanup leases (key C(lock_id), a string), in the account and region of O(table).
+        A run that changes anything takes the lease of its table - the item keyed by the table's ARN, so every
+        control node, endpoint spelling and HOME contends for the same one - and refuses in one line naming the
+        owner (host, pid, run id) and the expiry while another run holds it.
+      - Created on first use (on-demand billing; needs C(dynamodb:CreateTable)); when it cannot be created the run fails
+        in one line giving the C(aws dynamodb create-table) command. Never the jobs table, whose tools would read
+        the lease as a malformed job.
+      - Check mode takes no lease (it writes nothing) but refuses while another run holds it, as its preview would be stale.
+    type: str
+    default: panzoto-ops-locks
+  lease_duration:
+    description:
+      - How long a lease lasts without renewal; the run renews it every third of this. A run that died (host down)
+        blocks others at most this long; a run of this host whose process is gone is taken over at once.
+      - Control nodes' clocks must agree (NTP) to well within this.
+    type: str
+    default: 60s
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -441,6 +461,7 @@ from ansible.module_utils.panzoto.cleanup.audio import (
 )
 from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
 from ansible.module_utils.panzoto.cleanup.keyset import KeptKeys
+from ansible.module_utils.panzoto.cleanup.lease import DEFAULT_LOCK_TABLE, Lease, LeaseHeld, LeaseSetupError
 from ansible.module_utils.panzoto.cleanup.locks import (
     DEFAULT_LOCK_DIR,
     LockHeld,
@@ -501,6 +522,8 @@ def argument_spec() -> dict:
         list_limit=dict(type="int", default=100),
         accept_unreadable_lines=dict(type="bool", default=False),
         lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
+        lock_table=dict(type="str", default=DEFAULT_LOCK_TABLE),
+        lease_duration=dict(type="str", default="60s"),
         **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
@@ -547,6 +570,8 @@ class CleanupOptions:
     list_limit: int
     accept_unreadable_lines: bool
     lock_dir: Path
+    lock_table: str
+    lease_seconds: int
     endpoint_url: str | None
     region: str | None
 
@@ -592,6 +617,13 @@ class CleanupOptions:
         except ValueError as exc:
             raise OptionError(str(exc)) from None
         expire_after = duration_option("expire_after", params["expire_after"])
+        lease_seconds = int(duration_option("lease_duration", params["lease_duration"]).total_seconds())
+        check_range("lease_duration (seconds)", lease_seconds, 3, 3600)
+        if not params["lock_table"] or params["lock_table"] == params["table"]:
+            raise OptionError(
+                f"lock_table {params['lock_table']!r}: name a table of its own (not the jobs table), "
+                f"e.g. {DEFAULT_LOCK_TABLE}."
+            )
 
         selection = selection_from_params(params, rules, now)
         return cls(
@@ -617,6 +649,8 @@ class CleanupOptions:
             list_limit=params["list_limit"],
             accept_unreadable_lines=params["accept_unreadable_lines"],
             lock_dir=Path(params["lock_dir"]).expanduser(),
+            lock_table=params["lock_table"],
+            lease_seconds=lease_seconds,
             endpoint_url=params.get("endpoint_url"),
             region=params.get("region"),
         )
@@ -953,21 +987,34 @@ def run_module() -> None:
         s3 = aws_client(module, "s3", max_pool_connections=opts.parallel + 2)
         counter.attach(s3)
     run_id = new_run_id()
-    locks = RunLocks()
     try:
-        take_locks(locks, opts, run_id)
-        run_locked(module, opts, dynamodb, s3, counter, run_id)
+        description = dynamodb.describe_table(TableName=opts.table)["Table"]
+    except aws_errors() as exc:
+        module.fail_json(
+            msg=describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url)
+        )
+    scope = f"table {opts.table}"
+    lease = Lease(
+        dynamodb, opts.lock_table, description["TableArn"], scope, opts.lease_seconds, run_id, opts.endpoint_url
+    )
+    locks = RunLocks()
+    abort = Abort()
+    try:
+        take_locks(locks, opts, description["TableArn"], run_id)
+        run_locked(module, opts, dynamodb, s3, counter, run_id, description, lease, abort)
     except LockHeld as exc:
         module.fail_json(msg=str(exc))
     finally:
+        warning = lease.release()
         locks.release()
+        if warning:
+            module.warn(warning)
 
 
-def take_locks(locks: RunLocks, opts: CleanupOptions, run_id: str) -> None:
+def take_locks(locks: RunLocks, opts: CleanupOptions, table_arn: str, run_id: str) -> None:
     """The table's lock, then the archive's (a fixed order: two runs never wait on each other in a cycle)."""
     owner = {"pid": os.getpid(), "run_id": run_id, "since": isoformat(datetime.now(UTC))}
-    scope = f"table {opts.table} at {opts.endpoint_url or 'AWS'}"
-    locks.take(RunLock(table_lock_path(opts.lock_dir, opts.endpoint_url, opts.region, opts.table), scope), owner)
+    locks.take(RunLock(table_lock_path(opts.lock_dir, table_arn), f"table {opts.table}"), owner)
     if opts.archive_path is not None:
         path = archive_lock_path(opts.lock_dir, opts.archive_path)
         locks.take(RunLock(path, f"archive {opts.archive_path}"), owner)
@@ -1000,12 +1047,33 @@ def preflight(run: Run) -> None:
             )
 
 
-def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counter: RequestCounter, run_id: str) -> None:
+def take_lease(run: Run, lease: Lease) -> None:
+    """After the read-only checks, before the selection is read: the lease every control node sees."""
+    try:
+        if run.check_mode:
+            lease.refuse_if_held()  # a dry run writes nothing, but its preview would be stale
+        else:
+            lease.acquire(run.abort)
+    except aws_errors() as exc:
+        raise OptionError(
+            describe_aws_error(exc, f"take the lease on {lease.scope} in {lease.lock_table}", run.opts.endpoint_url)
+        ) from None
+
+
+def run_locked(
+    module: AnsibleModule,
+    opts: CleanupOptions,
+    dynamodb,
+    s3,
+    counter: RequestCounter,
+    run_id: str,
+    description: dict,
+    lease: Lease,
+    abort: Abort,
+) -> None:
     result = start_result(opts, run_id)
     stats = ScanStats()
-    abort = Abort()
     try:
-        description = dynamodb.describe_table(TableName=opts.table)["Table"]
         key = TableKey.from_description(description)
         key.refuse_jobs_only(opts.table, opts.state, list(opts.jobs_only_used))
         plan = cleanup_read_plan(
@@ -1029,8 +1097,9 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
             item_count=int(description.get("ItemCount") or 0),
         )
         preflight(run)
+        take_lease(run, lease)
         success = HANDLERS[opts.state](run)
-    except (OptionError, LockHeld) as exc:
+    except (OptionError, LockHeld, LeaseHeld, LeaseSetupError) as exc:
         module.fail_json(msg=str(exc))
     except aws_errors() as exc:
         module.fail_json(

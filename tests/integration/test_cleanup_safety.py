@@ -101,7 +101,8 @@ def test_a_run_refuses_in_one_line_while_another_holds_its_lock(aws, tmp_path, s
     seeded(aws.endpoint_url, [legacy("a"), legacy("b")])
     before = table_items(aws.endpoint_url)
     if scope == "table":
-        path = table_lock_path(tmp_path / "locks", aws.endpoint_url, "us-east-1", TABLE)
+        arn = client(aws.endpoint_url, "dynamodb").describe_table(TableName=TABLE)["Table"]["TableArn"]
+        path = table_lock_path(tmp_path / "locks", arn)
     else:
         path = archive_lock_path(tmp_path / "locks", tmp_path / "archive.jsonl")
     holder = RunLock(path, scope).acquire({"pid": 4242, "run_id": "other-run"})
