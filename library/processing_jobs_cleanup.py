@@ -440,6 +440,7 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     ArchiveWriter,
     ReadStats,
     RecordHeader,
+    S3OutcomeMirror,
     S3ReadStats,
     check_archive_file,
     item_to_json,
@@ -827,7 +828,12 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             audio.predict(keys, kept, earlier, copies=bool(opts.archive_audio_prefix))
         success = True
     else:
-        archive = ArchiveWriter(opts.archive_path).open() if scan.changes or pending_audio else None
+        mirror = (
+            S3OutcomeMirror(run.s3, opts.bucket, opts.archive_s3_prefix, run.header.run_id, opts.table)
+            if opts.archive_s3_prefix
+            else None
+        )
+        archive = ArchiveWriter(opts.archive_path, mirror).open() if scan.changes or pending_audio else None
         try:
             done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else []
             keys, kept, earlier = audio_to_delete(
@@ -844,6 +850,11 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             if archive is not None:
                 run.result["archive"]["records_written"] = archive.records_written
                 archive.close()
+            if mirror is not None and mirror.failed:
+                run.module.warn(
+                    f"{len(mirror.failed)} outcome objects could not be put to the S3 archive copy (first: "
+                    f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3."
+                )
         success = not run.abort.is_set and not tally.totals()["failed"] and not audio.failed
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.deleted or audio.archived))
     return success

@@ -318,3 +318,39 @@ def test_a_requeue_that_changed_one_job_and_skipped_another_reports_changed_not_
     assert "changed: [localhost]" in module_task and "skipping:" not in module_task, module_task
     assert report["counts"]["changed"] == 1 and report["counts"]["skipped"] == 1
     assert [entry["job_id"] for entry in report["skipped_jobs"]] == ["done"] and "skipped" not in report
+
+
+def test_restore_from_the_s3_copy_and_from_the_file_bring_back_the_same_jobs(aws, tmp_path):
+    seeded(aws.endpoint_url, [legacy("deleted-1"), legacy("deleted-2"), legacy("vanishes"), legacy("retried")])
+    dynamodb = client(aws.endpoint_url, "dynamodb")
+
+    def the_app_acts() -> None:  # between selection and delete: one job deleted, one retried
+        dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "vanishes"}})
+        dynamodb.update_item(
+            TableName=TABLE, Key={"job_id": {"S": "retried"}}, UpdateExpression="SET #s = :p",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":p": {"S": "pending"}},
+        )  # fmt: skip
+
+    with BeforeFirstDelete(aws.endpoint_url, the_app_acts) as proxy:
+        deleted = run_cleanup_module(proxy.url, tmp_path, archive_s3_prefix="ops-archive/", **PROCEDURE_1)
+    assert deleted["counts"]["changed"] == 2 and deleted["counts"]["skipped"] == 2, deleted
+    assert any("-outcomes-" in key for key in object_keys(aws.endpoint_url, prefix="ops-archive/"))
+    dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "retried"}})  # the app finishes with it later
+
+    from_file = run_cleanup_module(aws.endpoint_url, tmp_path, check_mode=True, state="restored")
+    from_s3 = run_cleanup_module(
+        aws.endpoint_url,
+        tmp_path,
+        check_mode=True,
+        state="restored",
+        archive_path=None,
+        archive_s3_prefix="ops-archive/",
+    )
+    for restore in (from_file, from_s3):
+        assert not restore.get("failed"), restore["msg"]
+        assert restore["job_ids"] == ["deleted-1", "deleted-2"], restore
+        assert restore["not_restored"]["by_reason"] == {"skipped": 2}, restore["not_restored"]
+    done = run_cleanup_module(
+        aws.endpoint_url, tmp_path, state="restored", archive_path=None, archive_s3_prefix="ops-archive/"
+    )
+    assert sorted(table_items(aws.endpoint_url)) == ["deleted-1", "deleted-2"], done

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ansible.module_utils.panzoto.aws import aws_errors, error_summary
+
 try:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 except ImportError:  # the modules report a missing boto3 themselves
@@ -100,10 +102,37 @@ def json_to_item(item: dict) -> dict:
 
 
 @dataclass
+class S3OutcomeMirror:
+    """Puts what a run appends after its job records (each change's outcome, the audio handled) to its S3 copy.
+
+    The job records reach S3 before the change; without their outcomes an S3 restore could only assume
+    every archived delete happened, and would bring back a job the app itself changed or deleted.
+    Objects are named `<prefix><run_id>/<table>-outcomes-<n>.jsonl`, listed after the run's job objects.
+    """
+
+    s3: object
+    bucket: str
+    prefix: str
+    run_id: str
+    table: str
+    put_count: int = 0
+    failed: list[str] = field(default_factory=list)  # one line per object that could not be put
+
+    def put(self, records: list[dict]) -> None:
+        key = f"{self.prefix}{self.run_id}/{self.table}-outcomes-{self.put_count:05d}.jsonl"
+        self.put_count += 1
+        try:
+            put_s3_archive(self.s3, self.bucket, key, records)
+        except aws_errors() as exc:  # the local archive holds them; the run warns that the copy lacks them
+            self.failed.append(f"s3://{self.bucket}/{key} ({error_summary(exc)})")
+
+
+@dataclass
 class ArchiveWriter:
-    """Appends records to a JSON Lines file, durably (flush + fsync per append)."""
+    """Appends records to a JSON Lines file, durably (flush + fsync per append); outcomes also to S3 with a mirror."""
 
     path: Path
+    mirror: S3OutcomeMirror | None = None
     records_written: int = 0
     _handle: object = field(default=None, repr=False)
 
@@ -122,6 +151,7 @@ class ArchiveWriter:
         return self
 
     def append(self, records: Iterable[dict]) -> int:
+        records = list(records)
         lines = [json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n" for record in records]
         if not lines:
             return 0
@@ -129,6 +159,11 @@ class ArchiveWriter:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self.records_written += len(lines)
+        if self.mirror is not None:
+            # Job records went to S3 before the change (the caller puts them); the rest follows them there.
+            outcomes = [record for record in records if record.get("record") != JOB_RECORD]
+            if outcomes:
+                self.mirror.put(outcomes)
         return len(lines)
 
     def close(self) -> None:
