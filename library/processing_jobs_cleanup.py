@@ -164,6 +164,16 @@ options:
     description: For O(state=expiring), how long after O(now) the jobs expire.
     type: str
     default: 7d
+  requeue_fresh:
+    description:
+      - For O(state=requeued). The backend fails every pending job whose C(created_at) is more than 24 hours old as
+        C(Job expired - too old) before trying it, so by default a requeue that selects such a job is refused in one
+        line, changing nothing.
+      - With C(true), C(created_at) is set to the requeue time and the original kept as C(original_created_at) (the
+        first one, over repeated requeues); check mode and the diff list whose C(created_at) is reset
+        (result C(created_at_reset)).
+    type: bool
+    default: false
   reason:
     description: For O(state=requeued), why the jobs are requeued (stored as C(requeue_reason)). Defaults to a text naming the category.
     type: str
@@ -376,6 +386,13 @@ archive:
     records_written: {description: "Records appended by this run.", type: int}
     unreadable_lines: {description: "Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines)).", type: int}
     unreadable_at: {description: "Where they are (file or S3 object and line number) - at most 20.", type: list, elements: str}
+created_at_reset:
+  description: With O(requeue_fresh), the jobs older than 24 hours whose C(created_at) is (or would be) reset to now.
+  returned: when requeue_fresh is true
+  type: dict
+  contains:
+    count: {description: "How many.", type: int}
+    jobs: {description: "Each with job_id and its original created_at - at most O(list_limit).", type: list, elements: dict}
 not_restored:
   description:
     - For O(state=restored) - archived jobs the selection matched that are not put back, because the cleanup did not delete
@@ -479,6 +496,8 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     cleanup_read_plan,
     select_jobs,
 )
+from ansible.module_utils.panzoto.cleanup.requeue import FreshRequeuePlan, reset_report, too_old
+from ansible.module_utils.panzoto.cleanup.requeue import refusal as requeue_refusal
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back, send_write
 from ansible.module_utils.panzoto.jobs import isoformat, parse_now
@@ -525,6 +544,7 @@ def argument_spec() -> dict:
         lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
         lock_table=dict(type="str", default=DEFAULT_LOCK_TABLE),
         lease_duration=dict(type="str", default="60s"),
+        requeue_fresh=dict(type="bool", default=False),
         **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
@@ -573,6 +593,7 @@ class CleanupOptions:
     lock_dir: Path
     lock_table: str
     lease_seconds: int
+    requeue_fresh: bool
     endpoint_url: str | None
     region: str | None
 
@@ -593,6 +614,8 @@ class CleanupOptions:
         """Raise OptionError (one line) for values that cannot work together. Nothing has been touched yet."""
         state = params["state"]
         _check_selection(params)
+        if params["requeue_fresh"] and state != "requeued":
+            raise OptionError(f"requeue_fresh only works with state=requeued, not state={state}.")
         if params["delete_audio"] and state != "absent":
             raise OptionError("delete_audio only works with state=absent.")
         if params["archive_audio_prefix"] and not (params["delete_audio"] or state == "restored"):
@@ -652,6 +675,7 @@ class CleanupOptions:
             lock_dir=Path(params["lock_dir"]).expanduser(),
             lock_table=params["lock_table"],
             lease_seconds=lease_seconds,
+            requeue_fresh=params["requeue_fresh"],
             endpoint_url=params.get("endpoint_url"),
             region=params.get("region"),
         )
@@ -717,6 +741,14 @@ class Run:
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = diff_for(self.opts.state, tally_report, sorted(audio.deleted), self.opts.list_limit)
+            reset = self.result.get("created_at_reset")
+            if reset and reset["count"]:
+                self.result["diff"]["before"]["created_at"] = {
+                    job["job_id"]: job["created_at"] for job in reset["jobs"]
+                }
+                self.result["diff"]["after"]["created_at"] = (
+                    "the requeue time (the original kept as original_created_at)"
+                )
 
 
 def do_deleted(run: Run) -> bool:
@@ -725,9 +757,10 @@ def do_deleted(run: Run) -> bool:
 
 def do_requeued(run: Run) -> bool:
     reason = run.opts.reason
+    plan = FreshRequeuePlan if run.opts.requeue_fresh else WritePlan
     return change_selected(
         run,
-        WritePlan(
+        plan(
             run.opts.table, run.key, "requeued",
             reason=lambda planned: reason or f"requeued by panzoto-ops cleanup ({planned.group})",
         ),
@@ -817,6 +850,8 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             f"more than max_changes={opts.max_changes}: nothing was changed; narrow the selection or raise max_changes.",
             selected=scan.change_count,
         )
+    if opts.state == "requeued":
+        check_requeue_age(run, scan.changes)
     audio = AudioReport()
     if run.check_mode:
         for planned in scan.changes:
@@ -851,13 +886,23 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
                 run.result["archive"]["records_written"] = archive.records_written
                 archive.close()
             if mirror is not None and mirror.failed:
-                run.module.warn(
+                # The changes are done, but an S3 restore would take every archived delete of them as done.
+                run.abort.set(
                     f"{len(mirror.failed)} outcome objects could not be put to the S3 archive copy (first: "
-                    f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3."
+                    f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3"
                 )
         success = not run.abort.is_set and not tally.totals()["failed"] and not audio.failed
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.deleted or audio.archived))
     return success
+
+
+def check_requeue_age(run: Run, changes: list[Planned]) -> None:
+    """The backend's 24 h rule: refuse, or (requeue_fresh) say whose created_at is reset."""
+    old = too_old(changes, run.opts.now)
+    if old and not run.opts.requeue_fresh:
+        raise OptionError(requeue_refusal(old, len(changes)))
+    if run.opts.requeue_fresh:
+        run.result["created_at_reset"] = reset_report(old, run.opts.list_limit)
 
 
 def archive_and_write(
@@ -1117,6 +1162,11 @@ def run_locked(
             msg=describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url),
             **result,
         )
+    # Released before the result is written, so a lease left behind is part of what the run reports.
+    lease_problem = lease.release()
+    if lease_problem:
+        abort.set(lease_problem)
+        success = False
     result["requests"] = {
         "pages": stats.pages,
         "http_requests": counter.total,

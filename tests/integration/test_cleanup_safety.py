@@ -306,8 +306,8 @@ def test_a_requeue_that_changed_one_job_and_skipped_another_reports_changed_not_
     seeded(
         aws.endpoint_url,
         [
-            job("retry-me", "failed", "2025-10-10T10:00:00Z", error_message="Exceeded maximum retries (3)"),
-            job("done", "completed", "2025-10-10T10:00:00Z"),
+            job("retry-me", "failed", "2025-10-19T10:00:00Z", error_message="Exceeded maximum retries (3)"),
+            job("done", "completed", "2025-10-19T10:00:00Z"),
         ],
     )
     run, report = cleanup(
