@@ -354,3 +354,19 @@ def test_restore_from_the_s3_copy_and_from_the_file_bring_back_the_same_jobs(aws
         aws.endpoint_url, tmp_path, state="restored", archive_path=None, archive_s3_prefix="ops-archive/"
     )
     assert sorted(table_items(aws.endpoint_url)) == ["deleted-1", "deleted-2"], done
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_an_archive_path_that_is_a_dangling_symlink_fails_the_up_front_check(aws, tmp_path, check_mode):
+    seeded(aws.endpoint_url, [legacy("a")])
+    before = table_items(aws.endpoint_url)
+    link = tmp_path / "archive.jsonl"
+    link.symlink_to(tmp_path / "gone" / "archive.jsonl")
+    result = run_cleanup_module(aws.endpoint_url, tmp_path, check_mode=check_mode, **PROCEDURE_1)
+    assert result.get("failed") and "\n" not in result["msg"], result
+    assert (
+        f"archive_path {link} is a symbolic link to {tmp_path}/gone/archive.jsonl, which does not exist"
+        in result["msg"]
+    )
+    assert "Errno" not in result["msg"] and table_items(aws.endpoint_url) == before
+    assert not (tmp_path / "gone").exists()

@@ -249,6 +249,10 @@ def read_archive(path: Path, stats: ReadStats) -> Iterator[dict]:
 def check_archive_file(path: Path) -> str | None:
     """Why `path` cannot be the cleanup's archive (None when it can): it must be a regular file of
     archive records (or not exist yet), writable, in a directory that can hold it."""
+    if path.is_symlink() and not path.exists():
+        # Opening it would create the link's target, or die with a bare [Errno 2] when its directory is missing.
+        target = os.readlink(path)
+        return f"{path} is a symbolic link to {target}, which does not exist: fix the link or choose another path"
     if path.is_dir():
         return f"{path} is a directory, not an archive file"
     if path.exists():
