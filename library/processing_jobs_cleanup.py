@@ -508,6 +508,7 @@ from ansible.module_utils.panzoto.selection import (
     ReadPlan,
     Selection,
     read_items,
+    refuse_empty_lists,
     selection_from_params,
 )
 
@@ -704,9 +705,7 @@ def _check_selection(params: dict) -> None:
         )
     if state == "restored" and params["statuses"]:
         raise OptionError("statuses does not apply to state=restored; filter with job_ids, user_ids or categories.")
-    for name in ("job_types", "user_ids", "job_ids"):
-        if params[name] is not None and not params[name]:
-            raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
+    refuse_empty_lists(params)
 
 
 # --------------------------------------------------------------------------- one run
