@@ -887,7 +887,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             if mirror is not None and mirror.failed:
                 # The changes are done, but an S3 restore would take every archived delete of them as done.
                 run.abort.set(
-                    f"{len(mirror.failed)} outcome objects could not be put to the S3 archive copy (first: "
+                    f"{len(mirror.failed)} S3 archive objects could not be completed with their outcomes (first: "
                     f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3"
                 )
         success = not run.abort.is_set and not tally.totals()["failed"] and not audio.failed

@@ -334,7 +334,10 @@ def test_restore_from_the_s3_copy_and_from_the_file_bring_back_the_same_jobs(aws
     with BeforeFirstDelete(aws.endpoint_url, the_app_acts) as proxy:
         deleted = run_cleanup_module(proxy.url, tmp_path, archive_s3_prefix="ops-archive/", **PROCEDURE_1)
     assert deleted["counts"]["changed"] == 2 and deleted["counts"]["skipped"] == 2, deleted
-    assert any("-outcomes-" in key for key in object_keys(aws.endpoint_url, prefix="ops-archive/"))
+    (copy,) = object_keys(aws.endpoint_url, prefix="ops-archive/")  # one object per chunk, outcomes included
+    body = client(aws.endpoint_url, "s3").get_object(Bucket=BUCKET, Key=copy)["Body"].read().decode()
+    outcomes = {r["job_id"]: r["outcome"] for r in map(json.loads, body.splitlines()) if r["record"] == "result"}
+    assert outcomes == {"deleted-1": "deleted", "deleted-2": "deleted", "vanishes": "skipped", "retried": "skipped"}
     dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "retried"}})  # the app finishes with it later
 
     from_file = run_cleanup_module(aws.endpoint_url, tmp_path, check_mode=True, state="restored")

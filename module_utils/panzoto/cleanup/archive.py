@@ -103,11 +103,13 @@ def json_to_item(item: dict) -> dict:
 
 @dataclass
 class S3OutcomeMirror:
-    """Puts what a run appends after its job records (each change's outcome, the audio handled) to its S3 copy.
+    """Completes each S3 archive object of a run with the outcomes of its jobs.
 
-    The job records reach S3 before the change; without their outcomes an S3 restore could only assume
-    every archived delete happened, and would bring back a job the app itself changed or deleted.
-    Objects are named `<prefix><run_id>/<table>-outcomes-<n>.jsonl`, listed after the run's job objects.
+    The caller puts a chunk's job records to S3 before changing them; without their outcomes an S3 restore
+    could only assume every archived delete happened, and would bring back a job the app itself changed or
+    deleted. When the chunk's result records are appended, the same object is put again with the job
+    records followed by the results: still one object per chunk, now with what happened. A put that fails
+    leaves the job-only object (the file archive holds the outcomes) and is reported.
     """
 
     s3: object
@@ -115,16 +117,25 @@ class S3OutcomeMirror:
     prefix: str
     run_id: str
     table: str
-    put_count: int = 0
-    failed: list[str] = field(default_factory=list)  # one line per object that could not be put
+    batch_number: int = -1
+    _jobs: list[dict] = field(default_factory=list, repr=False)
+    failed: list[str] = field(default_factory=list)  # one line per object that could not be completed
 
-    def put(self, records: list[dict]) -> None:
-        key = f"{self.prefix}{self.run_id}/{self.table}-outcomes-{self.put_count:05d}.jsonl"
-        self.put_count += 1
-        try:
-            put_s3_archive(self.s3, self.bucket, key, records)
-        except aws_errors() as exc:  # the local archive holds them; the run warns that the copy lacks them
-            self.failed.append(f"s3://{self.bucket}/{key} ({error_summary(exc)})")
+    def appended(self, records: list[dict]) -> None:
+        kinds = {record.get("record") for record in records}
+        if kinds == {JOB_RECORD}:
+            # Chunks are numbered as the caller numbers them: an aborted run skips only its last chunks.
+            self.batch_number += 1
+            self._jobs = records
+        elif RESULT_RECORD in kinds and self._jobs:
+            key = s3_archive_key(self.prefix, self.run_id, self.table, self.batch_number)
+            try:
+                put_s3_archive(
+                    self.s3, self.bucket, key, self._jobs + [r for r in records if r.get("record") == RESULT_RECORD]
+                )
+            except aws_errors() as exc:
+                self.failed.append(f"s3://{self.bucket}/{key} ({error_summary(exc)})")
+            self._jobs = []
 
 
 @dataclass
@@ -160,10 +171,7 @@ class ArchiveWriter:
         os.fsync(self._handle.fileno())
         self.records_written += len(lines)
         if self.mirror is not None:
-            # Job records went to S3 before the change (the caller puts them); the rest follows them there.
-            outcomes = [record for record in records if record.get("record") != JOB_RECORD]
-            if outcomes:
-                self.mirror.put(outcomes)
+            self.mirror.appended(records)
         return len(lines)
 
     def close(self) -> None:
