@@ -386,6 +386,15 @@ archive:
     records_written: {description: "Records appended by this run.", type: int}
     unreadable_lines: {description: "Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines)).", type: int}
     unreadable_at: {description: "Where they are (file or S3 object and line number) - at most 20.", type: list, elements: str}
+audio_not_restorable:
+  description:
+    - For O(state=restored) - audio of the restored jobs that the cleanup deleted without copying it first (it ran without
+      O(archive_audio_prefix)); S3 has no copy, so it cannot come back. The jobs are restored without it.
+  returned: when state is restored
+  type: dict
+  contains:
+    count: {description: "How many objects.", type: int}
+    keys: {description: "Their keys, sorted, at most O(list_limit).", type: list, elements: str}
 created_at_reset:
   description: With O(requeue_fresh), the jobs older than 24 hours whose C(created_at) is (or would be) reset to now.
   returned: when requeue_fresh is true
@@ -813,6 +822,9 @@ def do_restored(run: Run) -> bool:
         tally.outcome(group, record.job_id, outcome, reason)
         if outcome in ("changed", "unchanged"):
             restored.append(record)
+    # A job's audio deleted without a copy (no archive_audio_prefix) is gone from S3 for good: say so.
+    lost = sorted(r.audio_key for r in restored if r.audio_key and not r.audio_archive_key)
+    run.result["audio_not_restorable"] = {"count": len(lost), "keys": lost[: opts.list_limit]}
     audio = AudioReport()
     if any(r.audio_archive_key for r in restored):
         restore_audio(run.s3, opts.bucket, restored, opts.parallel, run.check_mode, audio, opts.endpoint_url)
