@@ -51,6 +51,8 @@ def test_relative_paths_on_the_command_line_resolve_against_the_directory_run_fr
         "cleanup_jobs_report_path": "reports/cleanup.json",
         **PROCEDURE_1,
     }
+    dry = playbook_from(work, aws.endpoint_url, relative, check=True)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
     done = playbook_from(work, aws.endpoint_url, relative)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     report = json.loads((work / "reports" / "cleanup.json").read_text())
@@ -71,6 +73,14 @@ def test_relative_paths_on_the_command_line_resolve_against_the_directory_run_fr
     text = " ".join(restore.stdout.split())
     assert f"S3 audio of {len(legacy)} restored jobs was deleted without an archive copy" in text
     assert "it cannot come back" in text
+
+    # Each run's report is also kept under its run id (UTC time first), dry runs marked, beside the latest.
+    history = sorted(path.name for path in (work / "reports").glob("cleanup.2*.json"))
+    assert len(history) == 3 and sum(name.endswith(".dry-run.json") for name in history) == 1, history
+    latest = json.loads((work / "reports" / "cleanup.json").read_text())
+    assert (work / "reports" / f"cleanup.{latest['archive']['run_id']}.json").read_text() == (
+        work / "reports" / "cleanup.json"
+    ).read_text()
 
 
 def test_audio_copied_before_deletion_is_not_reported_lost(aws, tmp_path):
