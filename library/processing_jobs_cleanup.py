@@ -749,6 +749,16 @@ class Run:
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = diff_for(self.opts.state, tally_report, sorted(audio.deleted), self.opts.list_limit)
+            if self.module._verbosity < 1:
+                # A dry run's diff fits a screen: counts by default, the ids and keys with -v (the report has them all).
+                summary = {
+                    "job_ids": f"{tally_report['counts']['changed']} jobs, ids listed with -v",
+                    "audio_objects": f"{len(audio.deleted)} objects, keys listed with -v",
+                }
+                for side in self.result["diff"].values():
+                    for name, text in summary.items():
+                        if side.get(name):
+                            side[name] = text
             reset = self.result.get("created_at_reset")
             if reset and reset["count"]:
                 self.result["diff"]["before"]["created_at"] = {
