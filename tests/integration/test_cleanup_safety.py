@@ -67,7 +67,9 @@ def test_restore_puts_back_only_jobs_the_cleanup_deleted_and_says_what_it_left(a
     seeded(aws.endpoint_url, [legacy("deleted-1"), legacy("deleted-2"), legacy("vanishes"), retries])
     dynamodb = client(aws.endpoint_url, "dynamodb")
 
-    requeued = run_cleanup_module(aws.endpoint_url, tmp_path, state="requeued", categories=["max_retries"])
+    requeued = run_cleanup_module(
+        aws.endpoint_url, tmp_path, state="requeued", categories=["max_retries"], requeue_fresh=True
+    )
     assert requeued["counts"]["changed"] == 1, requeued
     dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "retries"}})  # the app deletes the requeued job later
 
