@@ -39,7 +39,8 @@ description:
   - Everything that can be known before the first write is checked first, in check mode too, failing with one line that
     names the option - the bucket exists (with audio or an S3 archive), O(archive_path) is a writable archive of this
     module (or a new file), the table's TTL attribute (O(state=expiring)), durations, times and templates.
-  - One run at a time per table and per archive (see O(lock_dir)).
+  - One run at a time per table, across control nodes - a lease item in O(lock_table), keyed by the table's ARN and
+    renewed while the run lasts - and per archive file on this control node (see O(lock_dir)).
 version_added: "1.0.0"
 author: panzoto-ops maintainers (@panzoto-ops)
 options:
@@ -163,6 +164,16 @@ options:
     description: For O(state=expiring), how long after O(now) the jobs expire.
     type: str
     default: 7d
+  requeue_fresh:
+    description:
+      - For O(state=requeued). The backend fails every pending job whose C(created_at) is more than 24 hours old as
+        C(Job expired - too old) before trying it, so by default a requeue that selects such a job is refused in one
+        line, changing nothing.
+      - With C(true), C(created_at) is set to the requeue time and the original kept as C(original_created_at) (the
+        first one, over repeated requeues); check mode and the diff list whose C(created_at) is reset
+        (result C(created_at_reset)).
+    type: bool
+    default: false
   reason:
     description: For O(state=requeued), why the jobs are requeued (stored as C(requeue_reason)). Defaults to a text naming the category.
     type: str
@@ -202,6 +213,25 @@ options:
       - The locks are released when the run ends, however it ends (they are C(flock) locks).
     type: path
     default: ~/.cache/panzoto-ops/locks
+  lock_table:
+    description:
+      - DynamoDB table holding the cleanup leases (key C(lock_id), a string), in the account and region of O(table).
+        A run that changes anything takes the lease of its table - the item keyed by the table's ARN, so every
+        control node, endpoint spelling and HOME contends for the same one - and refuses in one line naming the
+        owner (host, pid, run id) and the expiry while another run holds it.
+      - Created on first use (on-demand billing; needs C(dynamodb:CreateTable)); when it cannot be created the run fails
+        in one line giving the C(aws dynamodb create-table) command. Never the jobs table, whose tools would read
+        the lease as a malformed job.
+      - Check mode takes no lease (it writes nothing) but refuses while another run holds it, as its preview would be stale.
+    type: str
+    default: panzoto-ops-locks
+  lease_duration:
+    description:
+      - How long a lease lasts without renewal; the run renews it every third of this. A run that died (host down)
+        blocks others at most this long; a run of this host whose process is gone is taken over at once.
+      - Control nodes' clocks must agree (NTP) to well within this.
+    type: str
+    default: 60s
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -367,6 +397,22 @@ archive:
     records_written: {description: "Records appended by this run.", type: int}
     unreadable_lines: {description: "Archive lines that are not readable records (a restore fails on them unless O(accept_unreadable_lines)).", type: int}
     unreadable_at: {description: "Where they are (file or S3 object and line number) - at most 20.", type: list, elements: str}
+audio_not_restorable:
+  description:
+    - For O(state=restored) - audio of the restored jobs that the cleanup deleted without copying it first (it ran without
+      O(archive_audio_prefix)); S3 has no copy, so it cannot come back. The jobs are restored without it.
+  returned: when state is restored
+  type: dict
+  contains:
+    count: {description: "How many objects.", type: int}
+    keys: {description: "Their keys, sorted, at most O(list_limit).", type: list, elements: str}
+created_at_reset:
+  description: With O(requeue_fresh), the jobs older than 24 hours whose C(created_at) is (or would be) reset to now.
+  returned: when requeue_fresh is true
+  type: dict
+  contains:
+    count: {description: "How many.", type: int}
+    jobs: {description: "Each with job_id and its original created_at - at most O(list_limit).", type: list, elements: dict}
 not_restored:
   description:
     - For O(state=restored) - archived jobs the selection matched that are not put back, because the cleanup did not delete
@@ -431,6 +477,7 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     ArchiveWriter,
     ReadStats,
     RecordHeader,
+    S3OutcomeMirror,
     S3ReadStats,
     check_archive_file,
     item_to_json,
@@ -452,6 +499,7 @@ from ansible.module_utils.panzoto.cleanup.audio import (
 )
 from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
 from ansible.module_utils.panzoto.cleanup.keyset import KeptKeys
+from ansible.module_utils.panzoto.cleanup.lease import DEFAULT_LOCK_TABLE, Lease, LeaseHeld, LeaseSetupError
 from ansible.module_utils.panzoto.cleanup.locks import (
     DEFAULT_LOCK_DIR,
     LockHeld,
@@ -468,6 +516,8 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     cleanup_read_plan,
     select_jobs,
 )
+from ansible.module_utils.panzoto.cleanup.requeue import FreshRequeuePlan, reset_report, too_old
+from ansible.module_utils.panzoto.cleanup.requeue import refusal as requeue_refusal
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
 from ansible.module_utils.panzoto.cleanup.transact import TRANSACT_LIMIT, TransactWriter, batches
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back
@@ -479,6 +529,7 @@ from ansible.module_utils.panzoto.selection import (
     ReadPlan,
     Selection,
     read_items,
+    refuse_empty_lists,
     selection_from_params,
 )
 
@@ -514,6 +565,9 @@ def argument_spec() -> dict:
         list_limit=dict(type="int", default=100),
         accept_unreadable_lines=dict(type="bool", default=False),
         lock_dir=dict(type="path", default=DEFAULT_LOCK_DIR),
+        lock_table=dict(type="str", default=DEFAULT_LOCK_TABLE),
+        lease_duration=dict(type="str", default="60s"),
+        requeue_fresh=dict(type="bool", default=False),
         **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
@@ -560,6 +614,9 @@ class CleanupOptions:
     list_limit: int
     accept_unreadable_lines: bool
     lock_dir: Path
+    lock_table: str
+    lease_seconds: int
+    requeue_fresh: bool
     endpoint_url: str | None
     region: str | None
 
@@ -580,6 +637,8 @@ class CleanupOptions:
         """Raise OptionError (one line) for values that cannot work together. Nothing has been touched yet."""
         state = params["state"]
         _check_selection(params)
+        if params["requeue_fresh"] and state != "requeued":
+            raise OptionError(f"requeue_fresh only works with state=requeued, not state={state}.")
         if params["delete_audio"] and state != "absent":
             raise OptionError("delete_audio only works with state=absent.")
         if params["archive_audio_prefix"] and not (params["delete_audio"] or state == "restored"):
@@ -605,6 +664,13 @@ class CleanupOptions:
         except ValueError as exc:
             raise OptionError(str(exc)) from None
         expire_after = duration_option("expire_after", params["expire_after"])
+        lease_seconds = int(duration_option("lease_duration", params["lease_duration"]).total_seconds())
+        check_range("lease_duration (seconds)", lease_seconds, 3, 3600)
+        if not params["lock_table"] or params["lock_table"] == params["table"]:
+            raise OptionError(
+                f"lock_table {params['lock_table']!r}: name a table of its own (not the jobs table), "
+                f"e.g. {DEFAULT_LOCK_TABLE}."
+            )
 
         selection = selection_from_params(params, rules, now)
         return cls(
@@ -630,6 +696,9 @@ class CleanupOptions:
             list_limit=params["list_limit"],
             accept_unreadable_lines=params["accept_unreadable_lines"],
             lock_dir=Path(params["lock_dir"]).expanduser(),
+            lock_table=params["lock_table"],
+            lease_seconds=lease_seconds,
+            requeue_fresh=params["requeue_fresh"],
             endpoint_url=params.get("endpoint_url"),
             region=params.get("region"),
         )
@@ -658,9 +727,7 @@ def _check_selection(params: dict) -> None:
         )
     if state == "restored" and params["statuses"]:
         raise OptionError("statuses does not apply to state=restored; filter with job_ids, user_ids or categories.")
-    for name in ("job_types", "user_ids", "job_ids"):
-        if params[name] is not None and not params[name]:
-            raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
+    refuse_empty_lists(params)
 
 
 # --------------------------------------------------------------------------- one run
@@ -695,6 +762,24 @@ class Run:
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = diff_for(self.opts.state, tally_report, sorted(audio.deleted), self.opts.list_limit)
+            if self.module._verbosity < 1:
+                # A dry run's diff fits a screen: counts by default, the ids and keys with -v (the report has them all).
+                summary = {
+                    "job_ids": f"{tally_report['counts']['changed']} jobs, ids listed with -v",
+                    "audio_objects": f"{len(audio.deleted)} objects, keys listed with -v",
+                }
+                for side in self.result["diff"].values():
+                    for name, text in summary.items():
+                        if side.get(name):
+                            side[name] = text
+            reset = self.result.get("created_at_reset")
+            if reset and reset["count"]:
+                self.result["diff"]["before"]["created_at"] = {
+                    job["job_id"]: job["created_at"] for job in reset["jobs"]
+                }
+                self.result["diff"]["after"]["created_at"] = (
+                    "the requeue time (the original kept as original_created_at)"
+                )
 
 
 def do_deleted(run: Run) -> bool:
@@ -703,9 +788,10 @@ def do_deleted(run: Run) -> bool:
 
 def do_requeued(run: Run) -> bool:
     reason = run.opts.reason
+    plan = FreshRequeuePlan if run.opts.requeue_fresh else WritePlan
     return change_selected(
         run,
-        WritePlan(
+        plan(
             run.opts.table, run.key, "requeued",
             reason=lambda planned: reason or f"requeued by panzoto-ops cleanup ({planned.group})",
         ),
@@ -759,6 +845,9 @@ def do_restored(run: Run) -> bool:
         tally.outcome(group, record.job_id, outcome, reason)
         if outcome in ("changed", "unchanged"):
             restored.append(record)
+    # A job's audio deleted without a copy (no archive_audio_prefix) is gone from S3 for good: say so.
+    lost = sorted(r.audio_key for r in restored if r.audio_key and not r.audio_archive_key)
+    run.result["audio_not_restorable"] = {"count": len(lost), "keys": lost[: opts.list_limit]}
     audio = AudioReport()
     if any(r.audio_archive_key for r in restored):
         restore_audio(run.s3, opts.bucket, restored, opts.parallel, run.check_mode, audio, opts.endpoint_url)
@@ -795,6 +884,8 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             f"more than max_changes={opts.max_changes}: nothing was changed; narrow the selection or raise max_changes.",
             selected=scan.change_count,
         )
+    if opts.state == "requeued":
+        check_requeue_age(run, scan.changes)
     audio = AudioReport()
     if run.check_mode:
         for planned in scan.changes:
@@ -806,7 +897,12 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             audio.predict(keys, kept, earlier, copies=bool(opts.archive_audio_prefix))
         success = True
     else:
-        archive = ArchiveWriter(opts.archive_path).open() if scan.changes or pending_audio else None
+        mirror = (
+            S3OutcomeMirror(run.s3, opts.bucket, opts.archive_s3_prefix, run.header.run_id, opts.table)
+            if opts.archive_s3_prefix
+            else None
+        )
+        archive = ArchiveWriter(opts.archive_path, mirror).open() if scan.changes or pending_audio else None
         try:
             done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else []
             keys, kept, earlier = audio_to_delete(
@@ -823,9 +919,24 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             if archive is not None:
                 run.result["archive"]["records_written"] = archive.records_written
                 archive.close()
+            if mirror is not None and mirror.failed:
+                # The changes are done, but an S3 restore would take every archived delete of them as done.
+                run.abort.set(
+                    f"{len(mirror.failed)} S3 archive objects could not be completed with their outcomes (first: "
+                    f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3"
+                )
         success = not run.abort.is_set and not tally.totals()["failed"] and not audio.failed
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.deleted or audio.archived))
     return success
+
+
+def check_requeue_age(run: Run, changes: list[Planned]) -> None:
+    """The backend's 24 h rule: refuse, or (requeue_fresh) say whose created_at is reset."""
+    old = too_old(changes, run.opts.now)
+    if old and not run.opts.requeue_fresh:
+        raise OptionError(requeue_refusal(old, len(changes)))
+    if run.opts.requeue_fresh:
+        run.result["created_at_reset"] = reset_report(old, run.opts.list_limit)
 
 
 def archive_and_write(
@@ -984,21 +1095,34 @@ def run_module() -> None:
         s3 = aws_client(module, "s3", max_pool_connections=opts.parallel + 2)
         counter.attach(s3)
     run_id = new_run_id()
-    locks = RunLocks()
     try:
-        take_locks(locks, opts, run_id)
-        run_locked(module, opts, dynamodb, s3, counter, run_id)
+        description = dynamodb.describe_table(TableName=opts.table)["Table"]
+    except aws_errors() as exc:
+        module.fail_json(
+            msg=describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url)
+        )
+    scope = f"table {opts.table}"
+    lease = Lease(
+        dynamodb, opts.lock_table, description["TableArn"], scope, opts.lease_seconds, run_id, opts.endpoint_url
+    )
+    locks = RunLocks()
+    abort = Abort()
+    try:
+        take_locks(locks, opts, description["TableArn"], run_id)
+        run_locked(module, opts, dynamodb, s3, counter, run_id, description, lease, abort)
     except LockHeld as exc:
         module.fail_json(msg=str(exc))
     finally:
+        warning = lease.release()
         locks.release()
+        if warning:
+            module.warn(warning)
 
 
-def take_locks(locks: RunLocks, opts: CleanupOptions, run_id: str) -> None:
+def take_locks(locks: RunLocks, opts: CleanupOptions, table_arn: str, run_id: str) -> None:
     """The table's lock, then the archive's (a fixed order: two runs never wait on each other in a cycle)."""
     owner = {"pid": os.getpid(), "run_id": run_id, "since": isoformat(datetime.now(UTC))}
-    scope = f"table {opts.table} at {opts.endpoint_url or 'AWS'}"
-    locks.take(RunLock(table_lock_path(opts.lock_dir, opts.endpoint_url, opts.region, opts.table), scope), owner)
+    locks.take(RunLock(table_lock_path(opts.lock_dir, table_arn), f"table {opts.table}"), owner)
     if opts.archive_path is not None:
         path = archive_lock_path(opts.lock_dir, opts.archive_path)
         locks.take(RunLock(path, f"archive {opts.archive_path}"), owner)
@@ -1031,12 +1155,33 @@ def preflight(run: Run) -> None:
             )
 
 
-def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counter: RequestCounter, run_id: str) -> None:
+def take_lease(run: Run, lease: Lease) -> None:
+    """After the read-only checks, before the selection is read: the lease every control node sees."""
+    try:
+        if run.check_mode:
+            lease.refuse_if_held()  # a dry run writes nothing, but its preview would be stale
+        else:
+            lease.acquire(run.abort)
+    except aws_errors() as exc:
+        raise OptionError(
+            describe_aws_error(exc, f"take the lease on {lease.scope} in {lease.lock_table}", run.opts.endpoint_url)
+        ) from None
+
+
+def run_locked(
+    module: AnsibleModule,
+    opts: CleanupOptions,
+    dynamodb,
+    s3,
+    counter: RequestCounter,
+    run_id: str,
+    description: dict,
+    lease: Lease,
+    abort: Abort,
+) -> None:
     result = start_result(opts, run_id)
     stats = ScanStats()
-    abort = Abort()
     try:
-        description = dynamodb.describe_table(TableName=opts.table)["Table"]
         key = TableKey.from_description(description)
         key.refuse_jobs_only(opts.table, opts.state, list(opts.jobs_only_used))
         plan = cleanup_read_plan(
@@ -1060,14 +1205,20 @@ def run_locked(module: AnsibleModule, opts: CleanupOptions, dynamodb, s3, counte
             item_count=int(description.get("ItemCount") or 0),
         )
         preflight(run)
+        take_lease(run, lease)
         success = HANDLERS[opts.state](run)
-    except (OptionError, LockHeld) as exc:
+    except (OptionError, LockHeld, LeaseHeld, LeaseSetupError) as exc:
         module.fail_json(msg=str(exc))
     except aws_errors() as exc:
         module.fail_json(
             msg=describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url),
             **result,
         )
+    # Released before the result is written, so a lease left behind is part of what the run reports.
+    lease_problem = lease.release()
+    if lease_problem:
+        abort.set(lease_problem)
+        success = False
     result["requests"] = {
         "pages": stats.pages,
         "http_requests": counter.total,

@@ -110,6 +110,18 @@ class Selection:
         return self.user_ids is None or job.user_id in self.user_ids
 
 
+# Narrowing options where an empty list is refused rather than read as "not given": a list emptied by
+# a template or a typo in a variable must never widen a selection to every job of its category.
+NARROWING_LISTS = ("job_types", "user_ids", "job_ids")
+
+
+def refuse_empty_lists(params: dict) -> None:
+    """OptionError when a narrowing option is [] (selects nothing); None is "not given"."""
+    for name in NARROWING_LISTS:
+        if params.get(name) is not None and not params[name]:
+            raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
+
+
 def selection_from_params(
     params: dict, rules: tuple[Rule, ...], now: datetime, categories: Iterable[str] | None = None
 ) -> Selection:
@@ -121,6 +133,7 @@ def selection_from_params(
     def optional(name: str) -> frozenset[str] | None:
         return frozenset(params[name]) if params[name] is not None else None
 
+    refuse_empty_lists(params)
     older_than = params["older_than"]
     return Selection(
         now=now,

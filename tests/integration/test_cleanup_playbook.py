@@ -336,6 +336,7 @@ def test_requeue_resets_retries_records_why_and_a_rerun_changes_nothing(aws, tmp
         "cleanup_jobs_state": "requeued",
         "cleanup_jobs_categories": ["max_retries"],
         "cleanup_jobs_reason": "logs checked",
+        "cleanup_jobs_requeue_fresh": True,  # days old: requeued as they are, the backend would expire them at once
     }
     run, report = cleanup(tmp_path, aws.endpoint_url, **reason)
     assert run.returncode == 0, run.output
@@ -346,7 +347,8 @@ def test_requeue_resets_retries_records_why_and_a_rerun_changes_nothing(aws, tmp
         assert item["status"] == {"S": "pending"} and item["retry_count"] == {"N": "0"}
         assert "error_message" not in item and item["last_error_message"] == {"S": "Exceeded maximum retries (3)"}
         assert item["requeue_reason"] == {"S": "logs checked"} and item["requeue_count"] == {"N": "1"}
-        assert "requeued_at" in item
+        assert "requeued_at" in item and item["created_at"] == item["requeued_at"]
+        assert item["original_created_at"] == before[job_id]["created_at"]
     assert {k: v for k, v in after.items() if k not in max_retries} == {
         k: v for k, v in before.items() if k not in max_retries
     }

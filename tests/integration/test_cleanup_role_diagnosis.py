@@ -65,6 +65,7 @@ def test_requeue_from_a_diagnosis_report_dry_run_then_real_archived_and_a_rerun_
     requeue = {
         "cleanup_jobs_state": "requeued",
         "cleanup_jobs_reason": "transcription API fixed",
+        "cleanup_jobs_requeue_fresh": True,  # the guide's jobs are days old: the backend would expire them at once
         "cleanup_jobs_diagnosis_report": str(report_path),
         "cleanup_jobs_diagnosis_causes": [TIMEOUT],
     }

@@ -60,24 +60,46 @@ def test_an_empty_duration_and_empty_diagnosis_causes_are_refused_too(aws, tmp_p
     assert_nothing_changed(tmp_path, aws.endpoint_url, before)
 
 
-def test_a_value_of_the_wrong_type_fails_on_the_argument_spec_naming_the_option(aws, tmp_path):
+def test_a_value_of_the_wrong_type_fails_in_one_line_naming_the_variable_as_typed(aws, tmp_path):
     _, before = guide(aws.endpoint_url)
     cases = [
-        ("max_changes=abc", "argument 'job_cleanup_max_changes' is of type str and we were unable to convert to int"),
+        ("max_changes=abc", "argument 'cleanup_jobs_max_changes' is of type str and we were unable to convert to int"),
         # Not silently 1, as `| int` made it.
-        ("max_changes=1.9", "argument 'job_cleanup_max_changes' is of type str and we were unable to convert to int"),
-        ("state=deleted", "value of job_cleanup_state must be one of: absent, requeued, expiring, restored"),
-        ("statuses=broken", "value of job_cleanup_statuses must be one or more of"),
-        ("delete_audio=maybe", "argument 'job_cleanup_delete_audio' is of type str"),
+        ("max_changes=1.9", "argument 'cleanup_jobs_max_changes' is of type str and we were unable to convert to int"),
+        ("state=deleted", "value of cleanup_jobs_state must be one of: absent, requeued, expiring, restored"),
+        ("statuses=broken", "value of cleanup_jobs_statuses must be one or more of"),
+        ("delete_audio=maybe", "argument 'cleanup_jobs_delete_audio' is of type str"),
     ]
     for pair, message in cases:
         legacy = "cleanup_jobs_categories=legacy_encryption"
         run, report = cleanup_with_strings(tmp_path, aws.endpoint_url, legacy, f"cleanup_jobs_{pair}")
         assert run.returncode != 0, pair
-        # The line naming the option is one line of the output; no module ran, so no report and no "got 0".
-        assert any(message in line for line in run.stdout.splitlines()), (pair, run.stdout[-3000:])
+        # The line naming the variable is one line of the output; no module ran, so no report and no "got 0".
+        assert any(message in line and "nothing was changed" in line for line in run.output.splitlines()), (
+            pair,
+            run.output[-3000:],
+        )
         assert report is None and "got 0" not in run.output and "Traceback" not in run.output
-        assert "Validating arguments against arg spec" in run.stdout
+        # Stopped before the role's own check, which prints its whole spec (244 lines) with the error.
+        assert "job_cleanup_" not in run.output and len(run.output.splitlines()) < 30, run.output
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_a_misspelt_variable_is_refused_with_the_close_match_and_never_widens_the_selection(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    # cleanup_jobs_user_id (no s) would be ignored: every failed job of every user would go.
+    run, report = cleanup(tmp_path, aws.endpoint_url, cleanup_jobs_statuses=["failed"], cleanup_jobs_user_id=["user-1"])
+    assert run.returncode != 0 and report is None, run.output[-3000:]
+    line = (
+        "cleanup_jobs_user_id is not a variable of this playbook (did you mean cleanup_jobs_user_ids?); "
+        "nothing was changed."
+    )
+    assert any(line in text for text in run.output.splitlines()), run.output[-3000:]
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+    # A name close to none is refused too, pointing at the options.
+    run, _ = cleanup(tmp_path, aws.endpoint_url, cleanup_jobs_statuses=["failed"], cleanup_jobs_everything=True)
+    assert run.returncode != 0
+    assert "cleanup_jobs_everything is not a variable of this playbook (the cleanup_jobs_* variables" in run.output
     assert_nothing_changed(tmp_path, aws.endpoint_url, before)
 
 

@@ -67,7 +67,9 @@ def test_restore_puts_back_only_jobs_the_cleanup_deleted_and_says_what_it_left(a
     seeded(aws.endpoint_url, [legacy("deleted-1"), legacy("deleted-2"), legacy("vanishes"), retries])
     dynamodb = client(aws.endpoint_url, "dynamodb")
 
-    requeued = run_cleanup_module(aws.endpoint_url, tmp_path, state="requeued", categories=["max_retries"])
+    requeued = run_cleanup_module(
+        aws.endpoint_url, tmp_path, state="requeued", categories=["max_retries"], requeue_fresh=True
+    )
     assert requeued["counts"]["changed"] == 1, requeued
     dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "retries"}})  # the app deletes the requeued job later
 
@@ -101,7 +103,8 @@ def test_a_run_refuses_in_one_line_while_another_holds_its_lock(aws, tmp_path, s
     seeded(aws.endpoint_url, [legacy("a"), legacy("b")])
     before = table_items(aws.endpoint_url)
     if scope == "table":
-        path = table_lock_path(tmp_path / "locks", aws.endpoint_url, "us-east-1", TABLE)
+        arn = client(aws.endpoint_url, "dynamodb").describe_table(TableName=TABLE)["Table"]["TableArn"]
+        path = table_lock_path(tmp_path / "locks", arn)
     else:
         path = archive_lock_path(tmp_path / "locks", tmp_path / "archive.jsonl")
     holder = RunLock(path, scope).acquire({"pid": 4242, "run_id": "other-run"})
@@ -305,8 +308,8 @@ def test_a_requeue_that_changed_one_job_and_skipped_another_reports_changed_not_
     seeded(
         aws.endpoint_url,
         [
-            job("retry-me", "failed", "2025-10-10T10:00:00Z", error_message="Exceeded maximum retries (3)"),
-            job("done", "completed", "2025-10-10T10:00:00Z"),
+            job("retry-me", "failed", "2025-10-19T10:00:00Z", error_message="Exceeded maximum retries (3)"),
+            job("done", "completed", "2025-10-19T10:00:00Z"),
         ],
     )
     run, report = cleanup(
@@ -317,3 +320,58 @@ def test_a_requeue_that_changed_one_job_and_skipped_another_reports_changed_not_
     assert "changed: [localhost]" in module_task and "skipping:" not in module_task, module_task
     assert report["counts"]["changed"] == 1 and report["counts"]["skipped"] == 1
     assert [entry["job_id"] for entry in report["skipped_jobs"]] == ["done"] and "skipped" not in report
+
+
+def test_restore_from_the_s3_copy_and_from_the_file_bring_back_the_same_jobs(aws, tmp_path):
+    seeded(aws.endpoint_url, [legacy("deleted-1"), legacy("deleted-2"), legacy("vanishes"), legacy("retried")])
+    dynamodb = client(aws.endpoint_url, "dynamodb")
+
+    def the_app_acts() -> None:  # between selection and delete: one job deleted, one retried
+        dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "vanishes"}})
+        dynamodb.update_item(
+            TableName=TABLE, Key={"job_id": {"S": "retried"}}, UpdateExpression="SET #s = :p",
+            ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":p": {"S": "pending"}},
+        )  # fmt: skip
+
+    with BeforeFirstDelete(aws.endpoint_url, the_app_acts) as proxy:
+        deleted = run_cleanup_module(proxy.url, tmp_path, archive_s3_prefix="ops-archive/", **PROCEDURE_1)
+    assert deleted["counts"]["changed"] == 2 and deleted["counts"]["skipped"] == 2, deleted
+    (copy,) = object_keys(aws.endpoint_url, prefix="ops-archive/")  # one object per chunk, outcomes included
+    body = client(aws.endpoint_url, "s3").get_object(Bucket=BUCKET, Key=copy)["Body"].read().decode()
+    outcomes = {r["job_id"]: r["outcome"] for r in map(json.loads, body.splitlines()) if r["record"] == "result"}
+    assert outcomes == {"deleted-1": "deleted", "deleted-2": "deleted", "vanishes": "skipped", "retried": "skipped"}
+    dynamodb.delete_item(TableName=TABLE, Key={"job_id": {"S": "retried"}})  # the app finishes with it later
+
+    from_file = run_cleanup_module(aws.endpoint_url, tmp_path, check_mode=True, state="restored")
+    from_s3 = run_cleanup_module(
+        aws.endpoint_url,
+        tmp_path,
+        check_mode=True,
+        state="restored",
+        archive_path=None,
+        archive_s3_prefix="ops-archive/",
+    )
+    for restore in (from_file, from_s3):
+        assert not restore.get("failed"), restore["msg"]
+        assert restore["job_ids"] == ["deleted-1", "deleted-2"], restore
+        assert restore["not_restored"]["by_reason"] == {"skipped": 2}, restore["not_restored"]
+    done = run_cleanup_module(
+        aws.endpoint_url, tmp_path, state="restored", archive_path=None, archive_s3_prefix="ops-archive/"
+    )
+    assert sorted(table_items(aws.endpoint_url)) == ["deleted-1", "deleted-2"], done
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_an_archive_path_that_is_a_dangling_symlink_fails_the_up_front_check(aws, tmp_path, check_mode):
+    seeded(aws.endpoint_url, [legacy("a")])
+    before = table_items(aws.endpoint_url)
+    link = tmp_path / "archive.jsonl"
+    link.symlink_to(tmp_path / "gone" / "archive.jsonl")
+    result = run_cleanup_module(aws.endpoint_url, tmp_path, check_mode=check_mode, **PROCEDURE_1)
+    assert result.get("failed") and "\n" not in result["msg"], result
+    assert (
+        f"archive_path {link} is a symbolic link to {tmp_path}/gone/archive.jsonl, which does not exist"
+        in result["msg"]
+    )
+    assert "Errno" not in result["msg"] and table_items(aws.endpoint_url) == before
+    assert not (tmp_path / "gone").exists()

@@ -30,11 +30,12 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path):
     RunLock(path, "t").acquire({}).release()
 
 
-def test_lock_files_are_per_endpoint_table_and_resolved_archive(tmp_path: Path):
-    base = table_lock_path(tmp_path, "http://127.0.0.1:1", "us-east-1", "jobs")
-    assert base == table_lock_path(tmp_path, "http://127.0.0.1:1", "us-east-1", "jobs")
-    assert base != table_lock_path(tmp_path, "http://127.0.0.1:2", "us-east-1", "jobs")
-    assert base != table_lock_path(tmp_path, "http://127.0.0.1:1", "us-east-1", "transcripts")
+def test_lock_files_are_per_table_arn_and_resolved_archive(tmp_path: Path):
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/jobs"
+    base = table_lock_path(tmp_path, arn)
+    assert base == table_lock_path(tmp_path, arn)
+    assert base != table_lock_path(tmp_path, arn.replace("us-east-1", "eu-west-1"))
+    assert base != table_lock_path(tmp_path, arn.replace("table/jobs", "table/transcripts"))
     (tmp_path / "a").mkdir()
     assert archive_lock_path(tmp_path, tmp_path / "a" / ".." / "x.jsonl") == archive_lock_path(
         tmp_path, tmp_path / "x.jsonl"

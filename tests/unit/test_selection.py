@@ -257,3 +257,20 @@ def test_format_specs_and_conversions_are_refused_before_any_key_is_built(templa
     with pytest.raises(OptionError, match="has a format spec or conversion") as error:
         AudioKeyTemplate.parse(template)
     assert str(error.value).startswith("audio_key_template") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["job_types", "user_ids", "job_ids"])
+def test_an_empty_narrowing_list_is_refused_by_the_shared_selection_for_both_modules(name):
+    from ansible.module_utils.panzoto.classification import build_rules
+    from ansible.module_utils.panzoto.options import OptionError
+    from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, selection_from_params
+
+    params = {option: spec.get("default") for option, spec in SELECTION_ARGUMENT_SPEC.items()}
+    rules = build_rules()
+    now = inspect_job({"job_id": "x", "created_at": "2025-10-19T18:00:00Z"}).created_at
+    assert selection_from_params(params, rules, now).job_ids is None  # None: not given, no narrowing
+    with pytest.raises(OptionError, match=f"^{name} is an empty list: it would select nothing"):
+        selection_from_params({**params, name: []}, rules, now)
+    # The diagnosis reads the same options through the same function (its own category default).
+    with pytest.raises(OptionError, match=f"^{name} is an empty list"):
+        selection_from_params({**params, name: []}, rules, now, ["max_retries"])

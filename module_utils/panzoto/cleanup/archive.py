@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ansible.module_utils.panzoto.aws import aws_errors, error_summary
+
 try:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 except ImportError:  # the modules report a missing boto3 themselves
@@ -100,10 +102,48 @@ def json_to_item(item: dict) -> dict:
 
 
 @dataclass
+class S3OutcomeMirror:
+    """Completes each S3 archive object of a run with the outcomes of its jobs.
+
+    The caller puts a chunk's job records to S3 before changing them; without their outcomes an S3 restore
+    could only assume every archived delete happened, and would bring back a job the app itself changed or
+    deleted. When the chunk's result records are appended, the same object is put again with the job
+    records followed by the results: still one object per chunk, now with what happened. A put that fails
+    leaves the job-only object (the file archive holds the outcomes) and is reported.
+    """
+
+    s3: object
+    bucket: str
+    prefix: str
+    run_id: str
+    table: str
+    batch_number: int = -1
+    _jobs: list[dict] = field(default_factory=list, repr=False)
+    failed: list[str] = field(default_factory=list)  # one line per object that could not be completed
+
+    def appended(self, records: list[dict]) -> None:
+        kinds = {record.get("record") for record in records}
+        if kinds == {JOB_RECORD}:
+            # Chunks are numbered as the caller numbers them: an aborted run skips only its last chunks.
+            self.batch_number += 1
+            self._jobs = records
+        elif RESULT_RECORD in kinds and self._jobs:
+            key = s3_archive_key(self.prefix, self.run_id, self.table, self.batch_number)
+            try:
+                put_s3_archive(
+                    self.s3, self.bucket, key, self._jobs + [r for r in records if r.get("record") == RESULT_RECORD]
+                )
+            except aws_errors() as exc:
+                self.failed.append(f"s3://{self.bucket}/{key} ({error_summary(exc)})")
+            self._jobs = []
+
+
+@dataclass
 class ArchiveWriter:
-    """Appends records to a JSON Lines file, durably (flush + fsync per append)."""
+    """Appends records to a JSON Lines file, durably (flush + fsync per append); outcomes also to S3 with a mirror."""
 
     path: Path
+    mirror: S3OutcomeMirror | None = None
     records_written: int = 0
     _handle: object = field(default=None, repr=False)
 
@@ -122,6 +162,7 @@ class ArchiveWriter:
         return self
 
     def append(self, records: Iterable[dict]) -> int:
+        records = list(records)
         lines = [json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n" for record in records]
         if not lines:
             return 0
@@ -129,6 +170,8 @@ class ArchiveWriter:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self.records_written += len(lines)
+        if self.mirror is not None:
+            self.mirror.appended(records)
         return len(lines)
 
     def close(self) -> None:
@@ -214,6 +257,10 @@ def read_archive(path: Path, stats: ReadStats) -> Iterator[dict]:
 def check_archive_file(path: Path) -> str | None:
     """Why `path` cannot be the cleanup's archive (None when it can): it must be a regular file of
     archive records (or not exist yet), writable, in a directory that can hold it."""
+    if path.is_symlink() and not path.exists():
+        # Opening it would create the link's target, or die with a bare [Errno 2] when its directory is missing.
+        target = os.readlink(path)
+        return f"{path} is a symbolic link to {target}, which does not exist: fix the link or choose another path"
     if path.is_dir():
         return f"{path} is a directory, not an archive file"
     if path.exists():

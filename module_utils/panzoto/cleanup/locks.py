@@ -3,9 +3,10 @@
 Two runs at once on one table each see the other's selected jobs as kept and
 leave shared audio behind; two runs on one archive interleave their records.
 A run therefore holds an exclusive, non-blocking fcntl lock on the archive
-(`<archive>.lock`, beside it) and on the table (keyed by endpoint, region and
-table name, under the lock directory) and refuses in one line while another
-run holds either. The kernel drops the locks when the process ends, however it
+(`<archive>.lock`, beside it) and on the table (keyed by the table's ARN, under
+the lock directory) and refuses in one line while another run holds either.
+These are the fast local guard; the lease (lease.py) is what other control
+nodes and other lock directories see. The kernel drops the locks when the process ends, however it
 ends, so a killed run never leaves a stale lock behind.
 """
 
@@ -67,10 +68,9 @@ def _read_owner(fd: int) -> str:
     return ", ".join(f"{name} {owner[name]}" for name in ("pid", "run_id", "since") if name in owner)
 
 
-def table_lock_path(lock_dir: Path, endpoint_url: str | None, region: str | None, table: str) -> Path:
-    """The lock file of one table: the same for every run against that endpoint, region and table."""
-    scope = f"{endpoint_url or 'aws'}|{region or ''}|{table}"
-    return lock_dir / f"table-{hashlib.sha256(scope.encode()).hexdigest()[:32]}.lock"
+def table_lock_path(lock_dir: Path, table_arn: str) -> Path:
+    """The lock file of one table, keyed by its ARN (account, region, name) like the lease, not the endpoint."""
+    return lock_dir / f"table-{hashlib.sha256(table_arn.encode()).hexdigest()[:32]}.lock"
 
 
 @dataclass
