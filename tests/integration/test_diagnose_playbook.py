@@ -437,32 +437,32 @@ def test_the_playbook_names_work_as_strings_per_server_and_next_to_the_role_name
     [
         (
             "diagnose_jobs_max_jobs=abc",
-            "argument 'job_diagnosis_max_jobs' is of type str and we were unable to convert to int",
+            "argument 'diagnose_jobs_max_jobs' is of type str and we were unable to convert to int",
             "Select the jobs and their time windows",
         ),
         (
             "diagnose_jobs_max_jobs=1.9",  # not silently 1, as `| int` made it
-            "argument 'job_diagnosis_max_jobs' is of type str and we were unable to convert to int",
+            "argument 'diagnose_jobs_max_jobs' is of type str and we were unable to convert to int",
             "Select the jobs and their time windows",
         ),
         (
             "diagnose_jobs_statuses=broken",
-            "value of job_diagnosis_statuses must be one or more of",
+            "value of diagnose_jobs_statuses must be one or more of",
             "Select the jobs and their time windows",
         ),
         (
             "diagnose_jobs_read_journal=maybe",
-            "argument 'job_diagnosis_read_journal' is of type str and we were unable to convert to bool",
+            "argument 'diagnose_jobs_read_journal' is of type str and we were unable to convert to bool",
             "Read the journal and the app's log files",
         ),
         (
             "diagnose_jobs_evidence_limit=ten",
-            "argument 'job_diagnosis_evidence_limit' is of type str and we were unable to convert to int",
+            "argument 'diagnose_jobs_evidence_limit' is of type str and we were unable to convert to int",
             "Classify every job's evidence into a cause",
         ),
     ],
 )
-def test_a_bad_value_fails_on_the_argument_spec_in_one_line_before_its_step_runs(
+def test_a_bad_value_fails_in_one_line_naming_the_variable_as_typed_before_any_step_runs(
     planted, tmp_path: Path, pair: str, message: str, step_task: str
 ) -> None:
     endpoint_url, _, root = planted
@@ -477,9 +477,10 @@ def test_a_bad_value_fails_on_the_argument_spec_in_one_line_before_its_step_runs
 
     assert run.returncode != 0
     assert any(message in line for line in run.stdout.splitlines()), run.stdout[-3000:]
-    assert "Validating arguments against arg spec" in run.stdout and "Traceback" not in run.output
-    # The step whose option it is never ran its module, and no report was written.
-    assert f"TASK [job_diagnosis : {step_task}" not in run.stdout
+    assert "Refuse diagnose_jobs_* variables" in run.stdout and "Traceback" not in run.output
+    assert "job_diagnosis_" not in run.stdout.split("Refuse diagnose_jobs_* variables")[1]
+    # Checked before the role: no step ran (the one the option belongs to included), no report was written.
+    assert f"TASK [job_diagnosis : {step_task}" not in run.stdout and "TASK [job_diagnosis" not in run.stdout
     assert not (tmp_path / "reports").exists()
 
 
@@ -532,3 +533,15 @@ def test_a_relative_report_dir_is_the_users_working_directorys(planted, tmp_path
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert report_json(workdir / "out" / "diagnosis")["schema_version"] == 1
     assert not (REPO_ROOT / "playbooks" / "out").exists() and not (REPO_ROOT / "out").exists()
+
+
+def test_a_misspelt_variable_is_refused_with_its_close_match_before_anything_is_read(planted, tmp_path: Path) -> None:
+    endpoint_url, _, root = planted
+
+    run = diagnose(tmp_path, endpoint_url, root, diagnose_jobs_categorie=["timeout"])
+
+    assert run.returncode != 0
+    assert "diagnose_jobs_categorie is not a variable of this playbook (did you mean diagnose_jobs_categories?)" in (
+        " ".join(run.output.split())
+    )
+    assert "TASK [job_diagnosis" not in run.stdout and not (tmp_path / "reports").exists()
