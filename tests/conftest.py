@@ -6,6 +6,7 @@ once per session; `aws` gives each test an empty one.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,14 @@ import ansible.module_utils
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Import the project's scripts, modules and module_utils the way Ansible does.
+HARNESS_DIR = REPO_ROOT / "tests" / "harness"
+# Import the project's tools (tools/), the test and benchmark harness (tests/harness/: `import fault_proxy`),
+# and the modules and module_utils the way Ansible does.
 sys.path.insert(0, str(REPO_ROOT / "tools"))
+sys.path.insert(0, str(HARNESS_DIR))
 sys.path.insert(0, str(REPO_ROOT / "library"))
+# Scripts the tests start in a process of their own (benchmarks/run.py) import the harness by name too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HARNESS_DIR), os.environ.get("PYTHONPATH")]))
 ansible.module_utils.__path__.append(str(REPO_ROOT / "module_utils"))
 
 import local_aws  # noqa: E402

@@ -1,4 +1,4 @@
-"""tools/replay_endpoint.py answers like DynamoDB: every item once per scan, segments, pages, projection, Query."""
+"""tests/harness/replay_endpoint.py answers like DynamoDB: every item once per scan, segments, pages, projection, Query."""
 
 from __future__ import annotations
 

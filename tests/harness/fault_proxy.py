@@ -28,7 +28,7 @@ k-th one, or with a rate drawn from a seeded generator (same seed, same faults).
         ...
         proxy.counts["BatchWriteItem"], proxy.faults["BatchWriteItem:unprocessed"]
 
-    tools/fault_proxy.py --upstream http://127.0.0.1:5000 --fault DeleteObjects:slowdown:rate=0.5 --die-after 500
+    tests/harness/fault_proxy.py --upstream http://127.0.0.1:5000 --fault DeleteObjects:slowdown:rate=0.5 --die-after 500
 
 Operation names: DynamoDB and Secrets Manager by X-Amz-Target (`BatchWriteItem`,
 `GetSecretValue`), query-protocol services by `Action`, S3 from method, path-style

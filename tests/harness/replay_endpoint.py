@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local DynamoDB endpoint that answers Scan, Query and DescribeTable from generated pages, at wire speed.
 
-    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
+    tests/harness/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
 
 moto re-evaluates the whole table for every page, so a benchmark against it
 measures moto. This endpoint measures the client: it serves a synthetic jobs
@@ -44,7 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The item templates come from the seeder, a tool people run (tools/seed_jobs.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 ONE_MB = 1024 * 1024
 USER_INDEX = "user-jobs-index"
