@@ -27,6 +27,23 @@ ansible.module_utils.__path__.append(str(REPO_ROOT / "module_utils"))
 
 import local_aws  # noqa: E402
 
+# Tests under these folders need target hosts and take minutes each: they start first (tests/harness/scheduling.py).
+SLOW_FIRST = ("tests/hosts/",)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadfile` with the refinements of tests/harness/scheduling.py; any other mode as xdist has it."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from scheduling import FileScheduling
+
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Target-host files first, every file's tests still together and in their order (a stable sort by file)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -1,12 +1,19 @@
-"""The target-host harness itself: booted systemd hosts, unique names and ports, stale-container cleanup."""
+"""The target-host harness itself: booted systemd hosts, unique names and ports, stale-container cleanup, and
+how the two CI workers share the slow host tests."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from scheduling import FileScheduling
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_SCENARIO = "test_molecule_scenario_passes_on_debian_12_and_13"
 
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,3 +66,36 @@ def test_sweep_removes_containers_of_dead_runs_and_keeps_those_of_live_runs(host
         assert container_exists(live)
     finally:
         podman("rm", "--force", "--ignore", "--time", "0", dead, live)
+
+
+def run_pytest(*args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_every_molecule_scenario_is_a_scheduling_unit_of_its_own_and_other_files_stay_whole() -> None:
+    """Two workers can run two Molecule scenarios side by side; a file with module-scoped hosts stays on one."""
+    scheduler = object.__new__(FileScheduling)  # the split reads nothing but the node id
+    scenarios = [f"tests/hosts/test_molecule.py::{TEST_SCENARIO}[{role}-default]" for role in ("ffmpeg", "panzoto_app")]
+    assert [scheduler._split_scope(nodeid) for nodeid in scenarios] == scenarios
+    deploy = ["tests/hosts/test_deploy.py::test_first", "tests/hosts/test_deploy.py::test_second[a]"]
+    assert {scheduler._split_scope(nodeid) for nodeid in deploy} == {"tests/hosts/test_deploy.py"}
+
+
+def test_target_host_files_are_handed_out_first_whatever_their_test_count() -> None:
+    """xdist's loadfile would hand out the file with the most tests first; the host file goes first instead."""
+    selection = ["tests/unit/test_redact.py", "tests/unit/test_tally.py", "tests/hosts/test_molecule.py"]
+    output = run_pytest("-n", "2", "--dist", "loadfile", "-v", "-k", f"not {TEST_SCENARIO}", *selection)
+    ran = re.findall(r"^\[(gw\d)\] \[ *\d+%\] PASSED (\S+)", output, flags=re.MULTILINE)
+    assert len(ran) == int(re.search(r"2 workers \[(\d+) items\]", output)[1]), output
+    (host_worker,) = {worker for worker, nodeid in ran if nodeid.startswith("tests/hosts/")}
+    first_on_that_worker = next(nodeid for worker, nodeid in ran if worker == host_worker)
+    assert first_on_that_worker.startswith("tests/hosts/test_molecule.py::"), output
