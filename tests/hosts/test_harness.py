@@ -3,13 +3,19 @@ how the two CI workers share the slow host tests."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import subprocess
 import sys
+import threading
 import uuid
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from apt_cache import AptCache
 from scheduling import FileScheduling
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +105,95 @@ def test_target_host_files_are_handed_out_first_whatever_their_test_count() -> N
     (host_worker,) = {worker for worker, nodeid in ran if nodeid.startswith("tests/hosts/")}
     first_on_that_worker = next(nodeid for worker, nodeid in ran if worker == host_worker)
     assert first_on_that_worker.startswith("tests/hosts/test_molecule.py::"), output
+
+
+@pytest.mark.hosts
+def test_hosts_download_packages_through_the_sessions_cache_once(target_hosts, apt_cache: AptCache):
+    first, second = target_hosts(count=2, prefix="aptcache")
+    assert apt_cache.url in first.exec("apt-config", "dump", "Acquire::http::Proxy").stdout
+    download = ["sh", "-c", "cd /tmp && apt-get download -q hello"]  # a small package from pool/
+    before = apt_cache.counts.copy()
+    first.exec(*download)
+    fetched = apt_cache.counts - before
+    assert fetched["hit"] + fetched["miss"] == 1, fetched  # the first host's .deb came through the cache
+    before = apt_cache.counts.copy()
+    second.exec(*download)
+    assert apt_cache.counts - before == Counter(hit=1)  # ... and the second host's came from it
+    digests = {host.exec("sh", "-c", "sha256sum /tmp/hello_*.deb").stdout.split()[0] for host in (first, second)}
+    assert len(digests) == 1
+
+
+MIRROR_FILES = {
+    "/debian/pool/main/h/hello/hello_2.10_amd64.deb": b"!<arch>\n" + b"package" * 5000,
+    "/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/0a1b": b"Package: hello\n",
+}
+
+
+class FakeMirror(BaseHTTPRequestHandler):
+    """A Debian mirror on 127.0.0.1: one package, one hashed index, an InRelease that changes at every request."""
+
+    protocol_version = "HTTP/1.1"
+    requests: Counter[str]
+
+    def do_GET(self) -> None:
+        self.requests[self.path] += 1
+        if self.path == "/debian/dists/bookworm/InRelease":
+            body, status = f"Date: release {self.requests[self.path]}\n".encode(), 200
+        else:
+            body, status = MIRROR_FILES.get(self.path, b"missing"), 200 if self.path in MIRROR_FILES else 404
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_mirror() -> Iterator[tuple[str, Counter[str]]]:
+    handler = type("CountingMirror", (FakeMirror,), {"requests": Counter()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/debian", handler.requests
+    server.shutdown()
+    server.server_close()
+
+
+def through(cache: AptCache, url: str, method: str = "GET") -> tuple[int, bytes]:
+    """A request as apt sends it to a proxy: the absolute URL as the request target."""
+    connection = http.client.HTTPConnection("127.0.0.1", cache.port, timeout=30)
+    try:
+        connection.request(method, url)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_apt_cache_keeps_packages_and_hashed_indexes_and_passes_the_rest_through(fake_mirror, tmp_path) -> None:
+    mirror, upstream = fake_mirror
+    package = f"{mirror}/pool/main/h/hello/hello_2.10_amd64.deb"
+    index = f"{mirror}/dists/bookworm/main/binary-amd64/by-hash/SHA256/0a1b"
+    release = f"{mirror}/dists/bookworm/InRelease"
+    # Two proxies on one directory, as the two xdist workers: what one fetched, the other serves.
+    with AptCache(tmp_path / "cache") as first, AptCache(tmp_path / "cache") as second:
+        assert through(first, package) == (200, MIRROR_FILES["/debian/pool/main/h/hello/hello_2.10_amd64.deb"])
+        assert through(second, package) == through(first, package)
+        assert through(first, index) == through(second, index) == (200, b"Package: hello\n")
+        assert [through(first, release)[1], through(second, release)[1]] == [b"Date: release 1\n", b"Date: release 2\n"]
+        assert through(first, f"{mirror}/pool/main/g/gone/gone_1_amd64.deb")[0] == 404
+        assert through(first, f"{mirror}/pool/main/g/gone/gone_1_amd64.deb")[0] == 404  # a miss is never kept
+        assert through(first, "/debian/pool/not-a-proxy-request")[0] == 400
+    assert upstream == Counter(
+        {
+            "/debian/pool/main/h/hello/hello_2.10_amd64.deb": 1,
+            "/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/0a1b": 1,
+            "/debian/dists/bookworm/InRelease": 2,
+            "/debian/pool/main/g/gone/gone_1_amd64.deb": 2,
+        }
+    )
+    assert first.counts + second.counts == Counter(hit=3, miss=4, passed=2, refused=1)
+    assert sorted(path.name for path in (tmp_path / "cache").rglob("*") if path.is_file()) == sorted(
+        [first.path_for(package).name, first.path_for(index).name]
+    )

@@ -35,6 +35,10 @@ SUITES = ("bookworm", "trixie")
 DEFAULT_SUITE = "bookworm"
 BOOT_TIMEOUT_S = 90
 PODMAN_TIMEOUT_S = 120
+# An apt.conf.d snippet pointing the hosts at the session's package cache (tests/harness/apt_cache.py); set by
+# tests/hosts/conftest.py, read by every host started here and by Molecule's create step.
+APT_CACHE_CONF_ENV = "PANZOTO_APT_CACHE_CONF"
+APT_CACHE_CONF_ON_HOST = "/etc/apt/apt.conf.d/01panzoto-ops-test-cache"
 
 
 def process_identity(pid: int) -> str | None:
@@ -152,10 +156,16 @@ def wait_until_booted(name: str) -> None:
         raise RuntimeError(f"host {name} did not boot (state {state!r}):\n{failed}")
 
 
+def apt_cache_volume() -> list[str]:
+    """podman arguments mounting the session's apt cache settings into a host (none outside a test session)."""
+    conf = os.environ.get(APT_CACHE_CONF_ENV)
+    return ["--volume", f"{conf}:{APT_CACHE_CONF_ON_HOST}:ro"] if conf else []
+
+
 def start_target_host(image: str, name: str, app_port: int) -> TargetHost:
     podman(
         "run", "--detach", "--name", name, "--hostname", name, "--systemd=always", "--network", "host",
-        *ownership_labels(), "--label", f"{TEST_LABEL}.app-port={app_port}", image, "/sbin/init",
+        *ownership_labels(), "--label", f"{TEST_LABEL}.app-port={app_port}", *apt_cache_volume(), image, "/sbin/init",
     )  # fmt: skip
     wait_until_booted(name)
     return TargetHost(name=name, app_port=app_port, testinfra=testinfra.get_host(f"podman://{name}"))
