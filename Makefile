@@ -75,4 +75,4 @@ bench: venv
 	python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .cache/ansible-facts .cache/apt-archives reports .local-aws .pytest_cache .ruff_cache
+	rm -rf .cache/ansible-facts .cache/apt-archives .cache/host-python-packages reports .local-aws .pytest_cache .ruff_cache

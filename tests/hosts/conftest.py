@@ -9,6 +9,7 @@
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
 - `apt_cache`: the session's caching proxy for the Debian mirror (tests/harness/apt_cache.py); every host
   started here or by Molecule downloads its packages through it, so a package is fetched once per machine.
+  Hosts also share root's pip cache and Poetry's artifact cache (`.cache/host-python-packages`).
 
 The helpers behind them live in tests/support/hosts.py.
 """
@@ -25,6 +26,8 @@ from support.hosts import (
     APT_CACHE_CONF_ENV,
     CONTAINERS_CONF,
     DEFAULT_SUITE,
+    PYTHON_CACHE_ENV,
+    PYTHON_CACHES_ON_HOST,
     HostPool,
     TargetHost,
     build_host_image,
@@ -34,8 +37,10 @@ from support.hosts import (
     write_inventory,
 )
 
-# Kept between runs (make clean removes it): the same packages serve every later run on this machine.
-APT_CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "apt-archives"
+# Kept between runs (make clean removes them): the same packages serve every later run on this machine.
+CACHE_ROOT = Path(__file__).resolve().parents[2] / ".cache"
+APT_CACHE_DIR = CACHE_ROOT / "apt-archives"
+PYTHON_CACHE_DIR = CACHE_ROOT / "host-python-packages"
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +54,13 @@ def apt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptCache]:
 @pytest.fixture(scope="session", autouse=True)
 def podman_environment(apt_cache: AptCache) -> Iterator[None]:
     """Every podman call of this run (ours, Ansible's, Testinfra's, Molecule's) uses the harness settings,
-    and every host it starts downloads its packages through the session's cache."""
+    and every host it starts downloads its packages through the session's caches."""
+    for name in PYTHON_CACHES_ON_HOST:
+        (PYTHON_CACHE_DIR / name).mkdir(parents=True, exist_ok=True)
     overrides = {
         "CONTAINERS_CONF": str(CONTAINERS_CONF),
         APT_CACHE_CONF_ENV: str(apt_cache.config_file),
+        PYTHON_CACHE_ENV: str(PYTHON_CACHE_DIR),
     }
     previous = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
