@@ -108,7 +108,7 @@ def test_target_host_files_are_handed_out_first_whatever_their_test_count() -> N
 
 
 @pytest.mark.hosts
-def test_hosts_download_packages_through_the_sessions_cache_once(target_hosts, apt_cache: AptCache):
+def test_hosts_download_packages_through_the_sessions_caches_once(target_hosts, apt_cache: AptCache):
     first, second = target_hosts(count=2, prefix="aptcache")
     assert apt_cache.url in first.exec("apt-config", "dump", "Acquire::http::Proxy").stdout
     download = ["sh", "-c", "cd /tmp && apt-get download -q hello"]  # a small package from pool/
@@ -121,6 +121,15 @@ def test_hosts_download_packages_through_the_sessions_cache_once(target_hosts, a
     assert apt_cache.counts - before == Counter(hit=1)  # ... and the second host's came from it
     digests = {host.exec("sh", "-c", "sha256sum /tmp/hello_*.deb").stdout.split()[0] for host in (first, second)}
     assert len(digests) == 1
+    # root's pip cache and Poetry's artifact cache are one directory for every host of the session.
+    marker = f"shared-{uuid.uuid4().hex[:8]}"
+    caches = ("/root/.cache/pip", "/root/.cache/pypoetry/artifacts")
+    try:
+        for cache in caches:
+            first.exec("sh", "-c", f"echo {marker} > {cache}/{marker}")
+            assert second.exec("cat", f"{cache}/{marker}").stdout.strip() == marker
+    finally:
+        first.exec("rm", "-f", *(f"{cache}/{marker}" for cache in caches))
 
 
 MIRROR_FILES = {
