@@ -1,7 +1,9 @@
-"""Fixtures shared by every test: the local AWS endpoint and paths.
+"""Fixtures shared by every test: the local AWS endpoint and paths; how the two CI workers share the suite.
 
 The endpoint is moto in server mode, a real HTTP server on 127.0.0.1 started
-once per session; `aws` gives each test an empty one.
+once per session; `aws` gives each test an empty one. Under `pytest -n 2 --dist
+loadfile` the target-host files go first and every Molecule scenario is a unit of
+its own (tests/harness/scheduling.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import local_aws  # noqa: E402
 SLOW_FIRST = ("tests/hosts/",)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent under `-p no:xdist`
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """`--dist loadfile` with the refinements of tests/harness/scheduling.py; any other mode as xdist has it."""
     if config.getoption("dist") != "loadfile":
