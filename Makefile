@@ -64,7 +64,9 @@ unit: venv
 	pytest tests/unit
 
 # Whole test files go to each of two workers, so module-scoped fixtures (a deployed host, a
-# seeded table) are built once; the slowest tests are listed at the end, to keep CI's time in view.
+# seeded table) are built once; the target-host files start first and each Molecule scenario is a unit
+# of its own, so both workers stay busy to the end (tests/harness/scheduling.py). The slowest tests are
+# listed at the end, to keep CI's time in view.
 test: venv system-packages lint
 	pytest -n 2 --dist loadfile --durations=25
 
@@ -73,4 +75,4 @@ bench: venv
 	python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .cache/ansible-facts reports .local-aws .pytest_cache .ruff_cache
+	rm -rf .cache/ansible-facts .cache/apt-archives .cache/host-python-packages reports .local-aws .pytest_cache .ruff_cache

@@ -7,6 +7,9 @@
   unique `.name`, its own free `.app_port` (every host shares the machine's network, so ports must not
   collide) and a `.testinfra` host.
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
+- `apt_cache`: the session's caching proxy for the Debian mirror (tests/harness/apt_cache.py); every host
+  started here or by Molecule downloads its packages through it, so a package is fetched once per machine.
+  Hosts also share root's pip cache and Poetry's artifact cache (`.cache/host-python-packages`).
 
 The helpers behind them live in tests/support/hosts.py.
 """
@@ -18,9 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apt_cache import AptCache
 from support.hosts import (
+    APT_CACHE_CONF_ENV,
     CONTAINERS_CONF,
     DEFAULT_SUITE,
+    PYTHON_CACHE_ENV,
+    PYTHON_CACHES_ON_HOST,
     HostPool,
     TargetHost,
     build_host_image,
@@ -30,18 +37,40 @@ from support.hosts import (
     write_inventory,
 )
 
+# Kept between runs (make clean removes them): the same packages serve every later run on this machine.
+CACHE_ROOT = Path(__file__).resolve().parents[2] / ".cache"
+APT_CACHE_DIR = CACHE_ROOT / "apt-archives"
+PYTHON_CACHE_DIR = CACHE_ROOT / "host-python-packages"
+
+
+@pytest.fixture(scope="session")
+def apt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptCache]:
+    """The session's package cache, and the apt.conf.d snippet hosts mount to use it (path in the environment)."""
+    with AptCache(APT_CACHE_DIR) as cache:
+        cache.write_apt_config(tmp_path_factory.mktemp("apt-cache") / "apt-cache.conf")
+        yield cache
+
 
 @pytest.fixture(scope="session", autouse=True)
-def podman_environment() -> Iterator[None]:
-    """Every podman call of this run (ours, Ansible's, Testinfra's, Molecule's) uses the harness settings."""
-    previous = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+def podman_environment(apt_cache: AptCache) -> Iterator[None]:
+    """Every podman call of this run (ours, Ansible's, Testinfra's, Molecule's) uses the harness settings,
+    and every host it starts downloads its packages through the session's caches."""
+    for name in PYTHON_CACHES_ON_HOST:
+        (PYTHON_CACHE_DIR / name).mkdir(parents=True, exist_ok=True)
+    overrides = {
+        "CONTAINERS_CONF": str(CONTAINERS_CONF),
+        APT_CACHE_CONF_ENV: str(apt_cache.config_file),
+        PYTHON_CACHE_ENV: str(PYTHON_CACHE_DIR),
+    }
+    previous = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
     remove_containers(stale_test_containers())
     yield
-    if previous is None:
-        os.environ.pop("CONTAINERS_CONF", None)
-    else:
-        os.environ["CONTAINERS_CONF"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(name="sweep_stale_test_containers")

@@ -15,6 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from fault_proxy import FaultPlan, FaultProxy, FaultRule
+from support.local_http import RecordedConnection, recorded_connections
 
 TABLE = "proxy-jobs"
 BUCKET = "proxy-audio"
@@ -230,6 +231,33 @@ def test_die_on_demand_from_a_test(resources: str) -> None:
         with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
             s3.list_objects_v2(Bucket=BUCKET)
     assert proxy.counts == {"ListObjectsV2": 1}
+
+
+def whole_responses(connections: list[RecordedConnection]) -> list[tuple[bytes, bytes]]:
+    """(status line, body) of each write: every write must be one complete response, headers and body."""
+    responses = []
+    for connection in connections:
+        for write in connection.writes:
+            head, separator, body = write.partition(b"\r\n\r\n")
+            assert separator, f"a write without the end of the headers: {write[:200]!r}"
+            length = next(
+                line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            )
+            assert len(body) == int(length), f"a write with part of its body: {write[:200]!r}"
+            responses.append((head.split(b"\r\n", 1)[0], body))
+    return responses
+
+
+def test_answers_go_out_with_tcp_nodelay_each_in_one_write(resources: str) -> None:
+    """Nagle's algorithm off, and headers and body in one write: no delayed-ACK wait a real endpoint would not have."""
+    plan = FaultPlan([FaultRule("ListTables", "throttling", first=1)])
+    with recorded_connections(fault_proxy.ProxyHandler) as connections, FaultProxy(resources, plan=plan) as proxy:
+        dynamodb = client("dynamodb", proxy.url)
+        assert error_code(dynamodb.list_tables) == ("ThrottlingException", 400)  # the proxy's own answer
+        assert TABLE in dynamodb.list_tables()["TableNames"]  # moto's answer, relayed
+    assert connections and all(connection.nodelay for connection in connections)
+    statuses = [status for status, _ in whole_responses(connections)]
+    assert statuses == [b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK"]
 
 
 def test_bad_rules_are_refused_with_one_line() -> None:

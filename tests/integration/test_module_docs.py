@@ -46,7 +46,7 @@ def test_docs_render_with_options_examples_and_return_values(module: str) -> Non
 
 @pytest.mark.parametrize("module", MODULES)
 def test_options_and_return_values_render_whole(module: str) -> None:
-    """No field ansible-doc does not know, no description cut short (tools/check_module_docs.py explains)."""
+    """No field ansible-doc does not know, no description cut short (tests/harness/check_module_docs.py explains)."""
     doc = json.loads(ansible_doc("--json", module).stdout).get(module)
     problems = ansible_doc_problems(doc)
     assert problems == [], "\n".join(problem["msg"] for problem in problems)

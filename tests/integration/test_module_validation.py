@@ -1,4 +1,4 @@
-"""Every module passes ansible-core's validate-modules (tools/check_module_docs.py), offline.
+"""Every module passes ansible-core's validate-modules (tests/harness/check_module_docs.py), offline.
 
 The checker builds a throwaway collection copy of library/, module_utils/ and plugins/doc_fragments/
 and runs validate-modules from ansible-core's own ansible_test on it. First it is shown to tell a

@@ -35,6 +35,14 @@ SUITES = ("bookworm", "trixie")
 DEFAULT_SUITE = "bookworm"
 BOOT_TIMEOUT_S = 90
 PODMAN_TIMEOUT_S = 120
+# The session's package caches, set in the environment by tests/hosts/conftest.py and mounted into every host
+# started here and by Molecule's create step: an apt.conf.d snippet pointing apt at the caching proxy
+# (tests/harness/apt_cache.py), and a directory shared as root's pip cache and Poetry's artifact cache (both
+# write a download under a temporary name and rename it into place, so hosts can share them).
+APT_CACHE_CONF_ENV = "PANZOTO_APT_CACHE_CONF"
+APT_CACHE_CONF_ON_HOST = "/etc/apt/apt.conf.d/01panzoto-ops-test-cache"
+PYTHON_CACHE_ENV = "PANZOTO_PYTHON_CACHE_DIR"
+PYTHON_CACHES_ON_HOST = {"pip": "/root/.cache/pip", "pypoetry-artifacts": "/root/.cache/pypoetry/artifacts"}
 
 
 def process_identity(pid: int) -> str | None:
@@ -152,10 +160,22 @@ def wait_until_booted(name: str) -> None:
         raise RuntimeError(f"host {name} did not boot (state {state!r}):\n{failed}")
 
 
+def package_cache_volumes() -> list[str]:
+    """podman arguments mounting the session's package caches into a host (none outside a test session)."""
+    volumes = []
+    if conf := os.environ.get(APT_CACHE_CONF_ENV):
+        volumes += ["--volume", f"{conf}:{APT_CACHE_CONF_ON_HOST}:ro"]
+    if python_caches := os.environ.get(PYTHON_CACHE_ENV):
+        for name, on_host in PYTHON_CACHES_ON_HOST.items():
+            volumes += ["--volume", f"{python_caches}/{name}:{on_host}"]
+    return volumes
+
+
 def start_target_host(image: str, name: str, app_port: int) -> TargetHost:
     podman(
         "run", "--detach", "--name", name, "--hostname", name, "--systemd=always", "--network", "host",
-        *ownership_labels(), "--label", f"{TEST_LABEL}.app-port={app_port}", image, "/sbin/init",
+        *ownership_labels(), "--label", f"{TEST_LABEL}.app-port={app_port}", *package_cache_volumes(),
+        image, "/sbin/init",
     )  # fmt: skip
     wait_until_booted(name)
     return TargetHost(name=name, app_port=app_port, testinfra=testinfra.get_host(f"podman://{name}"))

@@ -1,4 +1,4 @@
-"""tools/replay_endpoint.py answers like DynamoDB: every item once per scan, segments, pages, projection, Query."""
+"""The replay endpoint (tests/harness) answers like DynamoDB: every item once per scan, segments, pages, Query."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
 from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
 from boto3.dynamodb.types import TypeDeserializer
-from replay_endpoint import EXTRA_ATTRIBUTES, ONE_MB, ReplayServer, ReplayTable
+from replay_endpoint import EXTRA_ATTRIBUTES, ONE_MB, Handler, ReplayServer, ReplayTable
+from support.local_http import recorded_connections
 
 TABLE = "replayed-jobs"
 JOBS = 5000  # more than one 1 MB page
@@ -105,3 +106,23 @@ def test_describe_table_and_the_expected_counts(client, endpoint) -> None:
         raw[str(item.get("status"))] = raw.get(str(item.get("status")), 0) + 1
     assert raw == expected["by_status_raw"]
     assert sum(expected["by_status"].values()) + sum(expected["malformed_by_reason"].values()) == JOBS
+
+
+def test_answers_go_out_with_tcp_nodelay_each_in_one_write(client) -> None:
+    """Nagle's algorithm off, and headers and body in one write, for a small answer, an error and a 1 MB page."""
+    with recorded_connections(Handler) as connections:
+        client.describe_table(TableName=TABLE)
+        with pytest.raises(botocore.exceptions.ClientError):
+            client.describe_table(TableName="no-such-table")
+        page = client.scan(TableName=TABLE)
+    assert "LastEvaluatedKey" in page  # the page stopped at 1 MB: a large answer
+    assert connections and all(connection.nodelay for connection in connections)
+    writes = [write for connection in connections for write in connection.writes]
+    assert [write.split(b"\r\n", 1)[0] for write in writes] == [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 400 Bad Request",
+        b"HTTP/1.1 200 OK",
+    ]
+    for write in writes:
+        head, _, body = write.partition(b"\r\n\r\n")
+        assert f"Content-Length: {len(body)}".encode() in head.split(b"\r\n")

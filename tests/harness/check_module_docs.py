@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Check the modules' documentation as Ansible's own tools read it, offline.
 
-    tools/check_module_docs.py            # every module in library/: one line per error, exit 1 if any
-    tools/check_module_docs.py --json     # {module: [{"check", "code", "msg"}, ...]}
+    tests/harness/check_module_docs.py            # every module in library/: one line per error, exit 1 if any
+    tests/harness/check_module_docs.py --json     # {module: [{"check", "code", "msg"}, ...]}
 
 Two checks, on every module:
 
@@ -40,7 +40,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE, COLLECTION = "panzoto", "ops"
 PREFIX = f"{NAMESPACE}.{COLLECTION}"
 VALIDATE_REQUIREMENTS = ("voluptuous", "antsibull_docs_parser")

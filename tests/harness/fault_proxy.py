@@ -28,7 +28,8 @@ k-th one, or with a rate drawn from a seeded generator (same seed, same faults).
         ...
         proxy.counts["BatchWriteItem"], proxy.faults["BatchWriteItem:unprocessed"]
 
-    tools/fault_proxy.py --upstream http://127.0.0.1:5000 --fault DeleteObjects:slowdown:rate=0.5 --die-after 500
+    tests/harness/fault_proxy.py --upstream http://127.0.0.1:5000 \
+        --fault DeleteObjects:slowdown:rate=0.5 --die-after 500
 
 Operation names: DynamoDB and Secrets Manager by X-Amz-Target (`BatchWriteItem`,
 `GetSecretValue`), query-protocol services by `Action`, S3 from method, path-style
@@ -53,11 +54,13 @@ import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
+
+from one_write_http import OneWriteHandler
 
 HOST = "127.0.0.1"
 FAULT_KINDS = (
@@ -480,9 +483,10 @@ class FaultProxy:
             }
 
 
-class ProxyHandler(BaseHTTPRequestHandler):
+class ProxyHandler(OneWriteHandler):
+    """Answers over HTTP/1.1 keep-alive (botocore's pooled connections), TCP_NODELAY, one write per answer."""
+
     proxy: FaultProxy  # bound per server by FaultProxy.start
-    protocol_version = "HTTP/1.1"  # keep botocore's pooled connections alive
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests read counts, not access logs."""
@@ -636,21 +640,19 @@ class ProxyHandler(BaseHTTPRequestHandler):
         return Answer(200, answer.headers, (text[:closing] + errors + text[closing:]).encode())
 
     def reply(self, answer: Answer) -> None:
-        self.send_response_only(answer.status)
         is_head = self.command == "HEAD"
+        headers = []
         for name, value in answer.headers:
             # HEAD keeps the object's real Content-Length; everything else gets the length of what is sent.
             if name.lower() == "content-length" and not is_head:
                 continue
             if name.lower() == "x-amz-crc32" and not answer.body:
                 continue
-            self.send_header(name, value)
+            headers.append((name, value))
         if not is_head:
-            self.send_header("Content-Length", str(len(answer.body)))
+            headers.append(("Content-Length", str(len(answer.body))))
         try:
-            self.end_headers()
-            if not is_head and answer.body:
-                self.wfile.write(answer.body)
+            self.write_response(answer.status, headers, b"" if is_head else answer.body)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its read timeout) before the answer came: like AWS, just drop it.
             self.close_connection = True

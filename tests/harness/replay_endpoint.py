@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local DynamoDB endpoint that answers Scan, Query and DescribeTable from generated pages, at wire speed.
 
-    tools/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
+    tests/harness/replay_endpoint.py --jobs 1000000 [--seed 0] [--port 0] [--no-extra-attributes] [--latency-ms 0]
 
 moto re-evaluates the whole table for every page, so a benchmark against it
 measures moto. This endpoint measures the client: it serves a synthetic jobs
@@ -40,11 +40,14 @@ import time
 import zlib
 from collections import Counter
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The item templates come from the seeder, a tool people run (tools/seed_jobs.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+from one_write_http import OneWriteHandler
 
 ONE_MB = 1024 * 1024
 USER_INDEX = "user-jobs-index"
@@ -348,21 +351,23 @@ def _user_indices(table: ReplayTable, user: str | None, after: int):
         block += count
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pool expects
+class Handler(OneWriteHandler):
+    """DynamoDB's JSON protocol over HTTP/1.1 keep-alive, TCP_NODELAY, one write per answer."""
+
     server: ReplayServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: thousands of requests
         pass
 
     def _send(self, status: int, body: bytes, content_type: str = "application/x-amz-json-1.0") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", "replay")
-        self.send_header("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF))
-        self.end_headers()
-        self.wfile.write(body)
+        headers = [
+            ("Date", self.date_time_string()),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", "replay"),
+            ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF)),
+        ]
+        self.write_response(status, headers, body)
         with self.server.lock:
             self.server.bytes_out += len(body)
 
