@@ -53,10 +53,20 @@ def poll_interval(env_file: str) -> float:
 
 def systemctl_show(unit: str) -> dict[str, str]:
     done = subprocess.run(
-        ["systemctl", "show", "--property=ActiveState", "--property=InvocationID", "--", unit],
+        ["systemctl", "show", "--property=ActiveState", "--property=InvocationID",
+         "--property=ActiveEnterTimestampMonotonic", "--", unit],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def run_seconds(state: dict[str, str]) -> float | None:
+    """Seconds since the unit's current run started (systemd's monotonic clock is the kernel's uptime)."""
+    try:
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            return float(uptime.read().split()[0]) - int(state["ActiveEnterTimestampMonotonic"]) / 1e6
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def journal_lines(invocation: str, since_seconds: float) -> list[tuple[float, str]]:
@@ -87,7 +97,7 @@ def verdict(unit: str, env_file: str, intervals: float, min_age: float) -> dict:
     result: dict = {
         "host": host, "unit": unit, "interval_seconds": interval, "max_age_seconds": max_age,
         "active_state": state.get("ActiveState", "unknown"), "last_heartbeat_age_seconds": None,
-        "last_good_heartbeat_age_seconds": None, "last_error": "", "alive": False,
+        "last_good_heartbeat_age_seconds": None, "last_error": "", "alive": False, "starting": False,
     }  # fmt: skip
     invocation = state.get("InvocationID", "")
     if result["active_state"] != "active" or not invocation:
@@ -112,6 +122,12 @@ def verdict(unit: str, env_file: str, intervals: float, min_age: float) -> dict:
         result["last_good_heartbeat_age_seconds"] = round(now - last_good, 1)
     result["alive"] = last_good is not None and now - last_good <= max_age and not error_after_good
     age = "none seen" if last_any is None else f"{now - last_any:.0f} s ago"
+    run_age = run_seconds(state)
+    # A run younger than the window that has not polled yet is starting: not alive, but nothing lost either.
+    result["starting"] = not lines and run_age is not None and run_age <= max_age
+    if result["starting"]:
+        result["detail"] = f"{host}: started {run_age:.0f} s ago, no heartbeat yet"
+        return result
     error = f"; last error: {result['last_error']}" if result["last_error"] else ""
     if result["alive"]:
         result["detail"] = f"{host}: heartbeat {now - last_good:.0f} s ago (within {max_age:.0f} s)"
@@ -142,7 +158,10 @@ def write_textfile(path: str, result: dict) -> None:
 
 
 def alert_on_change(state_file: str, webhook_file: str, result: dict) -> None:
-    """Post once on loss and once on recovery. The first run only records: there is no change to report."""
+    """Post once on loss and once on recovery. The first run only records: there is no change to report;
+    a starting run changes nothing (a restart is no loss)."""
+    if result["starting"]:
+        return
     try:
         with open(state_file, encoding="utf-8") as previous_file:
             previous = json.load(previous_file).get("alive")
