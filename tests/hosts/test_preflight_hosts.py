@@ -26,6 +26,8 @@ HOST_ITEMS = (
     "Environment file private",
     "Background processor started",
     "Health endpoint healthy",
+    "Venv matches the lock",
+    "OpenAI client constructs",
     "Processor heartbeat",
     "No old decrypted audio",
     "No backend process outside the service",
@@ -33,7 +35,7 @@ HOST_ITEMS = (
     "No upstream deploy path",
 )
 # On a bare host nothing is deployed: these fail; nothing fights a service there, and no audio was left.
-NOTHING_DEPLOYED = HOST_ITEMS[1:7]
+NOTHING_DEPLOYED = HOST_ITEMS[1:9]
 
 pytestmark = pytest.mark.hosts
 
