@@ -9,6 +9,7 @@ do, every scan fails and the heartbeat goes on with N = 0).
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -210,6 +211,34 @@ def test_decrypted_leftovers_older_than_the_rule_are_reported_and_removed(deploy
     assert host.testinfra.file(fresh).exists
     green = host_preflight(deployed, "decrypted_audio")
     assert green.returncode == 0, green.output[-3000:]
+
+
+def test_the_venv_is_checked_against_the_lock_and_openai_is_not_applicable(deployed: Deployed) -> None:
+    host = deployed.host
+    name = host.name
+    run = host_preflight(deployed, "lock")
+
+    assert run.returncode == 0, run.output[-3000:]
+    matches = rf"^PASS  {name}: Venv matches the lock \(\d+ of \d+ locked packages installed, all at their locked"
+    assert re.search(matches, run.stdout, re.MULTILINE), run.stdout[-3000:]
+    # The fake backend does not depend on openai: said so, neither passed nor failed.
+    not_applicable = "(not applicable: the project does not depend on openai)"
+    assert f"N/A  {name}: OpenAI client constructs {not_applicable}" in run.stdout
+
+    # A venv that is not the lock's: the lock now pins another h11 than the one installed.
+    lock = "/opt/panzoto/app/poetry.lock"
+    installed = host.testinfra.check_output("/opt/panzoto/venv/bin/python -c 'import h11; print(h11.__version__)'")
+    host.exec("cp", "-p", lock, f"{lock}.lock-test")
+    try:
+        host.exec("sed", "-i", '/^name = "h11"$/,/^version = / s/^version = .*/version = "0.0.1"/', lock)
+        red = host_preflight(deployed, "lock")
+    finally:
+        host.exec("mv", f"{lock}.lock-test", lock)
+    assert red.returncode == 2
+    assert (
+        f"FAIL  {name}: Venv matches the lock (not the locked versions: h11 {installed} (lock 0.0.1); "
+        "install strictly from the lock (poetry sync))"
+    ) in red.stdout
 
 
 def test_the_timer_switch_removes_it(deployed: Deployed) -> None:
