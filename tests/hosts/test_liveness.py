@@ -148,7 +148,8 @@ def test_a_live_processor_passes_preflight_and_reads_up_in_the_textfile(deployed
 
     assert run.returncode == 0, run.output[-4000:]
     items = checklist_verdicts(run.stdout)
-    assert items == {f"{deployed.host.name}: Processor heartbeat": "PASS"}  # alone, with its tag
+    name = deployed.host.name
+    assert items == {f"{name}: reachable": "PASS", f"{name}: Processor heartbeat": "PASS"}  # alone, with its tag
     assert f"PASS  {deployed.host.name}: Processor heartbeat ({deployed.host.name}: heartbeat " in run.stdout
     assert 0 <= textfile(deployed.host)["panzoto_processor_heartbeat_age_seconds"] <= 10
     assert deployed.alerts == []  # the first verdict is recorded, not alerted
@@ -201,7 +202,7 @@ def test_decrypted_leftovers_older_than_the_rule_are_reported_and_removed(deploy
 
     red = host_preflight(deployed, "decrypted_audio")
     assert red.returncode == 2
-    assert checklist_verdicts(red.stdout) == {f"{host.name}: No old decrypted audio": "FAIL"}
+    assert checklist_verdicts(red.stdout)[f"{host.name}: No old decrypted audio"] == "FAIL"
     assert f"1 decrypted recordings older than 1h in {LEFTOVERS}" in red.stdout
 
     # What systemd-tmpfiles-clean.timer runs (it is active); the deploy's rule decides what goes.
