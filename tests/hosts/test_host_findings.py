@@ -50,13 +50,14 @@ def test_a_stray_backend_the_legacy_unit_and_the_upstream_deploy_path_are_each_r
     assert red.returncode == 2
     items = checklist_verdicts(red.stdout)
     assert items == {f"{host.name}: reachable": "PASS", **{f"{host.name}: {item}": "FAIL" for item in FINDINGS}}
-    lines = {line.split(" (")[0]: line for line in red.stdout.splitlines() if line.startswith("FAIL  ")}
-    stray = lines[f"FAIL  {host.name}: No backend process outside the service"]
+    output = red.stdout.splitlines()
+    lines = {item: line for item in FINDINGS for line in output if f"FAIL  {host.name}: {item} (" in line}
+    stray = lines["No backend process outside the service"]
     assert "outside panzoto.service: pid " in stray and "uvicorn decision_data.api.backend.api:app" in stray
     assert "a second processor takes the same jobs (transcribed twice); stop it" in stray
-    legacy = lines[f"FAIL  {host.name}: No legacy controller.service"]
+    legacy = lines["No legacy controller.service"]
     assert "LoadState=loaded" in legacy and "systemctl disable --now controller.service" in legacy
-    upstream = lines[f"FAIL  {host.name}: No upstream deploy path"]
+    upstream = lines["No upstream deploy path"]
     assert f"upstream CI deploys into {CHECKOUT} " in upstream and "remove the CI deploy key" in upstream
     assert red.stats[host.name]["changed"] == 0
     assert host.testinfra.check_output(f"ls -la --time-style=full-iso {CHECKOUT} /etc/systemd/system") == before

@@ -176,7 +176,7 @@ def test_failing_scans_turn_preflight_red_and_alert_once_then_recovery_alerts_on
     assert items[f"{name}: Health endpoint healthy"] == "PASS"
     assert items[f"{name}: Background processor started"] == "PASS"
     assert items[f"{name}: Processor heartbeat"] == "FAIL"
-    (line,) = [line for line in run.stdout.splitlines() if line.startswith(f"FAIL  {name}: Processor heartbeat")]
+    (line,) = [line for line in run.stdout.splitlines() if line.strip().startswith(f"FAIL  {name}: Processor heartbeat")]
     assert f"({name}: the processor's scans fail; last heartbeat " in line
     assert "last error: Error querying jobs: An error occurred (ResourceNotFoundException)" in line
     assert deployed.alerts[0]["host"] == name and deployed.alerts[0]["alive"] is False
@@ -220,7 +220,7 @@ def test_the_venv_is_checked_against_the_lock_and_openai_is_not_applicable(deplo
     run = host_preflight(deployed, "lock")
 
     assert run.returncode == 0, run.output[-3000:]
-    matches = rf"^PASS  {name}: Venv matches the lock \(\d+ of \d+ locked packages installed, all at their locked"
+    matches = rf"^\s*PASS  {name}: Venv matches the lock \(\d+ of \d+ locked packages installed, all at their locked"
     assert re.search(matches, run.stdout, re.MULTILINE), run.stdout[-3000:]
     # The fake backend does not depend on openai: said so, neither passed nor failed.
     not_applicable = "(not applicable: the project does not depend on openai)"
