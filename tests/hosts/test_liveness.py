@@ -176,7 +176,8 @@ def test_failing_scans_turn_preflight_red_and_alert_once_then_recovery_alerts_on
     assert items[f"{name}: Health endpoint healthy"] == "PASS"
     assert items[f"{name}: Background processor started"] == "PASS"
     assert items[f"{name}: Processor heartbeat"] == "FAIL"
-    (line,) = [line for line in run.stdout.splitlines() if line.strip().startswith(f"FAIL  {name}: Processor heartbeat")]
+    heartbeat = f"FAIL  {name}: Processor heartbeat"
+    (line,) = [line for line in run.stdout.splitlines() if line.strip().startswith(heartbeat)]
     assert f"({name}: the processor's scans fail; last heartbeat " in line
     assert "last error: Error querying jobs: An error occurred (ResourceNotFoundException)" in line
     assert deployed.alerts[0]["host"] == name and deployed.alerts[0]["alive"] is False
