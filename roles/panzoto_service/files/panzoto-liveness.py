@@ -106,6 +106,8 @@ def verdict(unit: str, env_file: str, intervals: float, min_age: float) -> dict:
     now = time.time()
     # Far enough back to name the last heartbeat's age when it is late, bounded so a busy journal stays cheap.
     lines = journal_lines(invocation, max(10 * max_age, 300))
+    # Journal times can run a little ahead of this clock: ages are never negative.
+    now = max([now] + [moment for moment, _ in lines])
     error_pending, last_good, last_any, error_after_good = "", None, None, False
     for moment, message in lines:
         if SCAN_ERROR in message:
