@@ -10,7 +10,9 @@ short_description: Check that the Panzoto DynamoDB tables, S3 bucket and encrypt
 description:
   - Verifies the AWS items of the ops guide's "Server Deployment Checklist" with the credentials the service uses,
     and returns one pass/fail result per item, each with a one-line detail.
-  - DynamoDB tables exist, are C(ACTIVE), have the expected key and indexes, and can be read.
+  - DynamoDB tables exist, are C(ACTIVE), have the expected key and indexes, and can be read; each required index is
+    C(ACTIVE) (not backfilling) and answers a Query (the backend's job list comes back empty, its error swallowed,
+    while an index is missing or backfilling).
   - The S3 bucket exists and the audio prefix can be listed; optionally a probe object is written, read back and deleted.
   - AWS Secrets Manager has an encryption key for every user in the users table, and the keys it reads are well formed
     (JSON with a base64 C(encryption_key) of 32 bytes). Key material is never returned.
@@ -21,9 +23,12 @@ options:
   dynamodb_tables:
     description:
       - The tables to check.
-      - Defaults to the service's five tables, C(panzoto-processing-jobs) (key C(job_id), index C(user-jobs-index)),
-        C(panzoto-audio-files) (key C(file_id)), C(panzoto-transcripts) (key C(transcript_id), index
-        C(user-transcripts-index)), C(panzoto-users) and C(panzoto-user-preferences) (key C(user_id)).
+      - Defaults to the tables the backend's code uses, C(panzoto-processing-jobs) (key C(job_id), indexes
+        C(user-jobs-index) and C(user-jobs-by-created-at)), C(panzoto-audio-files) (key C(file_id)),
+        C(panzoto-transcripts) (key C(transcript_id), index C(user-transcripts-index)), C(panzoto-users) and
+        C(panzoto-user-preferences) (key C(user_id)), C(panzoto-daily-summaries), C(panzoto-daily-summary-tracking),
+        and the cost-tracking tables C(panzoto-usage-records), C(panzoto-cost-summaries) and C(panzoto-user-credits)
+        in C(us-east-1), where the backend always writes them.
     type: list
     elements: dict
     suboptions:
@@ -43,6 +48,10 @@ options:
         type: list
         elements: str
         default: []
+      region:
+        description:
+          - The region the table is in, when not the module's O(region) (the cost-tracking tables are in us-east-1).
+        type: str
   s3_bucket:
     description:
       - The audio bucket. Empty to skip the S3 checks.
@@ -165,13 +174,23 @@ from ansible.module_utils.panzoto.aws import (
 )
 from ansible.module_utils.panzoto.scan import scan_items
 
+# The backend's code (not the guide) decides this list: both job indexes are required since 2025-10-29, and the
+# cost-tracking tables are always in us-east-1, whatever region the rest is in.
+COST_REGION = "us-east-1"
 DEFAULT_TABLES = [
-    {"name": "panzoto-processing-jobs", "key": "job_id", "indexes": ["user-jobs-index"]},
+    {"name": "panzoto-processing-jobs", "key": "job_id", "indexes": ["user-jobs-index", "user-jobs-by-created-at"]},
     {"name": "panzoto-audio-files", "key": "file_id"},
     {"name": "panzoto-transcripts", "key": "transcript_id", "indexes": ["user-transcripts-index"]},
     {"name": "panzoto-users", "key": "user_id"},
     {"name": "panzoto-user-preferences", "key": "user_id"},
+    {"name": "panzoto-daily-summaries"},
+    {"name": "panzoto-daily-summary-tracking"},
+    {"name": "panzoto-usage-records", "region": COST_REGION},
+    {"name": "panzoto-cost-summaries", "region": COST_REGION},
+    {"name": "panzoto-user-credits", "region": COST_REGION},
 ]
+# Any value serves: a Query answers (with no item) only when the index exists and can be read.
+INDEX_PROBE_VALUE = "panzoto-ops-preflight-probe"
 
 
 def check(name: str, ok: bool, detail: str) -> dict:
@@ -179,25 +198,66 @@ def check(name: str, ok: bool, detail: str) -> dict:
 
 
 def check_table(client, spec: dict, endpoint: str | None) -> dict:
-    name = f"DynamoDB table {spec['name']}"
+    where = f" in {spec['region']}" if spec.get("region") else ""
+    name = f"DynamoDB table {spec['name']}{where}"
     try:
         table = client.describe_table(TableName=spec["name"])["Table"]
         client.scan(TableName=spec["name"], Limit=1, Select="COUNT")
     except aws_errors() as exc:
         return check(name, False, describe_aws_error(exc, f"read table {spec['name']}", endpoint))
     hash_key = next((key["AttributeName"] for key in table["KeySchema"] if key["KeyType"] == "HASH"), None)
-    indexes = sorted(index["IndexName"] for index in table.get("GlobalSecondaryIndexes", []))
+    indexes = {index["IndexName"]: index for index in table.get("GlobalSecondaryIndexes", [])}
     problems = []
     if table["TableStatus"] != "ACTIVE":
         problems.append(f"status is {table['TableStatus']}")
     if spec.get("key") and hash_key != spec["key"]:
         problems.append(f"hash key is {hash_key}, expected {spec['key']}")
-    missing = sorted(set(spec.get("indexes", [])) - set(indexes))
+    missing = [index for index in spec.get("indexes", []) if index not in indexes]
     if missing:
-        problems.append(f"missing index {', '.join(missing)}")
+        problems.append(f"missing index {', '.join(missing)}: create it (the backend's job list is empty without it)")
+    for index_name in spec.get("indexes", []):
+        if index_name in indexes:
+            problems += index_problems(client, spec["name"], indexes[index_name], endpoint)
     if problems:
         return check(name, False, "; ".join(problems))
-    return check(name, True, f"ACTIVE, key {hash_key}, indexes {', '.join(indexes) or 'none'}, readable")
+    required = list(spec.get("indexes", []))
+    detail = f"ACTIVE, key {hash_key}, indexes {', '.join(sorted(indexes)) or 'none'}, readable"
+    if required:
+        detail += f"; {', '.join(required)} ACTIVE and answering a Query"
+    return check(name, True, detail)
+
+
+def index_problems(client, table: str, index: dict, endpoint: str | None) -> list[str]:
+    """An index the backend queries must be ACTIVE, not backfilling, and answer a Query of one item."""
+    name = index["IndexName"]
+    status = index.get("IndexStatus", "ACTIVE")
+    if status != "ACTIVE" or index.get("Backfilling"):
+        return [f"index {name} is {'backfilling' if index.get('Backfilling') else status}: wait until it is ACTIVE"]
+    hash_key = next(key["AttributeName"] for key in index["KeySchema"] if key["KeyType"] == "HASH")
+    try:
+        client.query(
+            TableName=table,
+            IndexName=name,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": hash_key},
+            ExpressionAttributeValues={":v": {"S": INDEX_PROBE_VALUE}},
+            Limit=1,
+        )
+    except aws_errors() as exc:
+        return [f"index {name} cannot be queried: {describe_aws_error(exc, f'query {table} index {name}', endpoint)}"]
+    return []
+
+
+def dynamodb_in_region(module, region: str | None):
+    """A DynamoDB client of the module's connection options in `region` (None: the module's own)."""
+    if not region or region == module.params.get("region"):
+        return aws_client(module, "dynamodb")
+    own = module.params.get("region")
+    module.params["region"] = region
+    try:
+        return aws_client(module, "dynamodb")
+    finally:
+        module.params["region"] = own
 
 
 def check_bucket(client, bucket: str, prefix: str, write_probe: bool, endpoint: str | None) -> list[dict]:
@@ -323,6 +383,7 @@ def run_module() -> None:
                 name=dict(type="str", required=True),
                 key=dict(type="str", no_log=False),
                 indexes=dict(type="list", elements="str", default=[]),
+                region=dict(type="str"),
             ),
         ),
         s3_bucket=dict(type="str", default="panzoto"),
@@ -347,7 +408,13 @@ def run_module() -> None:
 
     endpoint = params.get("endpoint_url")
     dynamodb = aws_client(module, "dynamodb")
-    results = [check_table(dynamodb, spec, endpoint) for spec in tables]
+    clients = {None: dynamodb}
+    results = []
+    for spec in tables:
+        region = spec.get("region")
+        if region not in clients:
+            clients[region] = dynamodb_in_region(module, region)
+        results.append(check_table(clients[region], spec, endpoint))
     if params["s3_bucket"]:
         write_probe = params["s3_write_probe"] and not module.check_mode
         results += check_bucket(

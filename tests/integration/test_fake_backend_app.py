@@ -11,14 +11,18 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import local_aws
 import pytest
 from packaging.requirements import Requirement
 from support import backend_jobs
 
 USER = "user-1"
+PROCESSOR_LOGGER = "decision_data.backend.services.audio_processor"
+HEARTBEAT = "[INFO] Checked for jobs, found %d eligible jobs"
 # Distinctive, so a test can prove it never reaches the app's output.
 OPENAI_API_KEY = "sk-h2a-fake-openai-key-never-logged-7c1f"
 
@@ -41,9 +45,9 @@ class RunningApp:
         except (RuntimeError, TimeoutError) as error:
             raise AssertionError(f"{error}\n--- app output ---\n{self.output()}") from None
 
-    def wait_for_output(self, text: str, timeout: float = 60) -> None:
+    def wait_for_output(self, text: str, timeout: float = 60, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
-        while text not in self.output():
+        while self.output().count(text) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} not in the app's output:\n{self.output()}")
             time.sleep(0.2)
@@ -88,13 +92,45 @@ def submit_clip(endpoint_url: str, seconds: float = 2.0, user: str = USER) -> st
     return backend_jobs.submit_job(endpoint_url, user, backend_jobs.make_3gp_clip(seconds))
 
 
+def audio_file_id(endpoint_url: str, job_id: str) -> str:
+    return backend_jobs.get_job(endpoint_url, job_id)["audio_file_id"]
+
+
+def set_audio_file(endpoint_url: str, job_id: str, **values: int) -> None:
+    table = boto3.resource("dynamodb", endpoint_url=endpoint_url, region_name=backend_jobs.REGION).Table(
+        backend_jobs.AUDIO_FILES_TABLE
+    )
+    for name, value in values.items():
+        table.update_item(
+            Key={"file_id": audio_file_id(endpoint_url, job_id)},
+            UpdateExpression="SET #n = :v",
+            ExpressionAttributeNames={"#n": name},
+            ExpressionAttributeValues={":v": value},
+        )
+
+
+def set_job(client, job_id: str, name: str, value: dict) -> None:
+    client.update_item(
+        TableName=backend_jobs.JOBS_TABLE,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": name},
+        ExpressionAttributeValues={":v": value},
+    )
+
+
+def first_page_job_ids(endpoint_url: str) -> set[str]:
+    page = backend_jobs._client("dynamodb", endpoint_url).scan(TableName=backend_jobs.JOBS_TABLE)
+    return {item["job_id"]["S"] for item in page["Items"]}
+
+
 def run_until_exit(app_venv: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """The app run under uvicorn until it exits, for a start that must fail before it serves."""
     command = backend_jobs.uvicorn_command(app_venv)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
 
 
-def test_a_good_job_completes_with_a_transcript(endpoint, start_backend):
+def test_a_good_job_completes_with_a_transcript_and_leaves_its_plaintext_audio(endpoint, start_backend):
     app = start_backend(endpoint)
     job_id = submit_clip(endpoint)
 
@@ -109,40 +145,62 @@ def test_a_good_job_completes_with_a_transcript(endpoint, start_backend):
     status, body = app.health()
     assert status == 200 and body["status"] == "healthy"
     assert body["processor"]["jobs_completed"] == 1
-    assert body["processor"]["jobs_failed"] == 0
-    assert f"[OK] Job {job_id} completed successfully in " in app.output()
+    assert f"INFO:{PROCESSOR_LOGGER}:[OK] Job {job_id} completed successfully in " in app.output()
+    # The real service's leak: the decrypted recording stays in the working directory, plaintext.
+    [leftover] = (app.log_path.parent / "data/processing_audio").iterdir()
+    assert re.fullmatch(r"decrypted_[0-9a-f]{32}\.mp3", leftover.name)
+    assert leftover.read_bytes()[4:8] == b"ftyp"  # the 3gp as uploaded, decrypted
 
 
-def test_failures_carry_the_guides_messages(endpoint, start_backend):
+def test_every_poll_logs_the_heartbeat(endpoint, start_backend):
+    app = start_backend(endpoint)
+
+    app.wait_for_output(HEARTBEAT % 0)
+    app.wait_for_output(HEARTBEAT % 0, count=3)
+    lines = app.output().splitlines()
+    started = lines.index(f"INFO:{PROCESSOR_LOGGER}:[START] Starting cost-safe audio processor...")
+    assert lines.index(f"INFO:{PROCESSOR_LOGGER}:" + HEARTBEAT % 0) > started
+
+
+def test_failures_carry_todays_messages_and_the_false_success_line(endpoint, start_backend):
     app = start_backend(endpoint)
     wrong_key = backend_jobs.submit_job(endpoint, USER, backend_jobs.make_3gp_clip(2.0), key=os.urandom(32))
-    too_short = submit_clip(endpoint, seconds=0.5)
     not_audio = backend_jobs.submit_job(endpoint, USER, b"this is not a 3gp file at all")
+    too_large = submit_clip(endpoint)
+    set_audio_file(endpoint, too_large, file_size=8 * 1024 * 1024)
+    no_object = submit_clip(endpoint)
+    backend_jobs._client("s3", endpoint).delete_object(
+        Bucket=backend_jobs.BUCKET, Key=backend_jobs.audio_key(USER, audio_file_id(endpoint, no_object))
+    )
 
-    expected = {
-        wrong_key: "MAC check failed",
-        too_short: "Transcription failed or too short",
-        not_audio: "File does not start with RIFF id",
+    # The transcription step fails these itself: the processor logs [OK] and no [FAIL].
+    by_service = {
+        wrong_key: "Failed to decrypt audio file",
+        not_audio: "Processing error: Audio conversion failed: ",
+        no_object: "Audio file not found or access denied",
     }
-    for job_id, message in expected.items():
+    for job_id, message in by_service.items():
         job = backend_jobs.wait_for_job(endpoint, job_id)
-        assert (job["status"], job["error_message"]) == ("failed", message), job
-        assert job["retry_count"] == 1
-        assert job["last_attempt_at"].endswith("+00:00")
-        assert "completed_at" not in job
+        assert job["status"] == "failed" and job["error_message"].startswith(message), job
+        assert (job["retry_count"], job["completed_at"][-6:]) == (1, "+00:00")
         assert backend_jobs.transcripts_for_job(endpoint, job_id) == []
-        assert f"[ERROR] Job {job_id} processing failed (attempt 1/3): {message}" in app.output()
-        assert f"[FAIL] Job {job_id} marked as failed: {message}" in app.output()
-    assert app.health()[1]["processor"]["jobs_failed"] == 3
+        app.wait_for_output(f"[OK] Job {job_id} completed successfully in ")
+        assert f"[FAIL] Job {job_id}" not in app.output()
+    assert "[DECRYPT ERROR] Decryption failed: MAC check failed" in app.output()  # why, only in the log
+    # The processor's own checks: a [FAIL] line on stderr, as plain Python logging.
+    job = backend_jobs.wait_for_job(endpoint, too_large)
+    assert (job["status"], job["error_message"]) == ("failed", "File too large (8.0MB)")
+    assert f"WARNING:{PROCESSOR_LOGGER}:[FAIL] Job {too_large} marked as failed: File too large (8.0MB)" in (
+        app.output().splitlines()
+    )
 
 
-def test_a_broken_ffmpeg_is_a_format_error_and_a_requeue_after_repair_completes(endpoint, start_backend):
+def test_a_failing_ffmpeg_is_a_processing_error_and_a_requeue_after_repair_completes(endpoint, start_backend):
     broken = start_backend(endpoint, PANZOTO_FFMPEG="/bin/false")
     job_id = submit_clip(endpoint)
 
     failed = backend_jobs.wait_for_job(endpoint, job_id)
-    assert failed["error_message"] == "File does not start with RIFF id"
-    assert "ffmpeg exited 1" in broken.output()  # the reason stays in the journal, not in the job
+    assert failed["error_message"] == "Processing error: Audio conversion failed: no error output"
 
     backend_jobs.stop_app(broken.process)
     start_backend(endpoint)  # "repaired": the default ffmpeg
@@ -154,25 +212,52 @@ def test_a_broken_ffmpeg_is_a_format_error_and_a_requeue_after_repair_completes(
     assert "error_message" not in done
 
 
-def test_a_missing_ffmpeg_is_a_format_error(endpoint, start_backend):
+def test_a_missing_ffmpeg_says_so(endpoint, start_backend):
     start_backend(endpoint, PANZOTO_FFMPEG="/nonexistent/ffmpeg")
 
     job = backend_jobs.wait_for_job(endpoint, submit_clip(endpoint))
 
-    assert (job["status"], job["error_message"]) == ("failed", "File does not start with RIFF id")
+    assert (job["status"], job["error_message"]) == (
+        "failed",
+        "Processing error: ffmpeg is not installed. Please install ffmpeg: apt-get install ffmpeg",
+    )
 
 
-def test_two_processors_never_take_the_same_job(endpoint, start_backend):
-    # Queued before both start, so both see every job pending in their first scans.
-    job_ids = [submit_clip(endpoint, seconds=1.5) for _ in range(6)]
-    apps = [start_backend(endpoint, wait=False) for _ in range(2)]
+def test_old_and_exhausted_jobs_fail_before_any_attempt_and_a_requeue_keeping_created_at_fails_again(
+    endpoint, start_backend
+):
+    old = submit_clip(endpoint)
+    exhausted = submit_clip(endpoint)
+    jobs = backend_jobs._client("dynamodb", endpoint)
+    day_ago = (datetime.now(UTC) - timedelta(hours=25)).replace(tzinfo=None).isoformat()  # naive, like utcnow()
+    set_job(jobs, old, "created_at", {"S": day_ago})
+    set_job(jobs, exhausted, "retry_count", {"N": "3"})
+    app = start_backend(endpoint)
 
-    for job_id in job_ids:
-        assert backend_jobs.wait_for_job(endpoint, job_id)["status"] == "completed"
-    for job_id in job_ids:
-        assert len(backend_jobs.transcripts_for_job(endpoint, job_id)) == 1
-    completed = [app.wait_healthy()["processor"]["jobs_completed"] for app in apps]
-    assert sum(completed) == len(job_ids)
+    assert backend_jobs.wait_for_job(endpoint, old)["error_message"] == "Job expired - too old"
+    assert backend_jobs.wait_for_job(endpoint, exhausted)["error_message"] == "Exceeded maximum retries (3)"
+    for job_id in (old, exhausted):
+        assert f"[AUDIO] Processing transcription job {job_id}" not in app.output()  # never attempted
+        assert backend_jobs.transcripts_for_job(endpoint, job_id) == []
+    backend_jobs.requeue(endpoint, old)
+    again = backend_jobs.wait_for_job(endpoint, old)
+    assert (again["error_message"], again["retry_count"]) == ("Job expired - too old", 2)
+
+
+def test_it_reads_one_scan_page_so_a_pending_job_behind_a_large_table_is_never_seen(endpoint, start_backend):
+    # About 3 MB of finished jobs: DynamoDB (and moto) filter after reading 1 MB, and the page after is never read.
+    filler = "x" * 2000
+    resource = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=backend_jobs.REGION)
+    with resource.Table(backend_jobs.JOBS_TABLE).batch_writer() as batch:
+        for number in range(1500):
+            batch.put_item(Item={"job_id": f"done-{number:04d}", "status": "completed", "transcript": filler})
+    hidden = backend_jobs.submit_job(endpoint, USER, b"never read", job_id="zzzz-pending-behind-the-first-page")
+    assert hidden not in first_page_job_ids(endpoint)  # the premise: it sorts behind the first page
+    app = start_backend(endpoint)
+
+    app.wait_for_output(HEARTBEAT % 0, count=4)
+    assert backend_jobs.get_job(endpoint, hidden)["status"] == "pending"
+    assert HEARTBEAT % 1 not in app.output()
 
 
 def test_health_stays_healthy_with_the_endpoint_gone_like_the_real_one(local_aws_server, start_backend, tmp_path):
@@ -184,26 +269,35 @@ def test_health_stays_healthy_with_the_endpoint_gone_like_the_real_one(local_aws
     finally:
         local_aws.stop_server(own)
 
-    app.wait_for_output("[ERROR] Error checking for pending jobs: Could not connect to the endpoint URL")
+    app.wait_for_output(f"ERROR:{PROCESSOR_LOGGER}:[ERROR] Error querying jobs: Could not connect to the endpoint URL")
+    # The failed scan still ends in the heartbeat, with no job: the error line is what tells.
+    lines = app.output().splitlines()
+    error = next(i for i, line in enumerate(lines) if "[ERROR] Error querying jobs" in line)
+    assert f"INFO:{PROCESSOR_LOGGER}:" + HEARTBEAT % 0 in lines[error + 1 :]
     status, body = app.health()
     assert (status, body["status"]) == (200, "healthy")  # only the journal tells
     assert app.process.poll() is None
 
 
-def test_the_processor_logs_its_start_line_and_the_app_writes_logs_in_its_working_directory(endpoint, start_backend):
+def test_the_processor_logs_on_stderr_only_and_the_service_lines_go_to_its_working_directory(endpoint, start_backend):
     app = start_backend(endpoint)
+    backend_jobs.wait_for_job(endpoint, backend_jobs.submit_job(endpoint, USER, b"garbage", key=os.urandom(32)))
 
-    app.wait_for_output("Starting cost-safe audio processor")
+    app.wait_for_output(f"INFO:{PROCESSOR_LOGGER}:[START] Starting cost-safe audio processor...")
     [logfile] = (app.log_path.parent / "logs").glob("app_*.log")
     assert re.fullmatch(r"app_\d{8}_\d{6}\.log", logfile.name)
+    written = logfile.read_text()
+    # The processor's lines (plain logging, stderr) are not in the file; the service's loguru-style lines are.
+    assert "Starting cost-safe audio processor" not in written
+    assert "Checked for jobs" not in written
     assert re.search(
-        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| INFO \| processor\.py:_run:\d+ - "
-        r"\[START\] Starting cost-safe audio processor\.\.\.$",
-        logfile.read_text(),
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| ERROR \| processor\.py:_decrypted:\d+ - "
+        r"\[DECRYPT ERROR\] Decryption failed: MAC check failed$",
+        written,
         re.MULTILINE,
     )
     assert "\x1b[32m" in app.output()  # stdout (the journal) is coloured, the file is not
-    assert "\x1b[" not in logfile.read_text()
+    assert "\x1b[" not in written
 
 
 def test_a_broken_processor_leaves_the_api_healthy_and_logs_no_start_line(endpoint, start_backend):

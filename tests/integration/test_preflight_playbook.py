@@ -16,6 +16,7 @@ import pytest
 import seed_jobs
 import yaml
 from junitparser import Failure, JUnitXml
+from support import backend_jobs
 from support.local_http import fake_openai
 from support.playbook import REPO_ROOT, VENV_BIN, PlaybookRun, checklist_verdicts, run_playbook
 
@@ -50,6 +51,7 @@ def preflight(report_dir: Path):
 @pytest.fixture
 def seeded(aws):
     seed_jobs.seed_guide_snapshot(aws.endpoint_url)
+    backend_jobs.create_other_backend_tables(aws.endpoint_url)
     return aws
 
 
@@ -76,6 +78,11 @@ def test_a_healthy_account_passes_every_item_and_changes_nothing(seeded, preflig
         "DynamoDB table panzoto-transcripts": "PASS",
         "DynamoDB table panzoto-users": "PASS",
         "DynamoDB table panzoto-user-preferences": "PASS",
+        "DynamoDB table panzoto-daily-summaries": "PASS",
+        "DynamoDB table panzoto-daily-summary-tracking": "PASS",
+        "DynamoDB table panzoto-usage-records in us-east-1": "PASS",
+        "DynamoDB table panzoto-cost-summaries in us-east-1": "PASS",
+        "DynamoDB table panzoto-user-credits in us-east-1": "PASS",
         "S3 bucket panzoto": "PASS",
         "Encryption keys in Secrets Manager": "PASS",
         "Encryption keys are well formed": "PASS",
@@ -239,7 +246,7 @@ def test_indexes_given_as_one_string_are_one_index_name(seeded, preflight) -> No
     assert items["DynamoDB table panzoto-processing-jobs"] == "PASS"
     assert items["DynamoDB table panzoto-transcripts"] == "FAIL"
     # The whole name is missing, not its characters one by one.
-    assert "(missing index no-such-index)" in run.stdout
+    assert "(missing index no-such-index: create it" in run.stdout
     assert run.returncode == 2
 
 
@@ -294,3 +301,66 @@ def test_runs_unchanged_under_ansible_runner_with_reports_in_its_artifact_direct
     (stats,) = [event for event in runner.events if event["event"] == "playbook_on_stats"]
     assert stats["event_data"]["artifact_data"] == {"preflight_passed": len(report["checks"]), "preflight_failed": 0}
     assert GOOD_KEY not in stdout
+
+
+def test_the_created_at_index_and_the_cost_tables_in_us_east_1_are_required(aws, preflight) -> None:
+    """A jobs table with only its first index (the guide's), and the cost tables in the service's region instead of
+    us-east-1: both fail, each naming what to do."""
+    seed_jobs.seed_guide_snapshot(aws.endpoint_url, region="eu-west-1")
+    backend_jobs.create_other_backend_tables(aws.endpoint_url, region="eu-west-1")
+    boto3.client("dynamodb", endpoint_url=aws.endpoint_url, region_name="eu-west-1").update_table(
+        TableName="panzoto-processing-jobs",
+        GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "user-jobs-by-created-at"}}],
+    )
+    us_east_1 = boto3.client("dynamodb", endpoint_url=aws.endpoint_url, region_name="us-east-1")
+    us_east_1.delete_table(TableName="panzoto-user-credits")
+
+    with fake_openai(GOOD_KEY) as api_base:
+        run = preflight(aws.endpoint_url, api_base, GOOD_KEY, panzoto_aws_region="eu-west-1")
+
+    assert run.returncode == 2
+    items = checklist_verdicts(run.stdout)
+    assert items["DynamoDB table panzoto-processing-jobs"] == "FAIL"
+    assert "panzoto-processing-jobs (missing index user-jobs-by-created-at: create it" in run.stdout
+    assert items["DynamoDB table panzoto-user-credits in us-east-1"] == "FAIL"
+    assert items["DynamoDB table panzoto-usage-records in us-east-1"] == "PASS"
+    assert items["DynamoDB table panzoto-daily-summaries"] == "PASS"  # in the service's region
+
+
+def test_the_jobs_indexes_answer_a_query(seeded, preflight) -> None:
+    with fake_openai(GOOD_KEY) as api_base:
+        run = preflight(seeded.endpoint_url, api_base, GOOD_KEY, preflight_jobs_table="panzoto-processing-jobs")
+
+    assert (
+        "PASS  DynamoDB table panzoto-processing-jobs (ACTIVE, key job_id, indexes user-jobs-by-created-at, "
+        "user-jobs-index, readable; user-jobs-index, user-jobs-by-created-at ACTIVE and answering a Query)"
+    ) in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [("openai", {"OpenAI API key"}), ("aws", None)],
+)
+def test_each_item_runs_alone_with_its_tag(seeded, preflight, report_dir, tag, expected) -> None:
+    with fake_openai(GOOD_KEY) as api_base:
+        run = run_playbook(
+            "preflight.yml",
+            extra_vars={
+                "preflight_openai_api_base": api_base,
+                "preflight_openai_api_key": GOOD_KEY,
+                "preflight_report_dir": str(report_dir),
+            },
+            env={"AWS_ENDPOINT_URL": seeded.endpoint_url},
+            check=True,
+            args=["--tags", tag],
+        )
+
+    assert run.returncode == 0, run.output[-3000:]
+    items = checklist_verdicts(run.stdout)
+    if expected is None:  # the AWS items: tables, bucket, keys, and not the OpenAI key
+        assert "OpenAI API key" not in items
+        assert items["DynamoDB table panzoto-processing-jobs"] == "PASS" and "S3 bucket panzoto" in items
+    else:
+        assert set(items) == expected
+    report = json.loads((report_dir / "preflight.json").read_text())
+    assert {check["name"] for check in report["checks"]} == set(items)

@@ -39,10 +39,14 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import seed_jobs  # tools/ is not a package
+
 REGION = "us-east-1"
 JOBS_TABLE = "panzoto-processing-jobs"
 TRANSCRIPTS_TABLE = "panzoto-transcripts"
 AUDIO_FILES_TABLE = "panzoto-audio-files"
+USERS_TABLE = "panzoto-users"
 BUCKET = "panzoto"
 AUDIO_PREFIX = "audio_upload"
 KEY_SECRET_PREFIX = "panzoto/encryption-keys"
@@ -63,32 +67,6 @@ def now_iso() -> str:
 
 
 # AWS resources ------------------------------------------------------------------------------
-def _create_table(dynamodb: Any, name: str, key: str, index: str | None = None) -> None:
-    attributes = [{"AttributeName": key, "AttributeType": "S"}]
-    extra: dict[str, Any] = {}
-    if index:
-        attributes.append({"AttributeName": "user_id", "AttributeType": "S"})
-        extra["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ]
-    try:
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            AttributeDefinitions=attributes,
-            BillingMode="PAY_PER_REQUEST",
-            **extra,
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceInUseException":
-            raise
-    dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-
-
 def create_backend_resources(
     endpoint_url: str,
     *,
@@ -98,17 +76,67 @@ def create_backend_resources(
     bucket: str = BUCKET,
     region: str = REGION,
 ) -> None:
-    """The tables (with the GSIs of docs/DESIGN.md §3) and the bucket; safe to call again."""
+    """The tables (with the GSIs of docs/DESIGN.md §3) and the bucket, by tools/seed_jobs.py's one creator of
+    the local tables; safe to call again."""
+    names = seed_jobs.Names(
+        jobs_table=jobs_table, transcripts_table=transcripts_table, audio_table=audio_files_table, bucket=bucket
+    )
+    seed_jobs.create_resources(endpoint_url, region, names)
+    create_other_backend_tables(endpoint_url, jobs_table=jobs_table, region=region)
+
+
+# What the backend's code uses beyond tools/seed_jobs.py's tables (docs/host-checks.md): the second jobs index,
+# the daily-summary tables and the cost-tracking tables, the latter in us-east-1 whatever the region.
+JOBS_CREATED_AT_INDEX = "user-jobs-by-created-at"
+OTHER_TABLES = {
+    "panzoto-daily-summaries": "summary_id",
+    "panzoto-daily-summary-tracking": "user_id",
+}
+COST_TABLES = {
+    "panzoto-usage-records": "record_id",
+    "panzoto-cost-summaries": "summary_id",
+    "panzoto-user-credits": "user_id",
+}
+COST_REGION = "us-east-1"
+
+
+def create_other_backend_tables(endpoint_url: str, *, jobs_table: str = JOBS_TABLE, region: str = REGION) -> None:
+    """The jobs table's user-jobs-by-created-at index and the other tables, where missing; safe to call again."""
     dynamodb = _client("dynamodb", endpoint_url, region)
-    _create_table(dynamodb, jobs_table, "job_id", "user-jobs-index")
-    _create_table(dynamodb, transcripts_table, "transcript_id", "user-transcripts-index")
-    _create_table(dynamodb, audio_files_table, "file_id")
-    s3 = _client("s3", endpoint_url, region)
-    try:
-        s3.create_bucket(Bucket=bucket)
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-            raise
+    indexes = dynamodb.describe_table(TableName=jobs_table)["Table"].get("GlobalSecondaryIndexes", [])
+    if JOBS_CREATED_AT_INDEX not in {index["IndexName"] for index in indexes}:
+        dynamodb.update_table(
+            TableName=jobs_table,
+            AttributeDefinitions=[
+                {"AttributeName": "user_id", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": JOBS_CREATED_AT_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": "user_id", "KeyType": "HASH"},
+                            {"AttributeName": "created_at", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                }
+            ],
+        )
+    for table_region, tables in ((region, OTHER_TABLES), (COST_REGION, COST_TABLES)):
+        client = _client("dynamodb", endpoint_url, table_region)
+        for name, key in tables.items():
+            try:
+                client.create_table(
+                    TableName=name,
+                    KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceInUseException":
+                    raise
 
 
 def put_user_key(
@@ -154,10 +182,11 @@ def submit_job(
     audio_file_id: str | None = None,
     jobs_table: str = JOBS_TABLE,
     audio_files_table: str = AUDIO_FILES_TABLE,
+    users_table: str = USERS_TABLE,
     bucket: str = BUCKET,
     region: str = REGION,
 ) -> str:
-    """Encrypt and upload the audio, record the file, put a pending job; returns its job_id.
+    """Encrypt and upload the audio, record the file (with its size) and the user, put a pending job; its job_id.
 
     `key` defaults to the user's key in Secrets Manager; pass another to make a job whose
     decryption fails. `duration_seconds` is the client's claim, stored on the audio file item.
@@ -166,13 +195,17 @@ def submit_job(
     job_id = job_id or str(uuid.uuid4())
     audio_file_id = audio_file_id or str(uuid.uuid4())
     s3_key = audio_key(user_id, audio_file_id)
-    _client("s3", endpoint_url, region).put_object(Bucket=bucket, Key=s3_key, Body=encrypt_audio(audio_3gp, key))
+    encrypted = encrypt_audio(audio_3gp, key)
+    _client("s3", endpoint_url, region).put_object(Bucket=bucket, Key=s3_key, Body=encrypted)
     dynamodb = boto3.resource("dynamodb", endpoint_url=endpoint_url, region_name=region)
     created_at = now_iso()
+    # The backend checks that the user exists and divides file_size before it transcribes.
+    dynamodb.Table(users_table).put_item(Item={"user_id": user_id, "created_at": created_at})
     audio_file: dict[str, Any] = {
         "file_id": audio_file_id,
         "user_id": user_id,
         "s3_key": s3_key,
+        "file_size": len(encrypted),
         "uploaded_at": created_at,
     }
     if duration_seconds is not None:

@@ -1,4 +1,8 @@
-"""Decrypt, convert and measure one recording, failing with the real backend's messages."""
+"""Decrypt and convert one recording the way the real transcription service does, failing with its messages.
+
+The real service leaves the decrypted recording on disk: `data/processing_audio/decrypted_<hex>.mp3` under the
+working directory, plaintext, one per processed job (only its converted copy is removed). So does this fake.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import base64
 import io
 import json
 import subprocess
-import tempfile
+import uuid
 import wave
 from pathlib import Path
 
@@ -16,11 +20,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 # Layout of an encrypted upload: a 16-byte IV (the guide insists on 16), then the AES-256-GCM
 # ciphertext with its 16-byte tag appended (what AESGCM.encrypt returns).
 IV_BYTES = 16
-FFMPEG_TIMEOUT_S = 60
+# The real service's conversion timeout, and the message it gives.
+FFMPEG_TIMEOUT_S = 30
+PROCESSING_DIR = Path("data/processing_audio")
 
 MAC_CHECK_FAILED = "MAC check failed"
-NOT_RIFF = "File does not start with RIFF id"
-TOO_SHORT = "Transcription failed or too short"
+# What the job item gets today (the real backend's strings).
+DECRYPT_FAILED = "Failed to decrypt audio file"
+FFMPEG_MISSING = "Processing error: ffmpeg is not installed. Please install ffmpeg: apt-get install ffmpeg"
+CONVERSION_FAILED = "Processing error: Audio conversion failed: {stderr}"
+CONVERSION_TIMED_OUT = f"Processing error: Audio conversion timed out after {FFMPEG_TIMEOUT_S} seconds"
 
 
 class JobError(Exception):
@@ -50,21 +59,34 @@ def decrypt(blob: bytes, key: bytes) -> bytes:
         raise JobError(MAC_CHECK_FAILED) from None
 
 
-def convert_to_wav(audio: bytes, ffmpeg: str) -> bytes:
-    """Run ffmpeg as the real backend does; anything but a RIFF file out is a FORMAT_ERROR."""
-    with tempfile.TemporaryDirectory(prefix="panzoto-") as workdir:
-        source, target = Path(workdir, "in.3gp"), Path(workdir, "out.wav")
-        source.write_bytes(audio)
-        command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), str(target)]
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
-            detail = f"ffmpeg exited {done.returncode}: {_last_line(done.stderr)}"
-        except (OSError, subprocess.TimeoutExpired) as error:
-            detail = f"ffmpeg did not run: {error}"
-        wav = target.read_bytes() if target.exists() else b""
-    if not wav.startswith(b"RIFF"):
-        raise JobError(NOT_RIFF, detail)
-    return wav
+def keep_decrypted(audio: bytes, directory: Path = PROCESSING_DIR) -> Path:
+    """Write the plaintext where the real service does, and leave it there (as it does)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"decrypted_{uuid.uuid4().hex}.mp3"
+    path.write_bytes(audio)
+    return path
+
+
+def convert_to_wav(source: Path, ffmpeg: str) -> bytes:
+    """ffmpeg as the real service runs it; its failures are the real `Processing error: ...` messages."""
+    target = source.with_suffix(".wav")
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), str(target)]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        raise JobError(FFMPEG_MISSING, f"{ffmpeg} not found") from None
+    except subprocess.TimeoutExpired:
+        target.unlink(missing_ok=True)
+        raise JobError(CONVERSION_TIMED_OUT) from None
+    except OSError as error:
+        raise JobError(CONVERSION_FAILED.format(stderr=error)) from None
+    try:
+        if done.returncode != 0:
+            raise JobError(CONVERSION_FAILED.format(stderr=_last_line(done.stderr)), f"ffmpeg exited {done.returncode}")
+        return target.read_bytes()
+    finally:
+        # The converted copy goes; the decrypted source stays (the real service's leak).
+        target.unlink(missing_ok=True)
 
 
 def wav_seconds(wav: bytes) -> float:
@@ -72,7 +94,7 @@ def wav_seconds(wav: bytes) -> float:
         with wave.open(io.BytesIO(wav), "rb") as reader:
             return reader.getnframes() / float(reader.getframerate())
     except (wave.Error, EOFError, ZeroDivisionError) as error:
-        raise JobError(NOT_RIFF, f"unreadable wav: {error}") from None
+        raise JobError(CONVERSION_FAILED.format(stderr=f"unreadable wav: {error}")) from None
 
 
 def _last_line(stderr: bytes) -> str:

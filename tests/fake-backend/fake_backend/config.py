@@ -12,7 +12,10 @@ INSECURE_SECRET_KEY = "your-secret-key-change-in-production"
 # Fixed in the real backend's code, not settings.
 JOBS_TABLE = "panzoto-processing-jobs"
 TRANSCRIPTS_TABLE = "panzoto-transcripts"
+PREFERENCES_TABLE = "panzoto-user-preferences"
 KEY_SECRET_PREFIX = "panzoto/encryption-keys"
+# Hard-coded in the real processor: pending jobs older than this are failed before any attempt.
+PENDING_EXPIRY_HOURS = 24
 
 
 class ConfigError(Exception):
@@ -25,6 +28,10 @@ class Settings:
     audio_bucket: str
     audio_prefix: str
     poll_interval: float
+    max_file_size_mb: float
+    max_retries: int
+    users_table: str
+    audio_files_table: str
     ffmpeg: str
     prompt_path: str
     # Held only so that startup proves they are set; never sent anywhere or printed.
@@ -32,6 +39,7 @@ class Settings:
     secret_key: str = field(repr=False)
     jobs_table: str = JOBS_TABLE
     transcripts_table: str = TRANSCRIPTS_TABLE
+    preferences_table: str = PREFERENCES_TABLE
     key_secret_prefix: str = KEY_SECRET_PREFIX
 
     @property
@@ -39,14 +47,14 @@ class Settings:
         return self.secret_key == INSECURE_SECRET_KEY
 
 
-def _positive_float(environ: Mapping[str, str], name: str, default: float) -> float:
+def _positive_float(environ: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds") from None
+        raise ConfigError(f"{name} must be a number of {unit}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0")
     return value
@@ -61,6 +69,10 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         audio_bucket=environ.get("AWS_S3_BUCKET_NAME") or "panzoto",
         audio_prefix=(environ.get("AWS_S3_AUDIO_FOLDER") or "audio_upload").strip("/"),
         poll_interval=_positive_float(environ, "TRANSCRIPTION_CHECK_INTERVAL_SECONDS", 60.0),
+        max_file_size_mb=_positive_float(environ, "TRANSCRIPTION_MAX_FILE_SIZE_MB", 5.0, "megabytes"),
+        max_retries=int(_positive_float(environ, "TRANSCRIPTION_MAX_RETRIES", 3, "retries")),
+        users_table=environ.get("USERS_TABLE") or "panzoto-users",
+        audio_files_table=environ.get("AUDIO_FILES_TABLE") or "panzoto-audio-files",
         # Not in the real backend (it runs `ffmpeg` from PATH): lets a test break the conversion.
         ffmpeg=environ.get("PANZOTO_FFMPEG") or "ffmpeg",
         # Relative by default, like the real one: resolved against the working directory.

@@ -1,10 +1,16 @@
-"""Logging set up at import, as the real backend's loguru does: the same line format, ANSI colours forced on
-stdout (so they reach the journal), and a file sink `./logs/app_<YYYYmmdd_HHMMSS>.log` in the working directory.
+"""Logging set up at import, as the real backend's does, in its two kinds.
+
+The loguru modules (transcription, audio, encryption): the same line format, ANSI colours forced on stdout (so
+they reach the journal), and a file sink `./logs/app_<YYYYmmdd_HHMMSS>.log` in the working directory.
 
     2025-10-09 14:03:27 | ERROR | audio_processor.py:process_job:254 - [ERROR] Job 1f0c... processing failed ...
 
 A log call with exc_info=True adds the traceback after its line. Creating `./logs` is what fails with
 `PermissionError: [Errno 13] Permission denied: 'logs'` when the working directory is read-only.
+
+The processor, the scheduler and the root `logging` lines: plain Python logging on stderr at INFO
+(`WARNING:decision_data.backend.services.audio_processor:[FAIL] Job j1 marked as failed: ...`), so only in
+the journal, without a timestamp of their own; botocore's INFO lines come along, as in the real one.
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ class ColourFormatter(logging.Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+PLAIN_FORMAT = "%(levelname)s:%(name)s:%(message)s"
+
+
+def configure_plain_logging() -> None:
+    """The real backend's `logging.basicConfig(level=logging.INFO)`: stderr, Python's default line format."""
+    logging.basicConfig(level=logging.INFO, format=PLAIN_FORMAT, stream=sys.stderr)
 
 
 def configure_logging(logger_name: str = "fake_backend") -> logging.Logger:

@@ -22,9 +22,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from fake_backend.config import ConfigError, Settings, load_settings
-from fake_backend.logs import configure_logging
+from fake_backend.logs import configure_logging, configure_plain_logging
 from fake_backend.processor import Processor
 
+configure_plain_logging()
 log = configure_logging()
 
 if os.environ.get("FAKE_BACKEND_IMPORT_DEV_GROUP") == "1":
