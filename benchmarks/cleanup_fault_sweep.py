@@ -7,7 +7,7 @@
     .venv/bin/python benchmarks/cleanup_fault_sweep.py --write-batch-size 8  # the deletes as transactions
 
 One uninterrupted run of library/processing_jobs_cleanup.py (failed jobs older than 7 days, their
-audio deleted and archived, the archive also copied to S3) through tools/fault_proxy.py counts its
+audio deleted and archived, the archive also copied to S3) through tests/harness/fault_proxy.py counts its
 HTTP requests: N. Then, for every k from 1 to N and every kind of failure:
 
     die    the endpoint dies at request k: the proxy drops it unanswered and stops listening
@@ -56,6 +56,7 @@ from botocore.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tools"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "harness"))
 
 import local_aws  # noqa: E402
 from fault_proxy import FaultPlan, FaultProxy  # noqa: E402

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/cleanup_writes.py --jobs 13000 --guide-jobs 3200 --rounds 3 --memory-jobs 100000
 
 Each side runs in a fresh process against benchmarks/standin.py (DynamoDB 8 ms, S3 30 ms, DeleteObjects
-500 ms per request; reads from tools/replay_endpoint.py's generated table, writes answered as AWS answers
+500 ms per request; reads from tests/harness/replay_endpoint.py's generated table, writes answered as AWS answers
 when every condition holds), selecting the legacy_encryption jobs with their audio, as the guide's
 smart_cleanup option 1 does:
 
@@ -37,6 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tests" / "harness"))
 sys.path.insert(0, str(HERE))
 
 import run as bench  # noqa: E402  (benchmarks/run.py: the side harness)

@@ -6,7 +6,7 @@
 
 It starts its own moto server on 127.0.0.1, seeds two identical copies of a
 synthetic table (tools/seed_jobs.py, with S3 audio), and runs each side in a
-fresh Python process talking to moto through its own tools/fault_proxy.py
+fresh Python process talking to moto through its own tests/harness/fault_proxy.py
 (no faults), which counts requests per operation and bytes both ways:
 
     guide_check_jobs   the guide's check_jobs: boto3 resource Table.scan of every attribute,
@@ -28,7 +28,7 @@ way, one request per job and transactions (benchmarks/cleanup_writes.py; --jobs 
 
     .venv/bin/python benchmarks/run.py --endpoint standin --jobs 13000
 
-With --endpoint replay, the audits run instead against tools/replay_endpoint.py (a
+With --endpoint replay, the audits run instead against tests/harness/replay_endpoint.py (a
 DynamoDB endpoint serving generated pages at wire speed, in its own process), so a
 side's client CPU is measured without moto's cost, at any size:
 
@@ -64,6 +64,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tests" / "harness"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 NOW = "2025-10-19T18:00:00Z"
@@ -381,10 +382,10 @@ def run_side(name: str, upstream: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 class ReplayEndpoint:
-    """tools/replay_endpoint.py in a process of its own, so its CPU is never counted as the client's."""
+    """tests/harness/replay_endpoint.py in a process of its own, so its CPU is never counted as the client's."""
 
     def __init__(self, jobs: int, seed: int = 0, extra_attributes: bool = True) -> None:
-        self.command = [sys.executable, str(REPO / "tools" / "replay_endpoint.py"), "--jobs", str(jobs)]
+        self.command = [sys.executable, str(REPO / "tests" / "harness" / "replay_endpoint.py"), "--jobs", str(jobs)]
         self.command += ["--seed", str(seed)] + ([] if extra_attributes else ["--no-extra-attributes"])
         self.process: subprocess.Popen | None = None
         self.info: dict[str, Any] = {}
@@ -647,8 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         "--endpoint",
         choices=("moto", "replay", "standin"),
         default="moto",
-        help="moto: every side, correctness included (default); replay: the audits against tools/replay_endpoint.py, "
-        "which costs the client nothing, to measure client CPU at any size; standin: the cleanup's writes at AWS-like "
+        help="moto: every side, correctness included (default); replay: the audits against "
+        "tests/harness/replay_endpoint.py, which costs the client nothing, to measure client CPU at any size; standin: the cleanup's writes at AWS-like "
         "latencies (benchmarks/cleanup_writes.py)",
     )
     parser.add_argument(

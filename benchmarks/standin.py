@@ -4,11 +4,11 @@
     .venv/bin/python benchmarks/standin.py --reads http://127.0.0.1:PORT [--dynamodb-ms 8] [--s3-ms 30]
         [--delete-objects-ms 500]
 
-DynamoDB reads (DescribeTable, Scan, Query) are forwarded to tools/replay_endpoint.py, which serves
+DynamoDB reads (DescribeTable, Scan, Query) are forwarded to tests/harness/replay_endpoint.py, which serves
 a generated table of any size. Writes are answered here, after the latency, as AWS answers when every
 condition holds: DeleteItem, UpdateItem and TransactWriteItems with `{}`, S3 PutObject, CopyObject,
-DeleteObject and DeleteObjects (Quiet: no per-key errors), ListObjectsV2 (an empty bucket). Nothing is
-stored: it measures the client's CPU and how well it overlaps latency, not correctness (moto does that).
+DeleteObject and DeleteObjects (Quiet: no per-key errors), ListObjectsV2 (an empty bucket); the cleanup's
+lease finds its lock table (any other table's DescribeTable) empty (GetItem). Nothing is stored: it measures the client's CPU and how well it overlaps latency, not correctness (moto does that).
 Prints one JSON line when it listens ({"endpoint_url": ...}), serves until killed; GET /__standin/stats
 gives the requests per operation. Only 127.0.0.1.
 """
@@ -83,7 +83,13 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(self.server.dynamodb_latency)
         if operation in DYNAMODB_READS:
             status, answer = self.server.read(body, target)
+            if operation == "DescribeTable" and status == 400 and b"ResourceNotFoundException" in answer:
+                # Another table than the jobs': the cleanup's lock table, which exists and is empty here.
+                name = json.loads(body or b"{}").get("TableName", "")
+                status, answer = 200, json.dumps({"Table": {"TableName": name, "TableStatus": "ACTIVE"}}).encode()
             self._send(status, answer, "application/x-amz-json-1.0")
+        elif operation == "GetItem":  # the lease item: none yet
+            self._send(200, b"{}", "application/x-amz-json-1.0")
         elif operation in DYNAMODB_WRITES:
             self._send(200, b"{}", "application/x-amz-json-1.0")
         else:

@@ -218,6 +218,8 @@ class ReplayTable:
     def description(self) -> dict[str, Any]:
         return {
             "TableName": self.name,
+            # What the cleanup's lease is keyed by (a fixed account: the table's identity, whatever the endpoint).
+            "TableArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{self.name}",
             "TableStatus": "ACTIVE",
             "ItemCount": self.jobs,
             "TableSizeBytes": sum(t.size for t in self.templates) * self.jobs // len(self.templates),

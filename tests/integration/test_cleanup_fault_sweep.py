@@ -1,6 +1,6 @@
 """A cleanup failed at every one of its requests, then rerun: nothing is lost (benchmarks/cleanup_fault_sweep.py).
 
-For k = 1..N (N = the HTTP requests of an uninterrupted run, counted at tools/fault_proxy.py), the
+For k = 1..N (N = the HTTP requests of an uninterrupted run, counted at tests/harness/fault_proxy.py), the
 endpoint dies at request k, or the module process is SIGKILLed when request k reaches moto; then the
 same cleanup is rerun against the healthy endpoint. After each: the table and bucket equal those of
 the uninterrupted run, the archive file and its S3 copy hold every deleted job exactly, and no audio

@@ -1,6 +1,6 @@
 """The cleanup through a fault-injecting proxy in front of moto: faults lose nothing.
 
-tools/fault_proxy.py injects what AWS really answers under load (throttling,
+tests/harness/fault_proxy.py injects what AWS really answers under load (throttling,
 5xx, S3 SlowDown, per-key DeleteObjects errors) and can kill the endpoint after
 N requests. The module never uses BatchWriteItem (it cannot be conditional), so
 the proxy's `unprocessed` fault has nothing to hit; its S3 counterpart, keys

@@ -1,6 +1,6 @@
 """The guide's procedure 3: a user's jobs read through the user-jobs-index GSI, not a full scan.
 
-Requests are counted by tools/fault_proxy.py (no faults injected) between
+Requests are counted by tests/harness/fault_proxy.py (no faults injected) between
 ansible-playbook's module and moto, so "no Scan" is what went over the wire.
 """
 

@@ -311,7 +311,7 @@ def test_cli_writes_expected_counts_and_refuses_bad_endpoints(aws, tmp_path: Pat
 
 
 def test_seeding_through_faults_loses_nothing(aws) -> None:
-    """Unprocessed items and throttling (from tools/fault_proxy.py) are retried until every job is written."""
+    """Unprocessed items and throttling (from tests/harness/fault_proxy.py) are retried until every job is written."""
     plan = fault_proxy.FaultPlan(
         [
             fault_proxy.FaultRule("BatchWriteItem", "unprocessed", every=2),
