@@ -649,8 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("moto", "replay", "standin"),
         default="moto",
         help="moto: every side, correctness included (default); replay: the audits against "
-        "tests/harness/replay_endpoint.py, which costs the client nothing, to measure client CPU at any size; standin: the cleanup's writes at AWS-like "
-        "latencies (benchmarks/cleanup_writes.py)",
+        "tests/harness/replay_endpoint.py, which costs the client nothing, to measure client CPU at any size; "
+        "standin: the cleanup's writes at AWS-like latencies (benchmarks/cleanup_writes.py)",
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="with --endpoint replay: runs per side; the least client CPU is reported"

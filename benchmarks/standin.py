@@ -8,7 +8,8 @@ DynamoDB reads (DescribeTable, Scan, Query) are forwarded to tests/harness/repla
 a generated table of any size. Writes are answered here, after the latency, as AWS answers when every
 condition holds: DeleteItem, UpdateItem and TransactWriteItems with `{}`, S3 PutObject, CopyObject,
 DeleteObject and DeleteObjects (Quiet: no per-key errors), ListObjectsV2 (an empty bucket); the cleanup's
-lease finds its lock table (any other table's DescribeTable) empty (GetItem). Nothing is stored: it measures the client's CPU and how well it overlaps latency, not correctness (moto does that).
+lease finds its lock table (any other table's DescribeTable) empty (GetItem). Nothing is stored: it
+measures the client's CPU and how well it overlaps latency, not correctness (moto does that).
 Prints one JSON line when it listens ({"endpoint_url": ...}), serves until killed; GET /__standin/stats
 gives the requests per operation. Only 127.0.0.1.
 """
