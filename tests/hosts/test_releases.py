@@ -30,7 +30,8 @@ HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 FIRST_DEPLOY_TIMEOUT_S = 2400
 # The fake backend's switch that makes its processor fail at start (tests/fake-backend/README.md).
 BREAKS_PROCESSOR = {"FAKE_BACKEND_BREAK_PROCESSOR": "1"}
-GATE_TIMEOUT_S = 20
+# Long enough for the good release to start again on a loaded machine (the rollback's restart waits as long).
+GATE_TIMEOUT_S = 45
 
 pytestmark = pytest.mark.hosts
 
@@ -98,11 +99,14 @@ def one_line(run: PlaybookRun) -> str:
 @pytest.fixture(scope="module")
 def endpoint_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = local_aws.start_server(log_path=tmp_path_factory.mktemp("releases-aws") / "moto.log", die_with_parent=True)
-    try:
-        backend_jobs.create_backend_resources(server.endpoint_url)
-        yield server.endpoint_url
-    finally:
-        local_aws.stop_server(server)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in local_aws.FAKE_CREDENTIALS.items():
+            env.setenv(name, value)
+        try:
+            backend_jobs.create_backend_resources(server.endpoint_url)
+            yield server.endpoint_url
+        finally:
+            local_aws.stop_server(server)
 
 
 @pytest.fixture(scope="module")
