@@ -29,7 +29,9 @@ from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
 OPENAI_SECRET_ID = "panzoto/openai"
 SERVICE = "panzoto"
-ENV_FILE = "/etc/panzoto/panzoto.env"
+# The current release (releases/<id>, through the `current` link) holds the code, the virtualenv and the settings.
+CURRENT = "/opt/panzoto/current"
+ENV_FILE = f"{CURRENT}/panzoto.env"
 # What the hardened unit achieved here (systemd-analyze: 0 is locked down, 10 unprotected).
 MAX_EXPOSURE = 1.5
 # On this machine HTTPS from a container only works with the host's CA bundle (tests/hosts/README.md).
@@ -211,16 +213,16 @@ def test_root_owns_the_code_and_only_the_service_group_may_read_it(deployment: D
     host = deployment.host.testinfra
     home = host.file("/opt/panzoto")
     assert (home.user, home.group, home.mode) == ("root", "panzoto", 0o750)
-    assert host.file("/opt/panzoto/app/pyproject.toml").user == "root"
+    assert host.file(f"{CURRENT}/app/pyproject.toml").user == "root"
     # Byte-compiled at install (the service cannot write here, so it would compile at every start).
-    assert host.file("/opt/panzoto/app/fake_backend/__pycache__").user == "root"
-    assert host.file("/opt/panzoto/venv/bin/uvicorn").user == "root"
+    assert host.file(f"{CURRENT}/app/fake_backend/__pycache__").user == "root"
+    assert host.file(f"{CURRENT}/venv/bin/uvicorn").user == "root"
 
 
 def test_the_virtualenv_is_built_with_debian_13s_python(deployment: Deployment) -> None:
     host = deployment.host.testinfra
-    assert host.check_output("/opt/panzoto/venv/bin/python --version").startswith("Python 3.13.")
-    assert "version = 3.13." in host.file("/opt/panzoto/venv/pyvenv.cfg").content_string
+    assert host.check_output(f"{CURRENT}/venv/bin/python --version").startswith("Python 3.13.")
+    assert "version = 3.13." in host.file(f"{CURRENT}/venv/pyvenv.cfg").content_string
 
 
 def test_a_first_deploy_starts_the_service_once(deployment: Deployment) -> None:
@@ -235,7 +237,7 @@ def test_the_python_dependencies_are_installed_from_the_lock_file(deployment: De
     assert "2.5.1" in host.check_output("/opt/poetry/bin/poetry --version")
     lock = (backend_jobs.APP_DIR / "poetry.lock").read_text()
     fastapi_pin = re.search(r'name = "fastapi"\nversion = "([^"]+)"', lock)[1]
-    assert f"fastapi=={fastapi_pin}" in host.check_output("/opt/panzoto/venv/bin/python -m pip freeze")
+    assert f"fastapi=={fastapi_pin}" in host.check_output(f"{CURRENT}/venv/bin/python -m pip freeze")
 
 
 def test_the_unit_is_enabled_and_runs_uvicorn_as_the_service_account(deployment: Deployment) -> None:
@@ -360,7 +362,8 @@ def test_a_rolling_deploy_stops_at_a_debian_12_host_whose_processor_never_starts
     inventory = write_inventory(
         tmp_path_factory.mktemp("rolling") / "hosts.yml",
         [good, broken, untouched],
-        group_vars=group_vars(backend),
+        # Three hosts running the processor: allowed only on this promise (no job is submitted meanwhile).
+        group_vars={**group_vars(backend), "panzoto_backend_claims_jobs": True},
         # (ffmpeg is not what breaks it: skipping its install keeps this test short.)
         host_vars={
             broken.name: {
@@ -379,9 +382,13 @@ def test_a_rolling_deploy_stops_at_a_debian_12_host_whose_processor_never_starts
     assert f'"{STARTED_LINE}" not logged since its current start (waited 20 s)' in run.output
     assert "[ERROR] Audio processor failed: audio processor could not start" in run.output  # the journal's tail
     assert "Health endpoint healthy: no" not in run.output
+    # Its first release: nothing to roll back to, so it stays, marked failed, and the line says so.
+    assert "and stays current, marked failed: no earlier release proven healthy to roll back to" in " ".join(
+        run.output.split()
+    )
     assert health(broken.app_port)[0] == 200
     # Debian 12's Python 3.11 built it: the fake project allows it.
-    assert broken.testinfra.check_output("/opt/panzoto/venv/bin/python --version").startswith("Python 3.11.")
+    assert broken.testinfra.check_output(f"{CURRENT}/venv/bin/python --version").startswith("Python 3.11.")
     # The rollout stopped: the host after the broken one was never touched ...
     assert untouched.name not in run.stats
     assert not untouched.testinfra.file(f"/etc/systemd/system/{SERVICE}.service").exists
@@ -415,7 +422,7 @@ def test_debian_12_refuses_a_project_that_needs_python_3_12_before_changing_anyt
         " ships 3.13), or install an allowed interpreter there and set panzoto_app_python to it."
     ) in " ".join(run.output.split())
     assert run.stats[host.name]["changed"] == 0
-    for path in ("/opt/panzoto", "/opt/poetry", f"/etc/systemd/system/{SERVICE}.service", "/etc/panzoto"):
+    for path in ("/opt/panzoto", "/opt/poetry", f"/etc/systemd/system/{SERVICE}.service"):
         assert not host.testinfra.file(path).exists, path
     assert not host.testinfra.user("panzoto").exists
     assert not host.testinfra.package("ffmpeg").is_installed
@@ -442,7 +449,7 @@ def test_a_backend_importing_a_dev_group_package_needs_that_group_and_a_slow_sto
     main only fails with the import error in the journal's tail; `panzoto_app_poetry_with: [dev]` deploys it;
     going back re-syncs the virtualenv exactly. The last restart meets a service that takes long to stop."""
     host = deployment.host
-    frozen = "/opt/panzoto/venv/bin/python -m pip freeze"
+    frozen = f"{CURRENT}/venv/bin/python -m pip freeze"
 
     main_only = run_playbook(
         "deploy.yml",
@@ -451,6 +458,10 @@ def test_a_backend_importing_a_dev_group_package_needs_that_group_and_a_slow_sto
     )
     assert main_only.returncode != 0
     assert "ModuleNotFoundError: No module named 'mypy_boto3_s3'" in main_only.output
+    # That release was rolled back by itself: the host runs the release it had before.
+    assert "healthy again; the failed release is kept in /opt/panzoto/releases/" in " ".join(main_only.output.split())
+    assert "mypy-boto3-s3==" not in host.testinfra.check_output(frozen)
+    assert STARTED_LINE in current_run_journal(host)
 
     with_dev = run_playbook(
         "deploy.yml",

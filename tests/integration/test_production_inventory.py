@@ -1,12 +1,15 @@
 """The production example (inventory/production) as an operator of the real backend writes it: the backend's own
 setting names, secrets vaulted or from Secrets Manager, and the settings it must not run without declared
-required, so deploy.yml refuses before any host is touched."""
+required, so deploy.yml refuses before any host is touched; a pinned commit, not a branch; and one job processor
+(the backend does not claim jobs), which deploy.yml enforces before any host is touched."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from support.playbook import run_playbook
 
@@ -37,28 +40,75 @@ def test_the_example_uses_the_real_backends_setting_names_and_requires_its_secre
     assert settings["panzoto_app_poetry_with"] == ["dev"]  # the backend imports mypy_boto3_s3 at run time
 
 
-def test_deploy_refuses_before_touching_a_host_when_a_required_setting_is_unset(tmp_path: Path) -> None:
+def hosts_vars() -> dict:
+    return yaml.safe_load((PRODUCTION / "hosts.yml").read_text())["all"]["children"]["api_servers"]["hosts"]
+
+
+def test_the_example_deploys_a_pinned_commit_not_a_moving_branch() -> None:
+    settings = api_servers_vars()
+    assert settings["panzoto_app_source"] == "git"
+    assert re.fullmatch(r"[0-9a-f]{40}", settings["panzoto_app_git_version"]), settings["panzoto_app_git_version"]
+    assert settings["panzoto_app_env"]["DAILY_SUMMAYR_PROMPT_PATH"].startswith("{{ panzoto_app_home }}/current/app/")
+
+
+def test_the_example_runs_one_processor_and_keeps_a_warm_standby() -> None:
+    hosts = hosts_vars()
+    running = [name for name, host_vars in hosts.items() if (host_vars or {}).get("panzoto_service_enabled", True)]
+    assert len(running) == 1 and len(hosts) == 2
+    assert api_servers_vars()["panzoto_backend_claims_jobs"] is False
+
+
+def production_copy(tmp_path: Path, hosts: dict) -> Path:
+    """The example inventory with hosts no connection can reach: touching one would fail "unreachable"."""
     inventory = tmp_path / "production"
     shutil.copytree(PRODUCTION, inventory)
-    # One host no connection can reach: touching it would fail "unreachable", not with the settings' message.
-    (inventory / "hosts.yml").write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "children": {
-                        "api_servers": {
-                            "hosts": {
-                                "api-1.example.invalid": {
-                                    "ansible_connection": "containers.podman.podman",
-                                    "ansible_host": "panzoto-ops-no-such-container",
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        )
+    unreachable = {"ansible_connection": "containers.podman.podman", "ansible_host": "panzoto-ops-no-such-container"}
+    hosts = {name: {**unreachable, **host_vars} for name, host_vars in hosts.items()}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"api_servers": {"hosts": hosts}}}}))
+    return inventory
+
+
+TWO_PROCESSORS = {"api-1.example.invalid": {}, "api-2.example.invalid": {}}
+
+
+def test_deploy_refuses_two_processor_hosts_naming_the_cost_before_touching_either(tmp_path: Path) -> None:
+    inventory = production_copy(tmp_path, TWO_PROCESSORS)
+    run = run_playbook("deploy.yml", inventory=inventory, limit="api-1.example.invalid")
+
+    assert run.returncode != 0
+    assert (
+        "Refusing to deploy: 2 hosts would run the job processor (api-1.example.invalid, api-2.example.invalid),"
+        " and the backend does not claim jobs, so every job would be transcribed 2 times, each at OpenAI's cost;"
+        " run the service on one host (panzoto_service_enabled: false on the others), or set"
+        " panzoto_backend_claims_jobs: true only if the backend you deploy claims its jobs."
+    ) in " ".join(run.output.split()), run.output[-3000:]
+    assert "UNREACHABLE" not in run.output
+    assert "panzoto_app : " not in run.stdout  # not even the settings' checks ran
+    assert all(stats["changed"] == 0 for stats in run.stats.values())
+
+
+@pytest.mark.parametrize(
+    ("hosts", "extra_vars"),
+    [
+        ({"api-1.example.invalid": {}, "api-2.example.invalid": {"panzoto_service_enabled": False}}, {}),
+        (TWO_PROCESSORS, {"panzoto_backend_claims_jobs": True}),
+    ],
+    ids=["warm-standby", "backend-claims-jobs"],
+)
+def test_deploy_accepts_the_supported_shapes(tmp_path: Path, hosts: dict, extra_vars: dict) -> None:
+    """Past the one-processor rule, the play reaches the next check (the unset settings, as the test below)."""
+    inventory = production_copy(tmp_path, hosts)
+    run = run_playbook(
+        "deploy.yml", inventory=inventory, extra_vars={"panzoto_app_secretsmanager_env": {}, **extra_vars}
     )
+
+    assert "Refusing to deploy" not in run.output
+    assert "Required setting(s) unset or empty: SECRET_KEY" in run.output, run.output[-3000:]
+    assert "UNREACHABLE" not in run.output
+
+
+def test_deploy_refuses_before_touching_a_host_when_a_required_setting_is_unset(tmp_path: Path) -> None:
+    inventory = production_copy(tmp_path, {"api-1.example.invalid": {}})
     run = run_playbook(
         "deploy.yml",
         inventory=inventory,
