@@ -500,7 +500,11 @@ def preflight(deployment: Deployment, backend: Backend, api_base: str) -> Playbo
             "preflight_openai_secret_id": OPENAI_SECRET_ID,
             # The fake backend's tables; its users are whoever has an encryption key.
             "preflight_dynamodb_tables": [
-                {"name": backend_jobs.JOBS_TABLE, "key": "job_id", "indexes": ["user-jobs-index"]},
+                {
+                    "name": backend_jobs.JOBS_TABLE,
+                    "key": "job_id",
+                    "indexes": ["user-jobs-index", "user-jobs-by-created-at"],
+                },
                 {"name": backend_jobs.TRANSCRIPTS_TABLE, "key": "transcript_id"},
             ],
             "preflight_users_table": "",
@@ -549,8 +553,9 @@ def test_preflight_fails_on_a_stopped_processor(deployment: Deployment, backend:
     )
 
 
-# The guide's FORMAT_ERROR story, end to end, on the deployed host (last: it breaks and repairs the host) ---
-def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffmpeg(
+# The repair story, end to end, on the deployed host (last: it breaks and repairs the host). Today's backend
+# writes `ffmpeg is not installed` (category ffmpeg_missing) where the guide's wrote FORMAT_ERROR. ---
+def test_repair_story_a_job_failing_without_ffmpeg_completes_after_repair_ffmpeg(
     deployment: Deployment, backend: Backend, tmp_path: Path
 ) -> None:
     host = deployment.host
@@ -562,7 +567,9 @@ def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffm
     )
     failed = backend_jobs.wait_for_job(backend.endpoint_url, job_id, timeout=90)
     assert failed["status"] == "failed"
-    assert "File does not start with RIFF id" in failed["error_message"]
+    assert failed["error_message"] == (
+        "Processing error: ffmpeg is not installed. Please install ffmpeg: apt-get install ffmpeg"
+    )
 
     pid_before_repair = service_state(host.testinfra).main_pid
     repaired = run_playbook("repair_ffmpeg.yml", inventory=deployment.inventory, limit=host.name)
@@ -571,12 +578,12 @@ def test_repair_story_a_job_failing_with_format_error_completes_after_repair_ffm
     assert service_state(host.testinfra).main_pid != pid_before_repair, "the service was not restarted"
     assert health(host.app_port)[0] == 200
 
-    # Retry the failed format_error jobs the way an operator would: the cleanup playbook's requeue.
+    # Retry the failed ffmpeg_missing jobs the way an operator would: the cleanup playbook's requeue.
     requeued = run_playbook(
         "cleanup_jobs.yml",
         extra_vars={
             "cleanup_jobs_state": "requeued",
-            "cleanup_jobs_categories": ["format_error"],
+            "cleanup_jobs_categories": ["ffmpeg_missing"],
             "cleanup_jobs_table": backend_jobs.JOBS_TABLE,
             "cleanup_jobs_reason": "ffmpeg repaired",
             "cleanup_jobs_archive_path": str(tmp_path / "archive.jsonl"),

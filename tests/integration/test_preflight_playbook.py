@@ -131,6 +131,7 @@ def test_each_broken_item_fails_on_its_own_line(seeded, preflight, report_dir) -
         "name": "DynamoDB table panzoto-transcripts",
         "title": "DynamoDB table panzoto-transcripts",
         "ok": False,
+        "verdict": "FAIL",
         "detail": transcripts["detail"],
     }
     assert "ResourceNotFoundException" in transcripts["detail"]

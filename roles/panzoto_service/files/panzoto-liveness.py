@@ -7,7 +7,7 @@ and a failed scan logs `[ERROR] Error querying jobs: ...` just before its heartb
 alive when the unit's current run (its InvocationID: a restart is a new run) logged a good heartbeat, one not
 preceded by a scan error, within `--intervals` poll intervals, and no scan error since.
 
-  panzoto-liveness.py --unit panzoto.service --env-file /etc/panzoto/panzoto.env            # one JSON verdict
+  panzoto-liveness.py --unit panzoto.service --env-file /opt/panzoto/current/panzoto.env            # one JSON verdict
   panzoto-liveness.py ... --wait 60                                                         # until alive, at most 60 s
   panzoto-liveness.py ... --textfile F --state-file S [--webhook-file W]                    # the timer's run
 

@@ -11,7 +11,9 @@ import boto3
 import pytest
 
 HOME = "/opt/panzoto"
-ENV_FILE = "/etc/panzoto/panzoto.env"
+# The service runs the current release: its code, virtualenv and environment file (docs/releases.md).
+CURRENT = f"{HOME}/current"
+ENV_FILE = f"{CURRENT}/panzoto.env"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +49,12 @@ def test_root_owns_the_deployment_and_only_the_service_group_may_read_it(host) -
 
 def test_the_code_is_the_release_branch_of_the_repository(host) -> None:
     wanted = host.check_output("git -C /srv/panzoto-backend rev-parse release")
-    deployed = host.check_output(f"git -C {HOME}/app rev-parse HEAD")
-    assert deployed == wanted
-    assert host.file(f"{HOME}/deploy-state/release").content_string.strip() == wanted
+    assert host.check_output(f"git -C {HOME}/source rev-parse HEAD") == wanted
+    release = json.loads(host.file(f"{CURRENT}/release.json").content_string)
+    assert release["revision"] == wanted
+    # The state file names the release in use: the directory `current` points at.
+    in_use = host.check_output(f"readlink {CURRENT}").rstrip("/").rsplit("/", 1)[-1]
+    assert host.file(f"{HOME}/deploy-state/release").content_string.strip() == in_use
 
 
 def test_the_pinned_poetry_is_installed_in_its_own_virtualenv(host) -> None:
@@ -57,22 +62,22 @@ def test_the_pinned_poetry_is_installed_in_its_own_virtualenv(host) -> None:
 
 
 def test_the_locked_dependencies_are_installed_in_the_application_virtualenv(host) -> None:
-    assert host.file(f"{HOME}/venv/bin/uvicorn").is_file
-    frozen = host.check_output(f"{HOME}/venv/bin/python -m pip freeze --all")
+    assert host.file(f"{CURRENT}/venv/bin/uvicorn").is_file
+    frozen = host.check_output(f"{CURRENT}/venv/bin/python -m pip freeze --all")
     for pin in ("fastapi==", "uvicorn==", "boto3=="):
         assert pin in frozen
-    assert host.run(f"{HOME}/venv/bin/python -c 'import fake_backend.config'").rc == 0
+    assert host.run(f"{CURRENT}/venv/bin/python -c 'import fake_backend.config'").rc == 0
     # Main group only by default: the dev group's package is not there.
     assert "mypy-boto3-s3==" not in frozen
-    assert host.run(f"{HOME}/venv/bin/python -m pip check").rc == 0
+    assert host.run(f"{CURRENT}/venv/bin/python -m pip check").rc == 0
 
 
 def test_the_dependencies_and_the_code_are_byte_compiled_at_install(host) -> None:
     """The virtualenv and the code are root's: the service could never write their bytecode itself."""
-    site = host.check_output(f"{HOME}/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
+    site = host.check_output(f"{CURRENT}/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
     assert host.file(f"{site}/fastapi/__pycache__").is_directory
-    assert host.file(f"{HOME}/app/fake_backend/__pycache__").is_directory
-    assert host.file(f"{HOME}/app/fake_backend/__pycache__").user == "root"
+    assert host.file(f"{CURRENT}/app/fake_backend/__pycache__").is_directory
+    assert host.file(f"{CURRENT}/app/fake_backend/__pycache__").user == "root"
 
 
 def test_the_environment_file_is_private_to_the_service_account(host) -> None:

@@ -61,7 +61,7 @@ def test_the_health_endpoint_answers_healthy(app_port: int) -> None:
 
 
 def test_the_secret_is_in_the_environment_file_but_not_in_the_journal(host, openai_key: str) -> None:
-    env_file = host.file("/etc/panzoto/panzoto.env")
+    env_file = host.file("/opt/panzoto/current/panzoto.env")
     assert (env_file.user, env_file.mode) == ("panzoto", 0o600)
     assert openai_key in env_file.content_string, "OPENAI_API_KEY from Secrets Manager is missing"
     journal = host.check_output("journalctl --unit panzoto --no-pager --output cat")
