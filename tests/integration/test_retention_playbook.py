@@ -89,7 +89,10 @@ def test_finished_jobs_past_retention_are_previewed_then_deleted_archived_once_a
     assert not (tmp_path / "archive.jsonl").exists(), "check mode wrote the archive"
     assert preview["check_mode"] is True
     assert {status: counts["changed"] for status, counts in preview["counts"].items()} == {"completed": 2, "failed": 2}
-    assert "2 completed jobs older than 30d, 2 failed jobs older than 7d would be deleted" in dry.stdout
+    assert preview["summary"] == (
+        "[DRY RUN] panzoto-processing-jobs: 2 completed jobs older than 30d, 2 failed jobs older than 7d would be deleted."
+    )
+    assert "would be deleted" in dry.stdout
 
     real, done = retention(tmp_path, aws.endpoint_url)
     assert real.returncode == 0, real.output
@@ -99,7 +102,8 @@ def test_finished_jobs_past_retention_are_previewed_then_deleted_archived_once_a
     # The audio stays (delete_audio is off): the report warns that upstream's script would re-create the jobs.
     assert object_keys(aws.endpoint_url) == keys
     assert done["audio_kept_for_removed_jobs"] == 4
-    assert "create_missing_transcription_jobs.py would re-create those jobs" in real.stdout
+    assert "upstream's scripts/create_missing_transcription_jobs.py would re-create those jobs" in done["advice"]
+    assert "create_missing_transcription_jobs.py" in real.stdout
     assert "retention_jobs_delete_audio=true" in done["advice"]
     for name in ("archive.jsonl", f"reports/retention-{TABLE}.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
