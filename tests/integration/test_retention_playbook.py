@@ -79,7 +79,7 @@ def retention(tmp_path: Path, endpoint_url: str, *, check: bool = False, diff: b
     return run, json.loads(report.read_text()) if report.exists() else None
 
 
-def test_finished_jobs_past_retention_are_previewed_then_deleted_archived_once_and_audio_kept_is_reported(aws, tmp_path):
+def test_jobs_past_retention_are_previewed_then_deleted_and_archived_once_and_kept_audio_is_reported(aws, tmp_path):
     seed(aws.endpoint_url)
     keys = object_keys(aws.endpoint_url)
 
@@ -90,7 +90,8 @@ def test_finished_jobs_past_retention_are_previewed_then_deleted_archived_once_a
     assert preview["check_mode"] is True
     assert {status: counts["changed"] for status, counts in preview["counts"].items()} == {"completed": 2, "failed": 2}
     assert preview["summary"] == (
-        "[DRY RUN] panzoto-processing-jobs: 2 completed jobs older than 30d, 2 failed jobs older than 7d would be deleted."
+        "[DRY RUN] panzoto-processing-jobs: 2 completed jobs older than 30d, 2 failed jobs older than 7d"
+        " would be deleted."
     )
     assert "would be deleted" in dry.stdout
 
