@@ -11,9 +11,11 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
 import testinfra
 
@@ -193,3 +195,63 @@ def test_a_converge_brings_a_changed_venv_back_to_the_pins(webhook) -> None:
         run_audit(host)  # the venv runs the audit; the settings are the converge's again (a breach at 49 > 20)
         history = host.file(f"/var/lib/{NAME}/job-audit-history.jsonl").content_string.splitlines()
         assert json.loads(history[-1])["status"] == "breached"
+
+
+# --------------------------------------------------------------------------- retention
+
+RETENTION = f"{NAME}-retention"
+# Days old: completed jobs are kept 30 days, failed ones 7 (the role's defaults).
+RETENTION_JOBS = {"completed-40d": ("completed", 40), "completed-2d": ("completed", 2), "failed-10d": ("failed", 10),
+                  "failed-2d": ("failed", 2), "pending-40d": ("pending", 40)}  # fmt: skip
+RETENTION_DUE = {"completed-40d", "failed-10d"}
+
+
+def dynamodb():
+    port = json.loads((STATE_DIR / "local-aws" / "server.json").read_text())["port"]
+    return boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def retention_job_ids(table: str) -> set[str]:
+    pages = dynamodb().get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return {item["job_id"]["S"] for page in pages for item in page["Items"]}
+
+
+def test_the_retention_timer_is_scheduled_next_to_the_audit(host):
+    assert host.service(f"{RETENTION}.timer").is_enabled
+    assert host.service(f"{RETENTION}.timer").is_running
+    unit = host.file(f"/etc/systemd/system/{RETENTION}.service").content_string
+    assert "flock --nonblock" in unit and "retention.lock" in unit and "playbooks/retention_jobs.yml" in unit
+    assert f"StateDirectory={NAME}" in unit and "User=panzoto-audit" in unit
+    assert host.file(f"/etc/{NAME}/retention-vars.json").mode == 0o600
+    assert host.file("/opt/panzoto-ops/library/processing_jobs_cleanup.py").exists
+    assert host.file("/opt/panzoto-ops/roles/job_cleanup/meta/argument_specs.yml").exists
+
+
+def test_two_retention_runs_delete_what_is_due_once(host):
+    table = f"retention-{host.backend.get_hostname()}"
+    client = dynamodb()
+    client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}])  # fmt: skip
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for job_id, (status, days) in RETENTION_JOBS.items():
+        item = {"job_id": {"S": job_id}, "user_id": {"S": "user-1"}, "job_type": {"S": "transcription"},
+                "status": {"S": status}, "created_at": {"S": (now - timedelta(days=days)).isoformat()},
+                "retry_count": {"N": "0"}}  # fmt: skip
+        if status == "failed":
+            item["error_message"] = {"S": "Job expired - too old"}
+        client.put_item(TableName=table, Item=item)
+
+    report_path = f"/var/lib/{NAME}/reports/retention-{table}.json"
+    changed = []
+    for _ in range(2):
+        result = host.run(f"systemctl start {RETENTION}.service")
+        assert result.rc == 0, result.stderr + host.run(f"journalctl -u {RETENTION}.service --no-pager -n 60").stdout
+        report = json.loads(host.run(f"cat {report_path}").stdout)
+        changed.append({status: counts["changed"] for status, counts in report["counts"].items()})
+    assert changed == [{"completed": 1, "failed": 1}, {"completed": 0, "failed": 0}]
+    assert retention_job_ids(table) == set(RETENTION_JOBS) - RETENTION_DUE
+    archive = host.file(f"/var/lib/{NAME}/archives/{table}.jsonl")
+    assert archive.mode == 0o600 and archive.user == "panzoto-audit"
+    assert "create_missing_transcription_jobs.py" in host.run(f"journalctl -u {RETENTION}.service --no-pager").stdout
