@@ -74,7 +74,8 @@ def test_the_locked_dependencies_are_installed_in_the_application_virtualenv(hos
 
 def test_the_dependencies_and_the_code_are_byte_compiled_at_install(host) -> None:
     """The virtualenv and the code are root's: the service could never write their bytecode itself."""
-    site = host.check_output(f"{CURRENT}/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])'")
+    purelib = 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+    site = host.check_output(f"{CURRENT}/venv/bin/python -c '{purelib}'")
     assert host.file(f"{site}/fastapi/__pycache__").is_directory
     assert host.file(f"{CURRENT}/app/fake_backend/__pycache__").is_directory
     assert host.file(f"{CURRENT}/app/fake_backend/__pycache__").user == "root"
