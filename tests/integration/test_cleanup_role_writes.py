@@ -1,4 +1,4 @@
-"""write_batch_size through the role: -e cleanup_jobs_write_batch_size reaches the module (ansible-playbook against moto)."""
+"""write_batch_size through the role: -e cleanup_jobs_write_batch_size reaches the module (against moto)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_the_default_is_one_request_per_job(aws, tmp_path):
 
 def test_an_out_of_range_batch_size_is_refused_by_the_dry_run_before_anything_is_written(aws, tmp_path):
     _, before = guide(aws.endpoint_url)
-    preview, report = cleanup(tmp_path, aws.endpoint_url, check=True, **PROCEDURE_1, cleanup_jobs_write_batch_size=101)
+    preview, _ = cleanup(tmp_path, aws.endpoint_url, check=True, **PROCEDURE_1, cleanup_jobs_write_batch_size=101)
     assert preview.returncode != 0
     assert "write_batch_size must be between 1 and 100, got 101." in preview.output
     assert not (tmp_path / "archive.jsonl").exists()
