@@ -396,7 +396,7 @@ truncated:
       and where every record is (the archive). Empty when nothing was cut.
   returned: always
   type: dict
-  sample: {deleted_objects: "100 of 3400 listed (list_limit=100); the archive archives/panzoto-processing-jobs.jsonl has every audio record"}
+  sample: {deleted_objects: "100 of 3400 listed (list_limit=100); the archive archives/jobs.jsonl records every deleted audio key"}
 writes:
   description:
     - How the conditional writes were sent. In check mode, what a real run would send if no job changes meanwhile.
@@ -787,7 +787,7 @@ class Run:
         # The result (and the JSON report made of it) stays small at any table size: the archive has everything.
         self.result["deleted_objects"] = deleted[: self.opts.list_limit]
         self.result["deleted_objects_count"] = len(deleted)
-        self.result["truncated"] = truncation_notes(self.result, self.opts)
+        self.result["truncated"] = truncation_notes(self.result, self.opts, self.check_mode)
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = diff_for(self.opts.state, tally_report, sorted(audio.deleted), self.opts.list_limit)
@@ -811,18 +811,22 @@ class Run:
                 )
 
 
-def truncation_notes(result: dict, opts: CleanupOptions) -> dict[str, str]:
+def truncation_notes(result: dict, opts: CleanupOptions, check_mode: bool) -> dict[str, str]:
     """For each list cut at list_limit, how many it shows of how many, and where the rest is."""
-    where = f"the archive {opts.archive_path}" if opts.archive_path else "the archive"
     totals = {
         "job_ids": (len(result["job_ids"]), result["counts"]["changed"], "job"),
-        "deleted_objects": (len(result["deleted_objects"]), result["deleted_objects_count"], "audio"),
+        "deleted_objects": (len(result["deleted_objects"]), result["deleted_objects_count"], "deleted audio key"),
     }
-    return {
-        name: f"{shown} of {total} listed (list_limit={opts.list_limit}); {where} has every {kind} record"
-        for name, (shown, total, kind) in totals.items()
-        if shown < total
-    }
+    notes = {}
+    for name, (shown, total, kind) in totals.items():
+        if shown < total:
+            rest = (
+                "a higher list_limit lists them all"
+                if check_mode  # a dry run archives nothing
+                else f"the archive {opts.archive_path or opts.archive_s3_prefix} records every {kind}"
+            )
+            notes[name] = f"{shown} of {total} listed (list_limit={opts.list_limit}); {rest}"
+    return notes
 
 
 def do_deleted(run: Run) -> bool:
