@@ -74,7 +74,7 @@ def module_cleanup(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     return {
         "deleted": result["counts"]["changed"],
         "selected": result.get("selected"),
-        "objects_deleted": len(result.get("deleted_objects") or []),
+        "objects_deleted": result.get("deleted_objects_count", 0),
         "writes": result.get("writes"),
         "result_bytes": len(json.dumps(result)),
         "archive_bytes": archive_bytes,

@@ -382,10 +382,32 @@ audio:
     restored: {description: "Objects copied back from the archive prefix (restore).", type: int}
     delete_requests: {description: "DeleteObjects requests sent.", type: int}
 deleted_objects:
-  description: Every S3 key deleted (or that would be), sorted.
+  description: The S3 keys deleted (or that would be), sorted, at most O(list_limit). The archive has all of them.
   returned: always
   type: list
   elements: str
+deleted_objects_count:
+  description: How many S3 keys were deleted (or would be), exact.
+  returned: always
+  type: int
+truncated:
+  description:
+    - For each list of the result cut at O(list_limit) (C(job_ids), C(deleted_objects)), how many it shows of how many
+      and where every record is (the archive). Empty when nothing was cut.
+  returned: always
+  type: dict
+  sample: {deleted_objects: "100 of 3400 listed (list_limit=100); the archive archives/jobs.jsonl records every deleted audio key"}
+writes:
+  description:
+    - How the conditional writes were sent. In check mode, what a real run would send if no job changes meanwhile.
+  returned: when state is absent, requeued or expiring
+  type: dict
+  contains:
+    write_batch_size: {description: "The O(write_batch_size) used.", type: int}
+    transactions: {description: "C(TransactWriteItems) requests sent (or predicted); 0 with one request per job.", type: int}
+    resubmitted: {description: "Jobs sent again after a transaction was cancelled (0 in check mode).", type: int}
+    fallback: {description: "Why the run fell back to one request per job (the endpoint has no transactions), or null.", type: str}
+  sample: {write_batch_size: 25, transactions: 2, resubmitted: 0, fallback: null}
 archive:
   description: Where the archive is.
   returned: always
@@ -516,8 +538,8 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     cleanup_read_plan,
     select_jobs,
 )
-from ansible.module_utils.panzoto.cleanup.requeue import FreshRequeuePlan, reset_report, too_old
 from ansible.module_utils.panzoto.cleanup.requeue import refusal as requeue_refusal
+from ansible.module_utils.panzoto.cleanup.requeue import reset_report, too_old
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
 from ansible.module_utils.panzoto.cleanup.transact import TRANSACT_LIMIT, TransactWriter, batches
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, put_back
@@ -611,6 +633,7 @@ class CleanupOptions:
     max_changes: int
     segments: int
     parallel: int
+    write_batch_size: int  # 1: one request per job; more: TransactWriteItems of that many jobs
     list_limit: int
     accept_unreadable_lines: bool
     lock_dir: Path
@@ -656,6 +679,7 @@ class CleanupOptions:
             ("max_changes", 1, None),
             ("segments", 1, 64),
             ("parallel", 1, 64),
+            ("write_batch_size", 1, TRANSACT_LIMIT),
             ("list_limit", 0, None),
         ):
             check_range(name, params[name], low, high)
@@ -693,6 +717,7 @@ class CleanupOptions:
             max_changes=params["max_changes"],
             segments=params["segments"],
             parallel=params["parallel"],
+            write_batch_size=params["write_batch_size"],
             list_limit=params["list_limit"],
             accept_unreadable_lines=params["accept_unreadable_lines"],
             lock_dir=Path(params["lock_dir"]).expanduser(),
@@ -758,7 +783,11 @@ class Run:
         tally_report = tally.report()
         self.result.update(tally_report)
         self.result["audio"] = audio.report(self.opts.list_limit)
-        self.result["deleted_objects"] = sorted(audio.deleted)
+        deleted = sorted(audio.deleted)
+        # The result (and the JSON report made of it) stays small at any table size: the archive has everything.
+        self.result["deleted_objects"] = deleted[: self.opts.list_limit]
+        self.result["deleted_objects_count"] = len(deleted)
+        self.result["truncated"] = truncation_notes(self.result, self.opts, self.check_mode)
         self.result["changed"] = changed
         if self.module._diff:
             self.result["diff"] = diff_for(self.opts.state, tally_report, sorted(audio.deleted), self.opts.list_limit)
@@ -782,18 +811,36 @@ class Run:
                 )
 
 
+def truncation_notes(result: dict, opts: CleanupOptions, check_mode: bool) -> dict[str, str]:
+    """For each list cut at list_limit, how many it shows of how many, and where the rest is."""
+    totals = {
+        "job_ids": (len(result["job_ids"]), result["counts"]["changed"], "job"),
+        "deleted_objects": (len(result["deleted_objects"]), result["deleted_objects_count"], "deleted audio key"),
+    }
+    notes = {}
+    for name, (shown, total, kind) in totals.items():
+        if shown < total:
+            rest = (
+                "a higher list_limit lists them all"
+                if check_mode  # a dry run archives nothing
+                else f"the archive {opts.archive_path or opts.archive_s3_prefix} records every {kind}"
+            )
+            notes[name] = f"{shown} of {total} listed (list_limit={opts.list_limit}); {rest}"
+    return notes
+
+
 def do_deleted(run: Run) -> bool:
     return change_selected(run, WritePlan(run.opts.table, run.key, "absent"))
 
 
 def do_requeued(run: Run) -> bool:
     reason = run.opts.reason
-    plan = FreshRequeuePlan if run.opts.requeue_fresh else WritePlan
     return change_selected(
         run,
-        plan(
+        WritePlan(
             run.opts.table, run.key, "requeued",
             reason=lambda planned: reason or f"requeued by panzoto-ops cleanup ({planned.group})",
+            fresh_created_at=run.opts.requeue_fresh,
         ),
     )  # fmt: skip
 
@@ -890,6 +937,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     if run.check_mode:
         for planned in scan.changes:
             tally.outcome(planned.group, planned.job.job_id, "changed")
+        run.result["writes"] = predicted_writes(writes, scan.changes, opts)
         if opts.delete_audio:
             keys, kept, earlier = audio_to_delete(
                 scan.changes, scan.changes, scan.kept_keys, pending_audio, scan.seen_pending_jobs
@@ -926,6 +974,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
                     f"{mirror.failed[0]}): restore from {opts.archive_path}, which holds them, rather than from S3"
                 )
         success = not run.abort.is_set and not tally.totals()["failed"] and not audio.failed
+    run.result.setdefault("writes", predicted_writes(writes, [], opts))  # nothing was sent
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.deleted or audio.archived))
     return success
 
@@ -948,11 +997,9 @@ def archive_and_write(
     append, then sent as transactions of write_batch_size jobs, parallel at a time.
     """
     opts = run.opts
-    batch_size = run.module.params["write_batch_size"]
-    if not 1 <= batch_size <= TRANSACT_LIMIT:
-        raise OptionError(f"write_batch_size {batch_size}: give 1 (one request per job) to {TRANSACT_LIMIT}.")
+    batch_size = opts.write_batch_size
     writer = TransactWriter(run.dynamodb, writes, run.abort, run.header.run_id, opts.endpoint_url)
-    chunk_size = CHUNK_SIZE if batch_size == 1 else batch_size * opts.parallel
+    chunk_size = write_chunk_size(opts)
 
     def send(chunk: list[Planned]) -> list[tuple[str, str | None, dict | None]]:
         if batch_size == 1:
@@ -995,6 +1042,24 @@ def archive_and_write(
     if writer.stats.refused:
         run.module.warn(f"Sent one request per job: the endpoint has no transactions ({writer.stats.refused}).")
     return done
+
+
+def write_chunk_size(opts: CleanupOptions) -> int:
+    """Jobs archived in one append before their writes: write_batch_size x parallel when batched."""
+    return CHUNK_SIZE if opts.write_batch_size == 1 else opts.write_batch_size * opts.parallel
+
+
+def predicted_writes(writes: WritePlan, changes: list[Planned], opts: CleanupOptions) -> dict:
+    """The dry run's `writes`: the transactions a real run would send if nothing changes meanwhile."""
+    transactions = 0
+    if opts.write_batch_size > 1:
+        transactions = sum(
+            1
+            for chunk in chunks(changes, write_chunk_size(opts))
+            for batch in batches(writes, chunk, opts.write_batch_size)
+            if all(element for _, element in batch)  # a job that needs its own request takes its batch with it
+        )
+    return {"write_batch_size": opts.write_batch_size, "transactions": transactions, "resubmitted": 0, "fallback": None}
 
 
 def _outcome_fields(state: str, outcome: str, item: dict | None) -> dict:

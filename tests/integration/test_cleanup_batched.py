@@ -35,7 +35,7 @@ LEGACY = "Automatic decryption not yet implemented"
 
 
 def cleanup_play(tmp_path: Path, endpoint_url: str, *, check: bool = False, diff: bool = False, **options):
-    """processing_jobs_cleanup in a one-task playbook (the role does not pass write_batch_size yet)."""
+    """processing_jobs_cleanup in a one-task playbook (its options set directly, moto-specific parallel=1)."""
     result_path = tmp_path / "result.json"
     result_path.unlink(missing_ok=True)
     arguments = {
@@ -133,7 +133,7 @@ def test_batched_deletes_go_in_transactions_and_the_dry_run_predicts_them(aws, t
 def test_an_out_of_range_batch_size_is_refused_in_one_line_and_nothing_changes(aws, tmp_path):
     _, before = guide(aws.endpoint_url)
     _, result = cleanup_play(tmp_path, aws.endpoint_url, categories=["legacy_encryption"], write_batch_size=101)
-    assert result["failed"] and result["msg"] == "write_batch_size 101: give 1 (one request per job) to 100."
+    assert result["failed"] and result["msg"] == "write_batch_size must be between 1 and 100, got 101."
     assert table_items(aws.endpoint_url) == before
 
 

@@ -1,6 +1,8 @@
-"""What a cleanup dry run prints: counts at default verbosity, the ids with -v (ansible-playbook against moto)."""
+"""What a cleanup dry run prints: one screen of counts by default, the ids with -v (ansible-playbook against moto)."""
 
 from __future__ import annotations
+
+import json
 
 from support.playbook import run_playbook
 from test_cleanup_playbook import GUIDE_NOW, PROCEDURE_1, guide
@@ -24,5 +26,12 @@ def test_the_dry_run_diff_gives_counts_by_default_and_ids_with_v(aws, tmp_path):
     verbose = run_playbook("cleanup_jobs.yml", extra_vars=extra, check=True, diff=True, env=env, verbosity=1)
     assert verbose.returncode == 0, verbose.output[-3000:]
     assert all(job_id in verbose.stdout for job_id in legacy)
-    # Measured on the guide's procedure 1: 206 lines before, now 138 (the diff was 73 lines of ids and keys).
+    # Measured on the guide's procedure 1: 206 lines, then 138 (ids and keys only with -v), now 59: the role
+    # includes only the phases a run needs, so no skipped task is printed.
+    assert len(quiet.output.splitlines()) <= 60, quiet.output
+    assert "skipping:" not in quiet.output
     assert len(quiet.output.splitlines()) < len(verbose.output.splitlines()) // 2
+    # The report has what the screen shows.
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"]["changed"] == len(legacy) and report["deleted_objects_count"] == len(legacy)
+    assert sorted(report["job_ids"]) == sorted(legacy)

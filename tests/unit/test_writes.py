@@ -47,6 +47,24 @@ def test_requeue_resets_the_job_and_records_why():
     assert request["ExpressionAttributeValues"][":le"] == {"S": "timeout"}
 
 
+def test_a_fresh_requeue_sets_created_at_to_now_and_keeps_the_first_original():
+    failed = item("j1", "failed", timedelta(days=3), error_message="timeout")
+    for fresh in (False, True):
+        dynamodb = FakeDynamoDB()
+        plan = WritePlan("jobs", JOBS, "requeued", reason=lambda p: "fixed", fresh_created_at=fresh)
+        send_write(dynamodb, plan, planned(failed), Abort())
+        request = dynamodb.requests[0][1]
+        sets = request["UpdateExpression"].partition(" REMOVE ")[0]
+        if not fresh:
+            assert "#cr" not in sets and "created_at" not in request["ExpressionAttributeNames"].values()
+            continue
+        assert sets.endswith("#cr = :now, #oc = if_not_exists(#oc, :created)")
+        assert request["ExpressionAttributeNames"]["#cr"] == "created_at"
+        assert request["ExpressionAttributeNames"]["#oc"] == "original_created_at"
+        assert request["ExpressionAttributeValues"][":created"] == {"S": failed["created_at"]}
+        assert request["UpdateExpression"].endswith("REMOVE #er")
+
+
 def test_expiry_sets_the_ttl_attribute_only_where_it_is_missing():
     dynamodb = FakeDynamoDB()
     plan = WritePlan("jobs", JOBS, "expiring", ttl_attribute="expires_at", expires_at=NOW + timedelta(days=1))

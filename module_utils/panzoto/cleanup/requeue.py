@@ -9,11 +9,9 @@ repeated requeues), so the audit and a restore still know when the job was reall
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ansible.module_utils.panzoto.cleanup.plan import Planned
-from ansible.module_utils.panzoto.cleanup.writes import WritePlan, serialize
 from ansible.module_utils.panzoto.jobs import isoformat
 
 BACKEND_PENDING_EXPIRY = timedelta(hours=24)
@@ -42,18 +40,3 @@ def reset_report(old: list[Planned], limit: int) -> dict:
         "count": len(old),
         "jobs": [{"job_id": p.job.job_id, "created_at": p.job.item.get("created_at")} for p in old[:limit]],
     }
-
-
-@dataclass(frozen=True)
-class FreshRequeuePlan(WritePlan):
-    """A requeue that also sets created_at to the requeue time, keeping the first original_created_at."""
-
-    def _requeue(self, planned: Planned, names: dict, values: dict) -> str:
-        expression = super()._requeue(planned, names, values)
-        if "created_at" not in planned.job.item:
-            return expression
-        sets, _, removes = expression.partition(" REMOVE ")
-        names.update({"#cr": "created_at", "#oc": "original_created_at"})
-        values[":created"] = serialize(planned.job.item["created_at"])
-        sets += ", #cr = :now, #oc = if_not_exists(#oc, :created)"  # :now is the requeue time set above
-        return sets + (" REMOVE " + removes if removes else "")

@@ -122,6 +122,9 @@ class WritePlan:
     reason: Callable[[Planned], str] | None = None  # requeue_reason for a job
     ttl_attribute: str | None = None
     expires_at: datetime | None = None
+    # A requeue also sets created_at to now (the backend expires pending jobs older than 24 h), keeping the
+    # first original_created_at over repeated requeues.
+    fresh_created_at: bool = False
 
     def request(self, planned: Planned) -> dict:
         """The conditional DeleteItem/UpdateItem arguments for one job."""
@@ -203,6 +206,10 @@ class WritePlan:
         if "completed_at" in item:
             names["#ca"] = "completed_at"
             removes.append("#ca")
+        if self.fresh_created_at and "created_at" in item:
+            names.update({"#cr": "created_at", "#oc": "original_created_at"})
+            values[":created"] = serialize(item["created_at"])
+            sets += ["#cr = :now", "#oc = if_not_exists(#oc, :created)"]
         return "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
 
 
