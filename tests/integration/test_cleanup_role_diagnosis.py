@@ -11,7 +11,7 @@ from pathlib import Path
 
 from test_cleanup_playbook import TABLE, cleanup, client, guide, table_items
 
-TIMEOUT = "transcription_api_timeout"
+TIMEOUT = "transcription_timeout"
 CORRUPT = "audio_format_unreadable"
 
 
@@ -74,7 +74,7 @@ def test_requeue_from_a_diagnosis_report_dry_run_then_real_archived_and_a_rerun_
     assert dry.returncode == 0, dry.output[-3000:]
     assert predicted["check_mode"] is True and sorted(predicted["job_ids"]) == timeouts
     assert predicted["counts"]["changed"] == 3 and set(predicted["by_category"]) == {"max_retries"}
-    assert "3 jobs with causes transcription_api_timeout" in " ".join(dry.stdout.split())
+    assert "3 jobs with causes transcription_timeout" in " ".join(dry.stdout.split())
     assert "3 jobs would be requeued" in dry.stdout
     assert table_items(aws.endpoint_url) == before and not (tmp_path / "archive.jsonl").exists()
 

@@ -259,7 +259,8 @@ def test_restore_from_an_s3_prefix_holding_audio_copies_reads_only_archive_recor
         ({"stuck_after": "99999999999999d"}, "stuck_after"),
         ({"older_than": "99999999999999d"}, "older_than"),
         ({"state": "expiring", "expire_after": "99999999999999d"}, "expire_after"),
-        ({"state": "expiring", "now": "9999-12-30T00:00:00Z", "expire_after": "7d"}, "expire_after"),
+        # At the calendar's edge the reference time itself is refused (jobs.py reads such dates as out of range).
+        ({"state": "expiring", "now": "9999-12-30T00:00:00Z", "expire_after": "7d"}, "invalid now"),
         (
             {"audio_key_template": "audio_upload/{user_id:d}/{audio_file_id}", "delete_audio": True},
             "audio_key_template",
