@@ -25,7 +25,7 @@ from support.local_http import capturing_webhook
 from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
 SERVICE = "panzoto"
-ENV_FILE = "/etc/panzoto/panzoto.env"
+ENV_FILE = "/opt/panzoto/current/panzoto.env"  # the current release's (docs/releases.md)
 TEXTFILE = "/var/lib/prometheus/node-exporter/panzoto_liveness.prom"
 LEFTOVERS = "/var/lib/panzoto/data/processing_audio"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -228,8 +228,10 @@ def test_the_venv_is_checked_against_the_lock_and_openai_is_not_applicable(deplo
     assert f"N/A  {name}: OpenAI client constructs {not_applicable}" in run.stdout
 
     # A venv that is not the lock's: the lock now pins another h11 than the one installed.
-    lock = "/opt/panzoto/app/poetry.lock"
-    installed = host.testinfra.check_output("/opt/panzoto/venv/bin/python -c 'import h11; print(h11.__version__)'")
+    lock = "/opt/panzoto/current/app/poetry.lock"
+    installed = host.testinfra.check_output(
+        "/opt/panzoto/current/venv/bin/python -c 'import h11; print(h11.__version__)'"
+    )
     host.exec("cp", "-p", lock, f"{lock}.lock-test")
     try:
         host.exec("sed", "-i", '/^name = "h11"$/,/^version = / s/^version = .*/version = "0.0.1"/', lock)
