@@ -76,6 +76,8 @@ def test_a_cleanup_dry_run_skips_edge_dates_and_plans_the_rest(edge_table, tmp_p
 def test_the_diagnosis_selection_skips_edge_dates(edge_table, tmp_path: Path) -> None:
     endpoint_url, good = edge_table
     (tmp_path / "logs").mkdir()
+    # A log that was read (a diagnosis that read nothing fails: it would have checked nothing).
+    (tmp_path / "logs" / "app_20251019_120000.log").write_text("2025-10-19 12:00:00 | INFO | main:start:1 - up\n")
     hosts = {
         "api-a": {
             "ansible_connection": "local",

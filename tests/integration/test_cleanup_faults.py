@@ -81,7 +81,7 @@ def test_endpoint_killed_mid_run_then_a_rerun_finishes_and_the_archive_holds_eve
     assert rerun.returncode == 0, rerun.output
     assert finished["counts"]["changed"] == len(remaining)
     assert finished["audio"]["from_earlier_runs"] == len(deleted_first)
-    assert set(finished["deleted_objects"]) == legacy_keys
+    assert finished["deleted_objects_count"] == len(legacy_keys)
     assert set(table_items(aws.endpoint_url)) == set(before) - legacy
     assert object_keys(aws.endpoint_url) == keys_before - legacy_keys
 

@@ -49,3 +49,14 @@ def test_run_locks_release_everything_they_took(tmp_path: Path):
     locks.release()
     RunLock(tmp_path / "1.lock", "one").acquire({}).release()
     RunLock(tmp_path / "2.lock", "two").acquire({}).release()
+
+
+def test_the_local_table_lock_is_one_per_table_and_endpoint_whatever_its_spelling():
+    import processing_jobs_cleanup
+
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/panzoto-processing-jobs"
+    identity = processing_jobs_cleanup.local_table_identity
+    assert identity(arn, None) == arn  # AWS: the ARN is unique
+    assert identity(arn, "http://127.0.0.1:5000") == identity(arn, "http://localhost:5000/")
+    # Two local endpoints give every table the same ARN: they are two tables.
+    assert identity(arn, "http://127.0.0.1:5000") != identity(arn, "http://127.0.0.1:5001")
