@@ -47,3 +47,15 @@ class FakeDynamoDB:
 
     def put_item(self, **request) -> dict:
         return self._answer("PutItem", request)
+
+
+# The default rules that allow deletion: the guide's two, and what today's code writes for jobs that cannot be done.
+DELETABLE_BY_DEFAULT = {
+    "legacy_encryption",
+    "decryption_error",
+    "audio_missing",
+    "user_missing",
+    "audio_duration",
+    "expired",
+    "daily_summary",
+}

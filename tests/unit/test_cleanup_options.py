@@ -10,7 +10,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.panzoto.aws import AWS_ARGUMENT_SPEC
 from ansible.module_utils.panzoto.options import OptionError
-from cleanup_fixtures import NOW
+from cleanup_fixtures import DELETABLE_BY_DEFAULT, NOW
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,18 +84,6 @@ def test_bad_option_combinations_are_refused_with_one_line(overrides, message):
 )
 def test_good_options_pass(overrides):
     cleanup.CleanupOptions.from_params(params(**overrides))
-
-
-# The default rules that allow deletion: the guide's two, and what today's code writes for jobs that cannot be done.
-DELETABLE_BY_DEFAULT = {
-    "legacy_encryption",
-    "decryption_error",
-    "audio_missing",
-    "user_missing",
-    "audio_duration",
-    "expired",
-    "daily_summary",
-}
 
 
 def test_options_are_parsed_once_into_typed_values():

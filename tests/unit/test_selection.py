@@ -24,7 +24,7 @@ from ansible.module_utils.panzoto.jobs import inspect_job
 from ansible.module_utils.panzoto.options import OptionError
 from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
 from boto3.dynamodb.types import Binary
-from cleanup_fixtures import LEGACY, NOW, RULES, item
+from cleanup_fixtures import DELETABLE_BY_DEFAULT, LEGACY, NOW, RULES, item
 
 TEMPLATE = AudioKeyTemplate.parse("audio_upload/{user_id}/{audio_file_id}.3gp_encrypted")
 
@@ -100,17 +100,6 @@ def test_malformed_items_are_selected_only_by_job_ids_alone_or_a_wipe():
     assert selected(selection(job_ids=frozenset({"junk"})), junk, also_junk) == ["junk"]
     assert selected(selection(job_ids=frozenset({"junk"}), statuses=frozenset({"failed"})), junk) == []
     assert selected(selection(wipe_all=True), junk, also_junk) == ["junk", "also-junk"]
-
-
-DELETABLE_BY_DEFAULT = {
-    "legacy_encryption",
-    "decryption_error",
-    "audio_missing",
-    "user_missing",
-    "audio_duration",
-    "expired",
-    "daily_summary",
-}
 
 
 def test_deletable_is_expanded_once_to_the_rules_that_allow_deletion():
