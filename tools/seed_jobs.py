@@ -223,6 +223,8 @@ class Names:
     transcripts_table: str = "panzoto-transcripts"
     users_table: str = "panzoto-users"
     preferences_table: str = "panzoto-user-preferences"
+    daily_summaries_table: str = "panzoto-daily-summaries"
+    summary_tracking_table: str = "panzoto-daily-summary-tracking"
     bucket: str = "panzoto"
     secret_prefix: str = "panzoto/encryption-keys/"
     audio_key_template: str = "audio_upload/{user_id}/{audio_file_id}.3gp_encrypted"
@@ -271,16 +273,21 @@ class Clients:
     s3: Any
     secrets: Any
     region: str
+    cost_dynamodb: Any  # the cost-tracking tables live in us-east-1 whatever the service's region
 
     @classmethod
     def connect(cls, endpoint_url: str | None, region: str, allow_remote: bool = False) -> Clients:
         endpoint = _check_endpoint(endpoint_url, allow_remote)
         session = make_session(endpoint, region)
+        dynamodb = make_client(session, "dynamodb", endpoint)
         return cls(
-            dynamodb=make_client(session, "dynamodb", endpoint),
+            dynamodb=dynamodb,
             s3=make_client(session, "s3", endpoint),
             secrets=make_client(session, "secretsmanager", endpoint),
             region=region,
+            cost_dynamodb=dynamodb
+            if region == COST_REGION
+            else make_client(make_session(endpoint, COST_REGION), "dynamodb", endpoint),
         )
 
 
@@ -309,7 +316,7 @@ def _table_spec(name: str, key: str, *indexes: tuple[str, str, str | None]) -> d
 
 
 def table_specs(names: Names) -> list[dict[str, Any]]:
-    """docs/DESIGN.md §3's tables with their keys and GSIs, on-demand.
+    """docs/DESIGN.md §3's tables with their keys and GSIs, on-demand, and the daily-summary tables.
 
     The jobs table carries both indexes the backend needs since 2025-10-29 (its job list queries
     user-jobs-by-created-at; without it the list comes back empty and duplicate jobs follow).
@@ -325,21 +332,38 @@ def table_specs(names: Names) -> list[dict[str, Any]]:
         _table_spec(names.transcripts_table, "transcript_id", ("user-transcripts-index", "user_id", None)),
         _table_spec(names.users_table, "user_id"),
         _table_spec(names.preferences_table, "user_id"),
+        _table_spec(names.daily_summaries_table, "summary_id"),
+        _table_spec(names.summary_tracking_table, "user_id"),
     ]
+
+
+# The backend's cost tracking writes to these in us-east-1, whatever region the rest of it uses.
+COST_REGION = "us-east-1"
+COST_TABLE_KEYS = {
+    "panzoto-usage-records": "record_id",
+    "panzoto-cost-summaries": "summary_id",
+    "panzoto-user-credits": "user_id",
+}
+
+
+def cost_table_specs() -> list[dict[str, Any]]:
+    return [_table_spec(name, key) for name, key in COST_TABLE_KEYS.items()]
 
 
 def _create_resources(clients: Clients, names: Names) -> list[str]:
     """Create what is missing; return what was created (empty on a second run)."""
     created: list[str] = []
-    for spec in table_specs(names):
+    tables = [(clients.dynamodb, spec) for spec in table_specs(names)]
+    tables += [(clients.cost_dynamodb, spec) for spec in cost_table_specs()]
+    for dynamodb, spec in tables:
         try:
-            clients.dynamodb.create_table(**spec)
+            dynamodb.create_table(**spec)
             created.append(f"table {spec['TableName']}")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
-    for spec in table_specs(names):
-        clients.dynamodb.get_waiter("table_exists").wait(
+    for dynamodb, spec in tables:
+        dynamodb.get_waiter("table_exists").wait(
             TableName=spec["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
     bucket_args: dict[str, Any] = {"Bucket": names.bucket}
@@ -365,7 +389,9 @@ def _bucket_exists(s3: Any, bucket: str) -> bool:
 def create_resources(
     endpoint_url: str | None, region: str = "us-east-1", names: Names | None = None, allow_remote: bool = False
 ) -> list[str]:
-    """Create the tables and bucket of docs/DESIGN.md §3 if missing. Idempotent; returns what it created."""
+    """Create every table the backend uses (the cost tables in us-east-1) and the bucket if missing.
+
+    Idempotent; returns what it created."""
     return _create_resources(Clients.connect(endpoint_url, region, allow_remote), names or Names())
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import seed_jobs
 from junitparser import Failure, JUnitXml
-from support import backend_jobs
 from support.hosts import podman
 from support.local_http import fake_openai
 from support.playbook import checklist_verdicts, run_playbook
@@ -44,7 +43,6 @@ def test_an_unreachable_host_is_one_failed_line_and_every_other_item_still_print
     aws, target_hosts, write_inventory, tmp_path: Path
 ) -> None:
     seed_jobs.seed_guide_snapshot(aws.endpoint_url)
-    backend_jobs.create_other_backend_tables(aws.endpoint_url)
     answering, stopped = target_hosts(count=2, prefix="preflight")
     podman("stop", "--time", "0", stopped.name)
     inventory = write_inventory(tmp_path / "hosts.yml", [answering, stopped])

@@ -144,6 +144,7 @@ def run_requeue(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
             "cleanup_jobs_report_path": str(tmp_path / "cleanup.json"),
             "cleanup_jobs_state": "requeued",
             "cleanup_jobs_categories": ["max_retries"],
+            "cleanup_jobs_requeue_fresh": True,  # the snapshot's jobs are older than the backend's 24 h
         },
     )
 
@@ -163,7 +164,8 @@ def run_preflight(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
 
 
 def run_monitoring(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
-    return run_playbook("monitoring.yml", env=env)
+    topic = "arn:aws:sns:us-east-1:123456789012:panzoto-ops"
+    return run_playbook("monitoring.yml", env=env, extra_vars={"monitoring_alarm_actions": [topic]})
 
 
 def run_diagnosis(env: dict[str, str], tmp_path: Path) -> PlaybookRun:

@@ -16,7 +16,6 @@ import pytest
 import seed_jobs
 import yaml
 from junitparser import Failure, JUnitXml
-from support import backend_jobs
 from support.local_http import fake_openai
 from support.playbook import REPO_ROOT, VENV_BIN, PlaybookRun, checklist_verdicts, run_playbook
 
@@ -51,7 +50,6 @@ def preflight(report_dir: Path):
 @pytest.fixture
 def seeded(aws):
     seed_jobs.seed_guide_snapshot(aws.endpoint_url)
-    backend_jobs.create_other_backend_tables(aws.endpoint_url)
     return aws
 
 
@@ -308,7 +306,6 @@ def test_the_created_at_index_and_the_cost_tables_in_us_east_1_are_required(aws,
     """A jobs table with only its first index (the guide's), and the cost tables in the service's region instead of
     us-east-1: both fail, each naming what to do."""
     seed_jobs.seed_guide_snapshot(aws.endpoint_url, region="eu-west-1")
-    backend_jobs.create_other_backend_tables(aws.endpoint_url, region="eu-west-1")
     boto3.client("dynamodb", endpoint_url=aws.endpoint_url, region_name="eu-west-1").update_table(
         TableName="panzoto-processing-jobs",
         GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "user-jobs-by-created-at"}}],

@@ -210,7 +210,7 @@ def test_guide_snapshot_holds_exactly_the_guides_current_status(aws) -> None:
 
 
 def test_resources_have_the_design_keys_and_indexes_and_seeding_is_repeatable(aws) -> None:
-    assert len(seed_jobs.create_resources(aws.endpoint_url)) == 6
+    assert len(seed_jobs.create_resources(aws.endpoint_url)) == 11  # 10 tables (3 in us-east-1 for cost) and the bucket
     assert seed_jobs.create_resources(aws.endpoint_url) == []
     dynamodb = boto3.client("dynamodb", endpoint_url=aws.endpoint_url)
     jobs = dynamodb.describe_table(TableName="panzoto-processing-jobs")["Table"]

@@ -76,67 +76,12 @@ def create_backend_resources(
     bucket: str = BUCKET,
     region: str = REGION,
 ) -> None:
-    """The tables (with the GSIs of docs/DESIGN.md §3) and the bucket, by tools/seed_jobs.py's one creator of
-    the local tables; safe to call again."""
+    """Every table the backend uses and the bucket, by tools/seed_jobs.py's one creator of the local tables;
+    safe to call again."""
     names = seed_jobs.Names(
         jobs_table=jobs_table, transcripts_table=transcripts_table, audio_table=audio_files_table, bucket=bucket
     )
     seed_jobs.create_resources(endpoint_url, region, names)
-    create_other_backend_tables(endpoint_url, jobs_table=jobs_table, region=region)
-
-
-# What the backend's code uses beyond tools/seed_jobs.py's tables (docs/host-checks.md): the second jobs index,
-# the daily-summary tables and the cost-tracking tables, the latter in us-east-1 whatever the region.
-JOBS_CREATED_AT_INDEX = "user-jobs-by-created-at"
-OTHER_TABLES = {
-    "panzoto-daily-summaries": "summary_id",
-    "panzoto-daily-summary-tracking": "user_id",
-}
-COST_TABLES = {
-    "panzoto-usage-records": "record_id",
-    "panzoto-cost-summaries": "summary_id",
-    "panzoto-user-credits": "user_id",
-}
-COST_REGION = "us-east-1"
-
-
-def create_other_backend_tables(endpoint_url: str, *, jobs_table: str = JOBS_TABLE, region: str = REGION) -> None:
-    """The jobs table's user-jobs-by-created-at index and the other tables, where missing; safe to call again."""
-    dynamodb = _client("dynamodb", endpoint_url, region)
-    indexes = dynamodb.describe_table(TableName=jobs_table)["Table"].get("GlobalSecondaryIndexes", [])
-    if JOBS_CREATED_AT_INDEX not in {index["IndexName"] for index in indexes}:
-        dynamodb.update_table(
-            TableName=jobs_table,
-            AttributeDefinitions=[
-                {"AttributeName": "user_id", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexUpdates=[
-                {
-                    "Create": {
-                        "IndexName": JOBS_CREATED_AT_INDEX,
-                        "KeySchema": [
-                            {"AttributeName": "user_id", "KeyType": "HASH"},
-                            {"AttributeName": "created_at", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                }
-            ],
-        )
-    for table_region, tables in ((region, OTHER_TABLES), (COST_REGION, COST_TABLES)):
-        client = _client("dynamodb", endpoint_url, table_region)
-        for name, key in tables.items():
-            try:
-                client.create_table(
-                    TableName=name,
-                    KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                    BillingMode="PAY_PER_REQUEST",
-                )
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ResourceInUseException":
-                    raise
 
 
 def put_user_key(
