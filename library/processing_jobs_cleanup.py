@@ -474,7 +474,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.panzoto.aws import (
@@ -1185,27 +1184,10 @@ def run_module() -> None:
             module.warn(warning)
 
 
-def local_table_identity(table_arn: str, endpoint_url: str | None) -> str:
-    """The table as this control node's file lock knows it: its ARN, and the endpoint's host and port when one is given.
-
-    On AWS the ARN is unique; local endpoints (moto, stand-ins) give every table of an account the same ARN, so
-    two of them on one machine are told apart by where they listen. Spellings of one endpoint (localhost or
-    127.0.0.1, a trailing slash) are one endpoint; across control nodes the DynamoDB lease decides.
-    """
-    if not endpoint_url:
-        return table_arn
-    parts = urlsplit(endpoint_url.strip())
-    host = (parts.hostname or "").lower()
-    host = "127.0.0.1" if host in ("localhost", "::1", "ip6-localhost") else host
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{table_arn}@{host}:{port}"
-
-
 def take_locks(locks: RunLocks, opts: CleanupOptions, table_arn: str, run_id: str) -> None:
     """The table's lock, then the archive's (a fixed order: two runs never wait on each other in a cycle)."""
     owner = {"pid": os.getpid(), "run_id": run_id, "since": isoformat(datetime.now(UTC))}
-    identity = local_table_identity(table_arn, opts.endpoint_url)
-    locks.take(RunLock(table_lock_path(opts.lock_dir, identity), f"table {opts.table}"), owner)
+    locks.take(RunLock(table_lock_path(opts.lock_dir, table_arn, opts.endpoint_url), f"table {opts.table}"), owner)
     if opts.archive_path is not None:
         path = archive_lock_path(opts.lock_dir, opts.archive_path)
         locks.take(RunLock(path, f"archive {opts.archive_path}"), owner)

@@ -104,7 +104,7 @@ def test_a_run_refuses_in_one_line_while_another_holds_its_lock(aws, tmp_path, s
     before = table_items(aws.endpoint_url)
     if scope == "table":
         arn = client(aws.endpoint_url, "dynamodb").describe_table(TableName=TABLE)["Table"]["TableArn"]
-        path = table_lock_path(tmp_path / "locks", arn)
+        path = table_lock_path(tmp_path / "locks", arn, aws.endpoint_url)
     else:
         path = archive_lock_path(tmp_path / "locks", tmp_path / "archive.jsonl")
     holder = RunLock(path, scope).acquire({"pid": 4242, "run_id": "other-run"})

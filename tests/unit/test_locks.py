@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.panzoto.cleanup.locks import LockHeld, RunLock, RunLocks, archive_lock_path, table_lock_path
+from ansible.module_utils.panzoto.cleanup.locks import (
+    LockHeld,
+    RunLock,
+    RunLocks,
+    archive_lock_path,
+    local_table_identity,
+    table_lock_path,
+)
 
 
 def test_a_second_holder_is_refused_with_who_holds_it_and_may_take_it_once_released(tmp_path: Path):
@@ -51,12 +58,17 @@ def test_run_locks_release_everything_they_took(tmp_path: Path):
     RunLock(tmp_path / "2.lock", "two").acquire({}).release()
 
 
-def test_the_local_table_lock_is_one_per_table_and_endpoint_whatever_its_spelling():
-    import processing_jobs_cleanup
-
+def test_the_local_table_lock_is_one_per_table_and_endpoint_whatever_its_spelling(tmp_path: Path):
     arn = "arn:aws:dynamodb:us-east-1:123456789012:table/panzoto-processing-jobs"
-    identity = processing_jobs_cleanup.local_table_identity
+    identity = local_table_identity
     assert identity(arn, None) == arn  # AWS: the ARN is unique
     assert identity(arn, "http://127.0.0.1:5000") == identity(arn, "http://localhost:5000/")
     # Two local endpoints give every table the same ARN: they are two tables.
     assert identity(arn, "http://127.0.0.1:5000") != identity(arn, "http://127.0.0.1:5001")
+    # The lock file follows the identity.
+    assert table_lock_path(tmp_path, arn, "http://localhost:5000/") == table_lock_path(
+        tmp_path, arn, "http://127.0.0.1:5000"
+    )
+    assert table_lock_path(tmp_path, arn, "http://127.0.0.1:5001") != table_lock_path(
+        tmp_path, arn, "http://127.0.0.1:5000"
+    )

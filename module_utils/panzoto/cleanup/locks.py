@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_LOCK_DIR = "~/.cache/panzoto-ops/locks"
 
@@ -68,9 +69,26 @@ def _read_owner(fd: int) -> str:
     return ", ".join(f"{name} {owner[name]}" for name in ("pid", "run_id", "since") if name in owner)
 
 
-def table_lock_path(lock_dir: Path, table_arn: str) -> Path:
-    """The lock file of one table, keyed by its ARN (account, region, name) like the lease, not the endpoint."""
-    return lock_dir / f"table-{hashlib.sha256(table_arn.encode()).hexdigest()[:32]}.lock"
+def local_table_identity(table_arn: str, endpoint_url: str | None) -> str:
+    """The table as this control node's file lock knows it: its ARN, and the endpoint's host and port when one is given.
+
+    On AWS the ARN is unique; local endpoints (moto, stand-ins) give every table of an account the same ARN, so
+    two of them on one machine are told apart by where they listen. Spellings of one endpoint (localhost or
+    127.0.0.1, a trailing slash) are one endpoint; across control nodes the DynamoDB lease decides.
+    """
+    if not endpoint_url:
+        return table_arn
+    parts = urlsplit(endpoint_url.strip())
+    host = (parts.hostname or "").lower()
+    host = "127.0.0.1" if host in ("localhost", "::1", "ip6-localhost") else host
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{table_arn}@{host}:{port}"
+
+
+def table_lock_path(lock_dir: Path, table_arn: str, endpoint_url: str | None = None) -> Path:
+    """The lock file of one table, keyed by local_table_identity (its ARN, like the lease)."""
+    identity = local_table_identity(table_arn, endpoint_url)
+    return lock_dir / f"table-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.lock"
 
 
 @dataclass
