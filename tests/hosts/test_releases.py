@@ -72,6 +72,14 @@ def releases_on(host: TargetHost) -> set[str]:
     return set(host.testinfra.check_output(f"ls {HOME}/releases").split())
 
 
+def venv_link(host: TargetHost, release: str) -> str:
+    return host.testinfra.check_output(f"readlink {HOME}/releases/{release}/venv")
+
+
+def venvs_on(host: TargetHost) -> set[str]:
+    return set(host.testinfra.check_output(f"ls {HOME}/venvs").split())
+
+
 def main_pid(host: TargetHost) -> str:
     return host.testinfra.check_output(f"systemctl show --property=MainPID --value {SERVICE}")
 
@@ -90,6 +98,15 @@ def assert_serving(host: TargetHost) -> None:
     assert host.testinfra.service(SERVICE).is_running
     assert STARTED_LINE in current_run_journal(host)
     assert backend_jobs.health(host.app_port)[0] == 200
+
+
+def ran_task(run: PlaybookRun, name: str) -> bool:
+    """Whether a task whose name starts with `name` did something on some host (not only skipped)."""
+    sections = run.stdout.split("\nTASK [")[1:]
+    return any(
+        section.partition(" : ")[2].startswith(name) and ("changed:" in section or "ok:" in section)
+        for section in sections
+    )
 
 
 def one_line(run: PlaybookRun) -> str:
@@ -182,6 +199,10 @@ def test_a_deploy_installs_a_release_directory_and_the_service_runs_current(flee
         assert f"ExecStart={HOME}/current/venv/bin/uvicorn" in unit
         assert f"EnvironmentFile={HOME}/current/panzoto.env" in unit
         assert "WorkingDirectory=/var/lib/panzoto" in unit
+        # The dependencies live in a virtualenv of their own, which the release links to.
+        (venv,) = venvs_on(host)
+        assert venv_link(host, release) == f"../../venvs/{venv}"
+    assert ran_task(fleet.good, "Ensure the virtualenv holds exactly the locked dependencies")
 
 
 def test_a_release_whose_processor_never_starts_is_rolled_back_by_itself_on_debian_12_and_13(fleet: Fleet) -> None:
@@ -212,6 +233,9 @@ def test_a_release_whose_processor_never_starts_is_rolled_back_by_itself_on_debi
         assert (marker.user, marker.mode) == ("root", 0o600)
         assert "Background processor started: no" in json.loads(marker.content_string)["reason"]
         assert host.testinfra.file(f"{HOME}/releases/{failed_release}/release.json").exists
+        # Only its settings differ: it links to the good release's virtualenv, nothing was installed for it.
+        assert venv_link(host, failed_release) == venv_link(host, good) and len(venvs_on(host)) == 1
+    assert not ran_task(run, "Ensure the virtualenv holds exactly the locked dependencies")
 
 
 def test_the_deploy_history_records_and_shows_what_was_deployed_when(fleet: Fleet) -> None:

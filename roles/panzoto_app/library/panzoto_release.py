@@ -15,8 +15,9 @@ DOCUMENTATION = r"""
 module: panzoto_release
 short_description: Read, switch, mark and prune the release directories of a Panzoto API host
 description:
-  - A release is a directory C(<home>/releases/<id>) holding the code, its virtualenv and its environment file;
-    it is complete once its C(release.json) exists (written last, so an interrupted build is built again).
+  - A release is a directory C(<home>/releases/<id>) holding the code, its environment file and a link C(venv) to
+    its virtualenv C(<home>/venvs/<id>), which releases with the same dependency set share; it is complete once
+    its C(release.json) exists (written last, so an interrupted build is built again).
   - C(<home>/current) is a link to the release the service runs; switching it is atomic (a new link renamed over it).
   - A failed release is kept for analysis with a C(FAILED) file saying when and why.
   - Every switch, failure and health verdict is a line of C(<state_dir>/history.jsonl) (root only).
@@ -35,7 +36,7 @@ options:
     description:
       - C(info) reads everything and changes nothing; C(switch) points C(current) at O(release);
         C(failed) marks O(release) failed with O(reason); C(record) appends a history line;
-        C(prune) removes old releases.
+        C(prune) removes old releases, then the virtualenvs no release left links to.
     type: str
     choices: [info, switch, failed, record, prune]
     default: info
@@ -82,8 +83,8 @@ previous:
   type: str
 releases:
   description:
-    - Every release directory, oldest first, with C(id), C(complete), C(failed), C(reason), C(created), and
-      C(origin) (its C(release.json)).
+    - Every release directory, oldest first, with C(id), C(complete), C(failed), C(reason), C(created), C(venv)
+      (the virtualenv it links to, empty for none) and C(origin) (its C(release.json)).
   returned: always
   type: list
   elements: dict
@@ -97,9 +98,16 @@ removed:
   returned: always
   type: list
   elements: str
+removed_venvs:
+  description:
+    - Ids of the virtualenvs C(prune) removed because no kept release links to them (would remove, in check mode).
+  returned: always
+  type: list
+  elements: str
 """
 
 METADATA = "release.json"
+VENVS = "venvs"
 FAILED = "FAILED"
 HISTORY = "history.jsonl"
 # The fields of release.json that say where a release came from.
@@ -141,6 +149,12 @@ def current_release(home: str) -> str:
     return os.path.basename(target.rstrip("/"))
 
 
+def venv_of(release_dir: str) -> str:
+    """The id of the virtualenv a release links to (venvs/<id>); empty when it has none of its own kind."""
+    link = os.path.join(release_dir, "venv")
+    return os.path.basename(os.readlink(link).rstrip("/")) if os.path.islink(link) else ""
+
+
 def releases(home: str) -> list[dict]:
     root = os.path.join(home, "releases")
     found = []
@@ -157,6 +171,7 @@ def releases(home: str) -> list[dict]:
                 "failed": failed is not None,
                 "reason": (failed or {}).get("reason", ""),
                 "created": (metadata or {}).get("created", ""),
+                "venv": venv_of(path),
                 "metadata": metadata or {},
             }
         )
@@ -221,9 +236,12 @@ def switch(module: AnsibleModule, home: str, state_dir: str, release: str, found
     return result
 
 
-def prune(module: AnsibleModule, home: str, state_dir: str, found: list[dict], current: str) -> list[str]:
+def prune(
+    module: AnsibleModule, home: str, state_dir: str, found: list[dict], current: str
+) -> tuple[list[str], list[str]]:
     """Keeps the current release, the newest `keep` successful ones (it included) and, counted apart, the newest
-    `keep_failed` failed or incomplete ones: failed releases never push a good one out."""
+    `keep_failed` failed or incomplete ones: failed releases never push a good one out. Then removes the
+    virtualenvs no kept release links to (interrupted builds among them). Returns (releases, virtualenvs)."""
     healthy = last_healthy(read_history(state_dir))
     good = [item for item in found if item["complete"] and not item["failed"] and item["id"] != current]
     # Newest use first: a release proven healthy lately outranks one merely built lately.
@@ -234,12 +252,21 @@ def prune(module: AnsibleModule, home: str, state_dir: str, found: list[dict], c
     kept = {current} | {item["id"] for item in good[: max(room, 0)]}
     kept |= {item["id"] for item in others[: module.params["keep_failed"]]}
     removed = [item["id"] for item in found if item["id"] not in kept]
+    linked = {item["venv"] for item in found if item["id"] in kept}
+    venvs_dir = os.path.join(home, VENVS)
+    on_disk = sorted(os.listdir(venvs_dir)) if os.path.isdir(venvs_dir) else []
+    removed_venvs = [name for name in on_disk if name not in linked and os.path.isdir(os.path.join(venvs_dir, name))]
     if not module.check_mode:
         for release in removed:
             shutil.rmtree(os.path.join(home, "releases", release))
-        if removed:
-            append_history(state_dir, {"at": now(), "outcome": "pruned", "releases": removed})
-    return removed
+        for venv in removed_venvs:
+            shutil.rmtree(os.path.join(venvs_dir, venv))
+        if removed or removed_venvs:
+            entry = {"at": now(), "outcome": "pruned", "releases": removed}
+            if removed_venvs:
+                entry["venvs"] = removed_venvs
+            append_history(state_dir, entry)
+    return removed, removed_venvs
 
 
 def mark_failed(module: AnsibleModule, home: str, state_dir: str, release: str, reason: str) -> bool:
@@ -290,7 +317,7 @@ def main() -> None:
             msg=f"keep must be 1 or more and keep_failed 0 or more (got {params['keep']} and {params['keep_failed']})."
         )
     found = releases(home)
-    result: dict = {"changed": False, "removed": []}
+    result: dict = {"changed": False, "removed": [], "removed_venvs": []}
 
     if state == "switch":
         result.update(switch(module, home, state_dir, params["release"], found))
@@ -300,8 +327,8 @@ def main() -> None:
         record(module, state_dir, found)
         result["changed"] = True
     elif state == "prune":
-        result["removed"] = prune(module, home, state_dir, found, current_release(home))
-        result["changed"] = bool(result["removed"])
+        result["removed"], result["removed_venvs"] = prune(module, home, state_dir, found, current_release(home))
+        result["changed"] = bool(result["removed"] or result["removed_venvs"])
 
     # In check mode nothing moved: report the state a real run would leave.
     current = result["current"] if module.check_mode and "current" in result else current_release(home)

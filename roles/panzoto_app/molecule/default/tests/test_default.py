@@ -66,7 +66,10 @@ def test_the_locked_dependencies_are_installed_in_the_application_virtualenv(hos
     frozen = host.check_output(f"{CURRENT}/venv/bin/python -m pip freeze --all")
     for pin in ("fastapi==", "uvicorn==", "boto3=="):
         assert pin in frozen
-    assert host.run(f"{CURRENT}/venv/bin/python -c 'import fake_backend.config'").rc == 0
+    # The code is imported from the release's app directory, as the unit's --app-dir does: the virtualenv holds the
+    # dependencies only (releases with the same lock share it), never a copy or a link of some release's code.
+    assert host.run(f"cd {CURRENT}/app && {CURRENT}/venv/bin/python -c 'import fake_backend.config'").rc == 0
+    assert "panzoto-fake-backend" not in frozen and "panzoto_fake_backend" not in frozen
     # Main group only by default: the dev group's package is not there.
     assert "mypy-boto3-s3==" not in frozen
     assert host.run(f"{CURRENT}/venv/bin/python -m pip check").rc == 0
