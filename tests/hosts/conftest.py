@@ -7,6 +7,8 @@
   unique `.name`, its own free `.app_port` (every host shares the machine's network, so ports must not
   collide) and a `.testinfra` host.
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
+- `deployment`: the session's Debian 13 host deployed by deploy.yml (tests/support/deployment.py), shared by the
+  files that read a deployed host; `fake_aws_credentials` gives a module's control-node runs the fake keys.
 - `apt_cache`: the session's caching proxy for the Debian mirror (tests/harness/apt_cache.py); every host
   started here or by Molecule downloads its packages through it, so a package is fetched once per machine.
   Hosts also share root's pip cache and Poetry's artifact cache (`.cache/host-python-packages`).
@@ -20,8 +22,10 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import local_aws
 import pytest
 from apt_cache import AptCache
+from support.deployment import Deployment, deployed_host
 from support.hosts import (
     APT_CACHE_CONF_ENV,
     CONTAINERS_CONF,
@@ -129,3 +133,22 @@ def target_hosts(
 def write_inventory_fixture() -> Callable[..., Path]:
     """`write_inventory` as a fixture, so tests need no import from a conftest."""
     return write_inventory
+
+
+@pytest.fixture(scope="session")
+def deployment(
+    host_image_for: Callable[[str], str], reserved_ports: set[int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """The deployed Debian 13 host, built once per session (per worker: the scheduler sends its users to one)."""
+    with deployed_host(host_image_for, reserved_ports, tmp_path_factory.mktemp("deployment")) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def fake_aws_credentials() -> Iterator[None]:
+    """The fake keys in this module's environment: ansible-playbook's control-node look-ups (Secrets Manager)
+    sign with them."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in local_aws.FAKE_CREDENTIALS.items():
+            env.setenv(name, value)
+        yield

@@ -1,112 +1,53 @@
 """playbooks/deploy.yml on real systemd hosts, checked like the ops guide's "Server Deployment Checklist".
 
-One Debian 13 host is deployed once for the whole module (the expensive part), then again unchanged with
-`-v --diff` and its secret from ansible-vault; the checks below read that host. The rolling test adds a
+The session's deployed Debian 13 host (tests/support/deployment.py: deployed once, then again unchanged with
+`-v --diff` and its secret from ansible-vault) is what the checks below read. The rolling test adds a
 Debian 12 host whose processor never starts and an untouched one behind it; a Debian 12 host refuses a
-project that needs Python 3.12. The backend's AWS side is a moto server of this module on 127.0.0.1; the
+project that needs Python 3.12. The backend's AWS side is the session's moto server on 127.0.0.1; the
 hosts share the machine's network.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import local_aws
 import pytest
 from support import backend_jobs
+from support.deployment import (
+    FIRST_DEPLOY_TIMEOUT_S,
+    OPENAI_SECRET_ID,
+    SERVICE,
+    Backend,
+    Deployment,
+    app_env,
+    group_vars,
+    service_state,
+)
 from support.hosts import HostPool, write_inventory
 from support.local_http import fake_openai
 from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
-OPENAI_SECRET_ID = "panzoto/openai"
-SERVICE = "panzoto"
 # The current release (releases/<id>, through the `current` link) holds the code, the virtualenv and the settings.
 CURRENT = "/opt/panzoto/current"
 ENV_FILE = f"{CURRENT}/panzoto.env"
 # What the hardened unit achieved here (systemd-analyze: 0 is locked down, 10 unprotected).
 MAX_EXPOSURE = 1.5
-# On this machine HTTPS from a container only works with the host's CA bundle (tests/hosts/README.md).
-HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 STARTED_LINE = "Starting cost-safe audio processor"
-FIRST_DEPLOY_TIMEOUT_S = 2400
 # The fake backend's switches for its test variants (tests/fake-backend/README.md).
 IMPORTS_DEV_GROUP = {"FAKE_BACKEND_IMPORT_DEV_GROUP": "1"}
 BREAKS_PROCESSOR = {"FAKE_BACKEND_BREAK_PROCESSOR": "1"}
 
-pytestmark = pytest.mark.hosts
-
-
-@dataclass
-class Backend:
-    endpoint_url: str
-    openai_key: str
-
-
-@dataclass
-class ServiceState:
-    main_pid: str
-    started_at: str
-
-
-@dataclass
-class Deployment:
-    host: Any
-    inventory: Path
-    first: PlaybookRun
-    second: PlaybookRun
-    before_second: ServiceState
-    after_second: ServiceState
-
-
-def service_state(host: Any) -> ServiceState:
-    show = host.check_output(f"systemctl show --property=MainPID --property=ActiveEnterTimestamp {SERVICE}")
-    values = dict(line.split("=", 1) for line in show.splitlines())
-    return ServiceState(values["MainPID"], values["ActiveEnterTimestamp"])
+# The control node's Secrets Manager look-ups (inside ansible-playbook) sign with the fake credentials.
+pytestmark = [pytest.mark.hosts, pytest.mark.usefixtures("fake_aws_credentials")]
 
 
 def health(port: int) -> tuple[int, dict]:
     """Status and body of /api/health (host networking: the host's loopback is this machine's)."""
     return backend_jobs.health(port)
-
-
-def app_env(backend: Backend, **extra: str) -> dict[str, str]:
-    """The backend's plain settings, under its real names, pointed at this module's local AWS."""
-    return {
-        "REGION_NAME": backend_jobs.REGION,
-        "AWS_ENDPOINT_URL": backend.endpoint_url,
-        "AWS_S3_BUCKET_NAME": backend_jobs.BUCKET,
-        "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0.5",
-        **extra,
-    }
-
-
-def group_vars(backend: Backend) -> dict[str, Any]:
-    """What an operator sets in inventory/production/group_vars, pointed at this module's local AWS."""
-    return {
-        "panzoto_app_source": "local",
-        "panzoto_app_local_src": str(backend_jobs.APP_DIR),
-        "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
-        "panzoto_app_env": app_env(backend),
-        "panzoto_app_secret_env": {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "SECRET_KEY": "deploy-test-jwt-signing-key",
-        },
-        "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
-        "panzoto_app_secretsmanager_endpoint_url": backend.endpoint_url,
-        "panzoto_app_required_env": ["REGION_NAME", "SECRET_KEY", "OPENAI_API_KEY"],
-        "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
-        "panzoto_service_bind_address": "127.0.0.1",
-    }
 
 
 def journal(host: Any, *selectors: str) -> str:
@@ -121,22 +62,9 @@ def current_run_journal(host: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """This module's own AWS endpoint with the backend's tables and the OpenAI key secret."""
-    server = local_aws.start_server(log_path=tmp_path_factory.mktemp("deploy-aws") / "moto.log", die_with_parent=True)
-    with pytest.MonkeyPatch.context() as env:
-        # The control node's Secrets Manager look-up (inside ansible-playbook) signs with these.
-        for name, value in local_aws.FAKE_CREDENTIALS.items():
-            env.setenv(name, value)
-        try:
-            backend_jobs.create_backend_resources(server.endpoint_url)
-            openai_key = f"sk-deploy-test-{secrets.token_hex(16)}"
-            backend_jobs._client("secretsmanager", server.endpoint_url).create_secret(
-                Name=OPENAI_SECRET_ID, SecretString=openai_key
-            )
-            yield Backend(server.endpoint_url, openai_key)
-        finally:
-            local_aws.stop_server(server)
+def backend(deployment: Deployment) -> Backend:
+    """The session's AWS endpoint with the backend's tables and the OpenAI key secret (the deployed host's)."""
+    return deployment.backend
 
 
 @pytest.fixture(scope="module")
@@ -145,43 +73,6 @@ def module_hosts(host_image_for: Callable[[str], str], reserved_ports: set[int])
     pool = HostPool(host_image_for, reserved_ports)
     yield pool.make
     pool.remove()
-
-
-def vaulted_secret_env(directory: Path) -> list[str]:
-    """ansible-playbook arguments that set panzoto_app_secret_env with an ansible-vault encrypted value
-    (the same value the plain group_vars hold, so the environment file does not change)."""
-    password = directory / "vault-password"
-    password.write_text(secrets.token_hex(16))
-    password.chmod(0o600)
-    encrypted = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-vault")), "encrypt_string", "--vault-password-file", str(password),
-         "--name", "AWS_SECRET_ACCESS_KEY", "testing"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    vars_file = directory / "vaulted.yml"
-    vars_file.write_text(
-        "panzoto_app_secret_env:\n  AWS_ACCESS_KEY_ID: testing\n  SECRET_KEY: deploy-test-jwt-signing-key\n"
-        + textwrap.indent(encrypted, "  ")
-    )
-    return ["--extra-vars", f"@{vars_file}", "--vault-password-file", str(password)]
-
-
-@pytest.fixture(scope="module")
-def deployment(
-    module_hosts: Callable[..., list[Any]], backend: Backend, tmp_path_factory: pytest.TempPathFactory
-) -> Deployment:
-    """One host deployed by deploy.yml, then deployed again unchanged with -v --diff, its secret now
-    coming from an ansible-vault encrypted variable (same value)."""
-    (host,) = module_hosts(prefix="deploy", suite="trixie")
-    workdir = tmp_path_factory.mktemp("deploy")
-    inventory = write_inventory(workdir / "hosts.yml", [host], group_vars=group_vars(backend))
-    # A first deploy installs ffmpeg, Poetry and the dependencies from the network: minutes on a loaded machine.
-    first = run_playbook("deploy.yml", inventory=inventory, timeout=FIRST_DEPLOY_TIMEOUT_S)
-    assert first.returncode == 0, first.output[-6000:]
-    before = service_state(host.testinfra)
-    second = run_playbook("deploy.yml", inventory=inventory, verbosity=1, diff=True, args=vaulted_secret_env(workdir))
-    assert second.returncode == 0, second.output[-6000:]
-    return Deployment(host, inventory, first, second, before, service_state(host.testinfra))
 
 
 # The checklist, in the guide's order ------------------------------------------------------------

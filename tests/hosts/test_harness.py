@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from apt_cache import AptCache
-from scheduling import FileScheduling
+from scheduling import SHARED_DEPLOYMENT_FILES, FileScheduling
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SCENARIO = "test_molecule_scenario_passes_on_debian_12_and_13"
@@ -94,6 +94,20 @@ def test_every_molecule_scenario_is_a_scheduling_unit_of_its_own_and_other_files
     assert [scheduler._split_scope(nodeid) for nodeid in scenarios] == scenarios
     deploy = ["tests/hosts/test_deploy.py::test_first", "tests/hosts/test_deploy.py::test_second[a]"]
     assert {scheduler._split_scope(nodeid) for nodeid in deploy} == {"tests/hosts/test_deploy.py"}
+    # The files that read the session's deployed host go to one worker, which deploys it once.
+    shared = ["tests/hosts/test_deploy.py::test_first", "tests/hosts/test_liveness.py::test_timer"]
+    assert {scheduler._split_scope(nodeid) for nodeid in shared} == {"tests/hosts/test_deploy.py"}
+    assert scheduler._split_scope("tests/hosts/test_releases.py::test_x") == "tests/hosts/test_releases.py"
+
+
+def test_every_file_using_the_deployed_host_is_scheduled_with_the_others() -> None:
+    """A file using `deployment` outside SHARED_DEPLOYMENT_FILES would deploy a second host on another worker."""
+    users = {
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in (REPO_ROOT / "tests").rglob("test_*.py")
+        if re.search(r"\bdeployment: Deployment\b", path.read_text())
+    }
+    assert users == set(SHARED_DEPLOYMENT_FILES)
 
 
 def test_target_host_files_are_handed_out_first_whatever_their_test_count() -> None:

@@ -1,26 +1,24 @@
 """The processor's liveness on a deployed Debian 13 host: preflight's heartbeat item, the host's own liveness timer
 (Prometheus textfile, one alert on loss and one on recovery), and the decrypted recordings the backend leaves.
 
-One host is deployed by deploy.yml for the whole module, its liveness timer every 2 s posting to a webhook on this
-machine (the hosts share its network). Scans are broken the way production breaks them while the API keeps
-answering: the service's environment points at a region where its table does not exist (as expired credentials
-do, every scan fails and the heartbeat goes on with N = 0).
+The session's deployed host (tests/support/deployment.py) gets its liveness timer every 2 s for this module,
+posting to a webhook on this machine (the hosts share its network). Scans are broken the way production breaks
+them while the API keeps answering: the service's environment points at a region where its table does not exist
+(as expired credentials do, every scan fails and the heartbeat goes on with N = 0).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import local_aws
 import pytest
 from support import backend_jobs
-from support.hosts import HostPool, write_inventory
+from support.deployment import Deployment
 from support.local_http import capturing_webhook
 from support.playbook import PlaybookRun, checklist_verdicts, run_playbook
 
@@ -28,11 +26,9 @@ SERVICE = "panzoto"
 ENV_FILE = "/opt/panzoto/current/panzoto.env"  # the current release's (docs/releases.md)
 TEXTFILE = "/var/lib/prometheus/node-exporter/panzoto_liveness.prom"
 LEFTOVERS = "/var/lib/panzoto/data/processing_audio"
-HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-OPENAI_SECRET_ID = "panzoto/openai"
-FIRST_DEPLOY_TIMEOUT_S = 2400
 
-pytestmark = pytest.mark.hosts
+# The control node's Secrets Manager look-ups (inside ansible-playbook) sign with the fake credentials.
+pytestmark = [pytest.mark.hosts, pytest.mark.usefixtures("fake_aws_credentials")]
 
 
 @dataclass
@@ -46,58 +42,32 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(
-    host_image_for: Callable[[str], str], reserved_ports: set[int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployed]:
-    workdir = tmp_path_factory.mktemp("liveness")
-    server = local_aws.start_server(log_path=workdir / "moto.log", die_with_parent=True)
-    pool = HostPool(host_image_for, reserved_ports)
-    try:
-        with pytest.MonkeyPatch.context() as env, capturing_webhook() as (webhook_url, alerts):
-            for name, value in local_aws.FAKE_CREDENTIALS.items():
-                env.setenv(name, value)
-            backend_jobs.create_backend_resources(server.endpoint_url)
-            backend_jobs._client("secretsmanager", server.endpoint_url).create_secret(
-                Name=OPENAI_SECRET_ID, SecretString=f"sk-liveness-test-{secrets.token_hex(16)}"
-            )
-            (host,) = pool.make(prefix="liveness", suite="trixie")
-            inventory = write_inventory(
-                workdir / "hosts.yml", [host], group_vars=group_vars(server.endpoint_url, webhook_url)
-            )
-            first = run_playbook("deploy.yml", inventory=inventory, timeout=FIRST_DEPLOY_TIMEOUT_S)
-            assert first.returncode == 0, first.output[-6000:]
-            second = run_playbook("deploy.yml", inventory=inventory)
-            assert second.returncode == 0, second.output[-6000:]
-            yield Deployed(host, inventory, server.endpoint_url, alerts, webhook_url, second)
-    finally:
-        pool.remove()
-        local_aws.stop_server(server)
+def deployed(deployment: Deployment) -> Iterator[Deployed]:
+    """The session's deployed host with its liveness timer every 2 s, posting to a webhook of this module: a
+    deploy of that setting, then one more that must change nothing. Tests before this module broke and restored
+    the processor; the timer's state is made to say "alive" first, so no recovery is posted for their doing."""
 
+    def recorded_alive() -> bool:
+        deployment.host.exec("systemctl", "start", f"{SERVICE}-liveness.service", check=False)
+        return (
+            deployment.host.testinfra.file(TEXTFILE).exists
+            and textfile(deployment.host).get("panzoto_processor_up") == 1
+        )
 
-def group_vars(endpoint_url: str, webhook_url: str) -> dict[str, Any]:
-    return {
-        "panzoto_app_source": "local",
-        "panzoto_app_local_src": str(backend_jobs.APP_DIR),
-        "panzoto_app_extra_ca_bundle": HOST_CA_BUNDLE,
-        "panzoto_app_env": {
-            "REGION_NAME": backend_jobs.REGION,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_S3_BUCKET_NAME": backend_jobs.BUCKET,
-            "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0.5",
-        },
-        "panzoto_app_secret_env": {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "SECRET_KEY": "liveness-test-jwt-signing-key",
-        },
-        "panzoto_app_secretsmanager_env": {"OPENAI_API_KEY": OPENAI_SECRET_ID},
-        "panzoto_app_secretsmanager_endpoint_url": endpoint_url,
-        "panzoto_app_required_env": ["REGION_NAME", "SECRET_KEY", "OPENAI_API_KEY"],
-        "panzoto_service_asgi_app": backend_jobs.APP_MODULE,
-        "panzoto_service_bind_address": "127.0.0.1",
-        "panzoto_service_liveness_timer_interval": "2s",
-        "panzoto_service_liveness_webhook_url": webhook_url,
-    }
+    wait_until(recorded_alive, 90, "the liveness timer's state says alive")
+    with capturing_webhook() as (webhook_url, alerts):
+        liveness = {
+            "panzoto_service_liveness_timer_interval": "2s",
+            "panzoto_service_liveness_webhook_url": webhook_url,
+        }
+        runs = [run_playbook("deploy.yml", inventory=deployment.inventory, extra_vars=liveness) for _ in range(2)]
+        for run in runs:
+            assert run.returncode == 0, run.output[-6000:]
+        endpoint_url = deployment.backend.endpoint_url
+        yield Deployed(deployment.host, deployment.inventory, endpoint_url, alerts, webhook_url, runs[1])
+    # Back to the session's settings (the default timer, no webhook) for whoever reads the host next.
+    back = run_playbook("deploy.yml", inventory=deployment.inventory)
+    assert back.returncode == 0, back.output[-6000:]
 
 
 def host_preflight(deployed: Deployed, *tags: str) -> PlaybookRun:
