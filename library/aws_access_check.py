@@ -260,7 +260,10 @@ def dynamodb_in_region(module, region: str | None):
         module.params["region"] = own
 
 
-def check_bucket(client, bucket: str, prefix: str, write_probe: bool, endpoint: str | None) -> list[dict]:
+def bucket_checklist_items(client, bucket: str, prefix: str, write_probe: bool, endpoint: str | None) -> list[dict]:
+    """The preflight's S3 items as results, never an exception: the bucket exists and `prefix` can be listed, and
+    with `write_probe` a probe object is written, read back and deleted. (The cleanup's precondition, which refuses
+    to start instead, is cleanup/audio.py's require_listable_bucket.)"""
     results = []
     try:
         client.head_bucket(Bucket=bucket)
@@ -417,7 +420,7 @@ def run_module() -> None:
         results.append(check_table(clients[region], spec, endpoint))
     if params["s3_bucket"]:
         write_probe = params["s3_write_probe"] and not module.check_mode
-        results += check_bucket(
+        results += bucket_checklist_items(
             aws_client(module, "s3"), params["s3_bucket"], params["s3_prefix"], write_probe, endpoint
         )
     results += check_encryption_keys(module, dynamodb, aws_client(module, "secretsmanager"), endpoint)

@@ -166,13 +166,10 @@ from ansible.module_utils.panzoto.diagnosis.loguru import (
     record_head,
     strip_ansi,
 )
+from ansible.module_utils.panzoto.options import OptionError
 from ansible.module_utils.panzoto.redact import PatternError, build_patterns, redact
 
 FILE_STAMP = "%Y%m%d_%H%M%S"
-
-
-class OptionError(ValueError):
-    """A bad option; the message is one line."""
 
 
 @dataclass(frozen=True)

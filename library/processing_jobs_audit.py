@@ -352,7 +352,6 @@ from ansible.module_utils.panzoto.audit.alerts import (
     STATE_FILE,
     deliver_alerts,
     deliver_error_alerts,
-    redact,
     send_email,
     send_webhook,
     webhook_url_problem,
@@ -402,6 +401,7 @@ from ansible.module_utils.panzoto.classification import (
 )
 from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, JOB_STATUSES, inspect_job, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
+from ansible.module_utils.panzoto.redact import redact_values
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
 
 # What a run may produce; each can be chosen alone (audit_jobs.yml maps its tags onto it).
@@ -703,9 +703,11 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
         report, counter = scan_table(module, opts, stats)
         published = publish_metrics(module, opts, report, counter)
     except CannotRun as exc:
-        doc.update(status="error", error=redact(str(exc), list(opts.secrets)))
+        doc.update(status="error", error=redact_values(str(exc), list(opts.secrets)))
     except Exception as exc:  # an audit that cannot run must still say so in its report
-        doc.update(status="error", error=redact(f"{type(exc).__name__}: {exc}".splitlines()[0], list(opts.secrets)))
+        doc.update(
+            status="error", error=redact_values(f"{type(exc).__name__}: {exc}".splitlines()[0], list(opts.secrets))
+        )
     doc["duration_seconds"] = round(time.monotonic() - started, 3)
     if doc["status"] != "error":
         values = threshold_values(report)
@@ -819,7 +821,7 @@ def run_module() -> None:
     try:
         opts = AuditOptions.from_params(params)
     except ValueError as exc:
-        module.fail_json(msg=redact(str(exc), secrets))
+        module.fail_json(msg=redact_values(str(exc), secrets))
 
     doc = audit_document(module, opts)
     history_file = opts.history_file if opts.history_file and not os.path.isdir(opts.history_file) else None
@@ -834,9 +836,9 @@ def run_module() -> None:
         if history_file and not module.check_mode:
             append_history(history_file, entry, opts.history_size)
     except OptionError as exc:
-        module.fail_json(msg=redact(str(exc), secrets))
+        module.fail_json(msg=redact_values(str(exc), secrets))
     except OSError as exc:
-        module.fail_json(msg=redact(f"cannot write the audit reports: {exc}", secrets))
+        module.fail_json(msg=redact_values(f"cannot write the audit reports: {exc}", secrets))
     for alert in alerts:
         if alert["error"]:
             module.warn(

@@ -1,14 +1,19 @@
-"""Redaction of secrets in log text: the one place that decides what a secret looks like.
+"""Redaction of secrets: the one place that decides what a secret looks like and how it is masked.
 
-Evidence lines read from a server's logs travel to the control node and into reports, so
-every line goes through redact() on the host before it leaves it. The patterns are data;
-users add their own (plain regexes) for secrets of their own shapes.
+Two ways in, one mask:
+- redact(): secrets by their shape. Evidence lines read from a server's logs travel to the control
+  node and into reports, so every line goes through it on the host before it leaves it. The patterns
+  are data; users add their own (plain regexes) for secrets of their own shapes.
+- redact_values(): secrets the caller knows by value (the audit's webhook URL, its SMTP password),
+  masked with every part of them an error message may quote (host, path, token, password).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 MASK = "[REDACTED]"
 
@@ -120,3 +125,35 @@ def redact(text: str, patterns: tuple[Pattern, ...] = DEFAULT_PATTERNS) -> tuple
     for pattern in patterns:
         text = pattern.regex.sub(mask(pattern), text)
     return text, count
+
+
+# --- known values ------------------------------------------------------------
+
+# Shorter pieces of a secret are not masked: they would mask ordinary words ("http", "com").
+_SHORTEST_FRAGMENT = 4
+
+
+def secret_fragments(secret: str) -> list[str]:
+    """The secret and the pieces of it an error message may quote (host, path, token, password), longest first."""
+    pieces = {secret, secret.strip()}
+    try:
+        parts = urlsplit(secret.strip())
+        pieces |= {parts.netloc, parts.path, parts.query, parts.fragment, parts.password or ""}
+        pieces |= {segment for segment in parts.path.split("/") if len(segment) >= _SHORTEST_FRAGMENT}
+        pieces |= {segment for segment in parts.netloc.replace("@", ":").split(":")}
+    except ValueError:
+        pass
+    pieces |= set(secret.replace("/", " ").replace(":", " ").split())
+    pieces -= {"http", "https", "http:", "https:"}
+    # Longest first, so a whole secret is replaced before its parts.
+    return sorted((piece for piece in pieces if len(piece) >= _SHORTEST_FRAGMENT), key=len, reverse=True)
+
+
+def redact_values(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every given secret, and every quotable part of it, replaced by MASK."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for piece in secret_fragments(secret):
+            text = text.replace(piece, MASK)
+    return text

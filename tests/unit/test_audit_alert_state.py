@@ -13,10 +13,10 @@ from ansible.module_utils.panzoto.audit.alerts import (
     deliver_alerts,
     deliver_error_alerts,
     load_state,
-    redact,
     send_webhook,
     webhook_url_problem,
 )
+from ansible.module_utils.panzoto.redact import MASK, redact_values
 
 NOW = datetime(2025, 10, 19, 18, 0, tzinfo=UTC)
 SECRET_URL = "https://hooks.example.invalid/services/T0/B0/planted-secret-token"
@@ -151,10 +151,10 @@ def test_delivery_errors_never_quote_the_url() -> None:
 
 def test_redact_removes_the_secret_and_its_parts() -> None:
     message = f"bad URL {SECRET_URL} (host hooks.example.invalid, path /services/T0/B0/planted-secret-token)"
-    redacted = redact(message, [SECRET_URL])
+    redacted = redact_values(message, [SECRET_URL])
     assert "planted-secret-token" not in redacted and "hooks.example.invalid" not in redacted
-    assert redact("SMTP said: password hunter2-planted rejected", ["hunter2-planted"]) == (
-        "SMTP said: password <redacted> rejected"
+    assert redact_values("SMTP said: password hunter2-planted rejected", ["hunter2-planted"]) == (
+        f"SMTP said: password {MASK} rejected"
     )
 
 

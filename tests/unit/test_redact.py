@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from ansible.module_utils.panzoto.redact import MASK, PatternError, build_patterns, redact
+from ansible.module_utils.panzoto.redact import MASK, PatternError, build_patterns, redact, redact_values
 
 KEY_B64 = base64.b64encode(bytes(range(32))).decode()
 OPENAI = "sk-proj-AbCdEf0123456789XyZ_abcdEFGH"
@@ -85,3 +85,20 @@ def test_an_authorization_header_keeps_its_scheme() -> None:
     redacted, count = redact(f"headers={{'Authorization': 'Bearer {OPENAI}'}}")
 
     assert (redacted, count) == (f"headers={{'Authorization': 'Bearer {MASK}'}}", 1)
+
+
+def test_known_values_are_masked_whole_and_in_the_parts_an_error_quotes() -> None:
+    """The audit's secrets (a webhook URL, an SMTP password) are known by value, not by shape."""
+    url = "https://user:pl4nted-pw@hooks.example.invalid:8443/services/T0/planted-token?sig=planted-sig"
+    message = (
+        f"POST {url} failed; host hooks.example.invalid:8443 said 403 for /services/T0/planted-token"
+        " (user pl4nted-pw); SMTP password hunter2-planted rejected"
+    )
+    redacted = redact_values(message, [url, "hunter2-planted", ""])
+
+    for piece in ("pl4nted-pw", "hooks.example.invalid", "planted-token", "planted-sig", "hunter2-planted"):
+        assert piece not in redacted
+    assert redacted.startswith(f"POST {MASK} failed") and "said 403 for" in redacted
+    # Pieces shorter than four characters (T0, the scheme) are not masked: they are ordinary words too.
+    assert redact_values("segment T0 over https", [url]) == "segment T0 over https"
+    assert redact_values("nothing secret here", []) == "nothing secret here"

@@ -9,7 +9,7 @@ unreadable, the run sends what the current status calls for (an alert or a
 recovery): at most one duplicate, never a crash or a missed recovery.
 
 Secrets (the webhook URL, the SMTP password) never reach a message: every error
-text from these paths goes through redact().
+text from these paths goes through the core's redact_values() (module_utils/panzoto/redact.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from ansible.module_utils.panzoto.redact import redact_values
+
 STATE_FILE = "job-audit-alert-state.json"
 STATE_VERSION = 1
 TIMEOUT_SECONDS = 10
@@ -29,32 +31,6 @@ TIMEOUT_SECONDS = 10
 
 class AlertError(Exception):
     """A delivery failure whose message is already redacted."""
-
-
-# --- secrets ---------------------------------------------------------------
-
-
-def secret_fragments(secret: str) -> list[str]:
-    """The secret and the pieces of it an error message may quote (host, path, token, password)."""
-    pieces = {secret, secret.strip()}
-    try:
-        parts = urlsplit(secret.strip())
-        pieces |= {parts.netloc, parts.path, parts.query, parts.fragment, parts.password or ""}
-        pieces |= {segment for segment in parts.path.split("/") if len(segment) >= 4}
-        pieces |= {segment for segment in parts.netloc.replace("@", ":").split(":") if len(segment) >= 4}
-    except ValueError:
-        pass
-    pieces |= {word for word in secret.replace("/", " ").replace(":", " ").split() if len(word) >= 4}
-    pieces -= {"http", "https", "http:", "https:"}
-    # Longest first, so a whole secret is replaced before its parts.
-    return sorted((piece for piece in pieces if len(piece) >= 4), key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        for piece in secret_fragments(secret):
-            text = text.replace(piece, "<redacted>")
-    return text
 
 
 def webhook_url_problem(url: str) -> str | None:
@@ -206,7 +182,7 @@ def send_webhook(url: str, text: str) -> None:
         raise AlertError(f"the webhook answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise AlertError(redact(f"cannot reach the webhook: {reason}", [url])) from None
+        raise AlertError(redact_values(f"cannot reach the webhook: {reason}", [url])) from None
     if not 200 <= status < 300:
         raise AlertError(f"the webhook answered HTTP {status}")
 
@@ -228,7 +204,7 @@ def send_email(settings: dict, subject: str, text: str) -> None:
     except smtplib.SMTPAuthenticationError as exc:
         raise AlertError(f"the SMTP server refused the login (code {exc.smtp_code})") from None
     except (TimeoutError, smtplib.SMTPException, OSError, ValueError) as exc:
-        raise AlertError(redact(f"cannot send the alert email: {exc}", secrets)) from None
+        raise AlertError(redact_values(f"cannot send the alert email: {exc}", secrets)) from None
 
 
 def deliver_alerts(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from xml.sax.saxutils import quoteattr
 
 from ansible.module_utils.panzoto.classification import NEXT_STEPS
+from ansible.module_utils.panzoto.junit import render_suite
 
 SCHEMA_VERSION = 1
 _MILLISECOND = timedelta(milliseconds=1)
@@ -375,36 +375,21 @@ def render_markdown(doc: dict, previous: dict | None) -> str:
 def render_junit(doc: dict) -> str:
     """One test case per threshold; an audit that could not run is one errored case."""
     elapsed = doc.get("duration_seconds") or 0.0
-    classname = quoteattr(shown(f"job-audit.{doc['table']}"))
+    classname = f"job-audit.{doc['table']}"
     if doc["status"] == "error":
-        cases = [
-            f'  <testcase classname={classname} name="audit run" time="{elapsed:.3f}">\n'
-            f"    <error message={quoteattr(shown(doc['error']))}/>\n  </testcase>"
-        ]
-        failures, errors = 0, 1
+        cases = [dict(classname=classname, name="audit run", time=elapsed, result="error", message=doc["error"])]
     else:
         results = doc["threshold_results"]
         each = elapsed / len(results) if results else 0.0
         cases = []
         for t in results:
-            name = quoteattr(f"{t['name']} <= {t['limit']}")
-            case = f'  <testcase classname={classname} name={name} time="{each:.3f}"'
+            case = dict(classname=classname, name=f"{t['name']} <= {t['limit']}", time=each)
             if t["breached"]:
-                message = quoteattr(f"{t['name']}: {t['value']} > {t['limit']}")
-                cases.append(f"{case}>\n    <failure message={message}/>\n  </testcase>")
+                case.update(result="failure", message=f"{t['name']}: {t['value']} > {t['limit']}")
             elif t["waived"]:
-                message = quoteattr(shown(f"{t['name']}: {t['value']} > {t['limit']}, waived"))
-                cases.append(f"{case}>\n    <skipped message={message}/>\n  </testcase>")
-            else:
-                cases.append(f"{case}/>")
-        failures, errors = sum(t["breached"] for t in results), 0
-    skipped = sum(t.get("waived", False) for t in doc.get("threshold_results") or [])
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<testsuite name="job-audit" tests="{len(cases)}" failures="{failures}" errors="{errors}"'
-        f' skipped="{skipped}"'
-        f' time="{elapsed:.3f}" timestamp="{doc["now"][:19]}">\n' + "\n".join(cases) + "\n</testsuite>\n"
-    )
+                case.update(result="skipped", message=f"{t['name']}: {t['value']} > {t['limit']}, waived")
+            cases.append(case)
+    return render_suite(dict(name="job-audit", cases=cases, time=elapsed, timestamp=doc["now"][:19]))
 
 
 # --- Prometheus text format (node_exporter's textfile collector) -------------

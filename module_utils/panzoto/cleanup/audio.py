@@ -150,8 +150,10 @@ def remove_audio(
         )
 
 
-def check_bucket(s3, bucket: str, endpoint_url: str | None = None) -> None:
-    """OptionError (one line) unless `bucket` exists and can be listed; a ListObjectsV2 of one key, before any write."""
+def require_listable_bucket(s3, bucket: str, endpoint_url: str | None = None) -> None:
+    """The cleanup's precondition: OptionError (one line) unless `bucket` exists and can be listed; a ListObjectsV2
+    of one key, before any write. (The preflight's S3 checklist items, which report instead of refusing and may
+    probe writes, are aws_access_check's bucket_checklist_items.)"""
     try:
         s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
     except aws_errors() as exc:
@@ -162,6 +164,10 @@ def check_bucket(s3, bucket: str, endpoint_url: str | None = None) -> None:
         raise OptionError(
             describe_aws_error(exc, f"list bucket {bucket} before changing anything", endpoint_url)
         ) from None
+
+
+# The name processing_jobs_cleanup imports; kept until it imports require_listable_bucket.
+check_bucket = require_listable_bucket
 
 
 def load_pending_audio(
