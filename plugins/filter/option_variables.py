@@ -1,9 +1,18 @@
-"""Filter panzoto_option_problems: a playbook's command-line variables checked against its role's argument spec.
+"""Filters panzoto_option_problems and panzoto_unknown_variables: a playbook's variables checked before it runs.
 
-A misspelt variable (`cleanup_jobs_user_id` for `cleanup_jobs_user_ids`) is otherwise silently ignored, so the
-selection it meant to narrow runs wider. Called once, before the role, by a playbook that maps a prefix
-(`cleanup_jobs_`) onto its role's options (`job_cleanup_`): each problem is one line naming the variable as
-the user typed it, with the close match for an unknown name, and without the role's whole spec.
+A misspelt variable (`cleanup_jobs_user_id` for `cleanup_jobs_user_ids`, `audit_fail_on_breech`) is otherwise
+silently ignored, so the selection it meant to narrow runs wider or the setting it meant to change keeps its
+default. Each problem is one line naming the variable as the user typed it, with the close match for an
+unknown name.
+
+- panzoto_option_problems: for a playbook that maps a prefix (`cleanup_jobs_`) onto its role's options
+  (`job_cleanup_`): unknown names, and wrong types or choices, against the role's argument spec.
+- panzoto_unknown_variables: for a playbook whose settings are its own variables (`audit_*`, `retention_jobs_*`,
+  `preflight_*`): unknown names, against the names the playbook itself reads (its play vars, or the list it keeps).
+  `hostvars[inventory_hostname] | panzoto_unknown_variables(prefix, known, ignore=[...], where='...')`: `known` is a
+  list or a mapping of names; `ignore` holds prefixes of other families sharing the prefix (`audit_schedule_`);
+  names with a double underscore after the prefix (the playbook's working variables) are never settings;
+  `where` names the place that lists them, for a typo with no close match.
 """
 
 from __future__ import annotations
@@ -62,6 +71,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _not_a_variable(name: str, known: list[str], hint: str) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return f"{name} is not a variable of this playbook ({f'did you mean {close[0]}?' if close else hint})"
+
+
 def option_problems(
     variables: Mapping, prefix: str, argument_specs: Mapping, option_prefix: str, entry_point: str = "main"
 ) -> list[str]:
@@ -76,9 +90,7 @@ def option_problems(
     problems = []
     for name in given:
         if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}?" if close else f"the {prefix}* variables are the role's options"
-            problems.append(f"{name} is not a variable of this playbook ({hint})")
+            problems.append(_not_a_variable(name, list(known), f"the {prefix}* variables are the role's options"))
     checked = {name: variables[name] for name in given if name in known}
     if checked:
         spec = {name: _checkable(known[name]) for name in checked}
@@ -87,6 +99,25 @@ def option_problems(
     return problems
 
 
+def unknown_variables(
+    variables: Mapping, prefix: str, known: Mapping | list, ignore: list[str] | tuple[str, ...] = (), where: str = ""
+) -> list[str]:
+    if not isinstance(known, (Mapping, list, tuple)):
+        kind = type(known).__name__
+        raise AnsibleFilterError(f"panzoto_unknown_variables: known must be a list or a mapping, not {kind}")
+    # A double underscore after the prefix marks the playbook's working variables (retention_jobs__selections).
+    settings = sorted(
+        name for name in map(str, known) if name.startswith(prefix) and not name[len(prefix) :].startswith("_")
+    )
+    given = sorted(
+        name
+        for name in map(str, variables)
+        if name.startswith(prefix) and not any(name.startswith(other) for other in ignore)
+    )
+    hint = f"none of its {prefix}* variables is close" + (f"; they are listed in {where}" if where else "")
+    return [_not_a_variable(name, settings, hint) for name in given if name not in settings]
+
+
 class FilterModule:
     def filters(self):
-        return {"panzoto_option_problems": option_problems}
+        return {"panzoto_option_problems": option_problems, "panzoto_unknown_variables": unknown_variables}

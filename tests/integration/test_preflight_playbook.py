@@ -38,6 +38,8 @@ def preflight(report_dir: Path):
                 "preflight_openai_api_base": api_base,
                 "preflight_openai_api_key": key,
                 "preflight_report_dir": str(report_dir),
+                # The local inventory has no API servers: these runs check the AWS side, and say so.
+                "preflight_aws_only": True,
                 **extra_vars,
             },
             env={"AWS_ENDPOINT_URL": endpoint_url},
@@ -233,6 +235,52 @@ def test_an_unreachable_server_is_one_failed_line_and_limit_picks_the_servers(se
     assert junit_verdicts(report_dir / "preflight-junit.xml") == items
 
 
+def test_no_api_server_matched_is_a_failed_item_unless_the_run_is_aws_only(seeded, report_dir, tmp_path) -> None:
+    """All PASS would say nothing of the servers when none was checked: the default inventory has none, and an
+    inventory's servers can all be left out by --limit. Only --tags that ask no server item, or the explicit
+    preflight_aws_only, make such a run pass."""
+    control_node = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    unreachable = {"ansible_host": "127.0.0.1", "ansible_port": local_aws.free_port(), "ansible_connection": "ssh"}
+    servers = {"api-1": unreachable}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump({"all": {"hosts": {"localhost": control_node}, "children": {"api_servers": {"hosts": servers}}}})
+    )
+    runs = {}
+    with fake_openai(GOOD_KEY) as api_base:
+        for name, options in {
+            "default inventory": {},
+            "limit leaves the servers out": {"inventory": inventory, "limit": "localhost"},
+        }.items():
+            runs[name] = run_playbook(
+                "preflight.yml",
+                check=True,
+                env={"AWS_ENDPOINT_URL": seeded.endpoint_url},
+                extra_vars={
+                    "preflight_openai_api_base": api_base,
+                    "preflight_openai_api_key": GOOD_KEY,
+                    "preflight_report_dir": str(report_dir / name.replace(" ", "-")),
+                },
+                **options,
+            )
+
+    expected = {
+        "default inventory": "(inventory: inventory/local; limit: none)",
+        "limit leaves the servers out": "; limit: localhost)",
+    }
+    for name, run in runs.items():
+        assert run.returncode == 2, run.output[-3000:]
+        items = checklist_verdicts(run.stdout)
+        assert items["API servers checked"] == "FAIL" and items["DynamoDB table panzoto-processing-jobs"] == "PASS"
+        (line,) = [line for line in run.stdout.splitlines() if line.strip().startswith("FAIL  API servers checked")]
+        assert "no host of the inventory group api_servers matched" in line and expected[name] in line, line
+        assert "-e preflight_aws_only=true" in line
+        assert re.search(r"Deployment checklist failed: API servers checked$", run.output, re.MULTILINE)
+        report = json.loads((report_dir / name.replace(" ", "-") / "preflight.json").read_text())
+        assert report["status"] == "failed"
+        assert [check["name"] for check in report["checks"] if not check["ok"]] == ["API servers checked"]
+
+
 def test_indexes_given_as_one_string_are_one_index_name(seeded, preflight) -> None:
     tables = [
         {"name": "panzoto-processing-jobs", "key": "job_id", "indexes": "user-jobs-index"},
@@ -283,7 +331,11 @@ def test_runs_unchanged_under_ansible_runner_with_reports_in_its_artifact_direct
             project_dir=str(REPO_ROOT),
             playbook=str(REPO_ROOT / "playbooks" / "preflight.yml"),
             cmdline="--check",
-            extravars={"preflight_openai_api_base": api_base, "preflight_openai_api_key": GOOD_KEY},
+            extravars={
+                "preflight_openai_api_base": api_base,
+                "preflight_openai_api_key": GOOD_KEY,
+                "preflight_aws_only": True,
+            },
             envvars={"AWS_ENDPOINT_URL": seeded.endpoint_url, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
             ident="preflight-run",
             quiet=True,
