@@ -159,6 +159,7 @@ def run_preflight(env: dict[str, str], tmp_path: Path) -> PlaybookRun:
                 "preflight_openai_api_base": api_base,
                 "preflight_openai_api_key": GOOD_KEY,
                 "preflight_report_dir": str(tmp_path),
+                "preflight_aws_only": True,  # no API server in the local inventory
             },
         )
 

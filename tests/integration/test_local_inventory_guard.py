@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 import seed_jobs
+import yaml
 from support.playbook import REPO_ROOT, PlaybookRun, run_playbook
 
 GUIDE_NOW = "2025-10-19T18:00:00Z"
@@ -115,3 +116,26 @@ def test_the_production_inventory_is_not_concerned(no_endpoint, tmp_path: Path) 
     )
     assert REFUSAL not in result.output and result.returncode in (0, 2), result.output[-3000:]
     assert (tmp_path / "out" / "job-audit.json").is_file()
+
+
+def test_every_playbook_that_starts_on_the_control_node_imports_the_guard_first() -> None:
+    """A play on localhost is where the AWS modules run: its playbook refuses first, whatever the tags."""
+    starting_on_localhost = []
+    for path in sorted((REPO_ROOT / "playbooks").glob("*.yml")):
+        first_play = yaml.safe_load(path.read_text())[0]
+        if first_play["hosts"] != "localhost":
+            continue
+        starting_on_localhost.append(path.name)
+        guard = (first_play.get("pre_tasks") or [{}])[0]
+        assert guard.get("ansible.builtin.import_tasks") == "tasks/local_aws_guard.yml", path.name
+        assert guard.get("tags") == ["always"], path.name
+    assert {*PLAYBOOKS, "cleanup_jobs.yml", "diagnose_jobs.yml", "monitoring.yml"} <= set(starting_on_localhost)
+
+
+@pytest.mark.parametrize("playbook", ["diagnose_jobs.yml", "monitoring.yml"])
+def test_the_diagnosis_and_the_alarms_refuse_too(playbook: str, aws, no_endpoint: dict[str, str]) -> None:
+    before = job_items(aws.endpoint_url)
+    result = run_playbook(playbook, env=no_endpoint)
+    assert result.returncode != 0 and REFUSAL in result.output, result.output[-3000:]
+    assert result.stats["localhost"]["ok"] == 0
+    assert job_items(aws.endpoint_url) == before
