@@ -8,6 +8,7 @@ a run the guard let through still talks to 127.0.0.1 only, and the test sees wha
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def test_the_production_inventory_is_not_concerned(no_endpoint, tmp_path: Path) 
         env=no_endpoint,
     )
     assert REFUSAL not in result.output and result.returncode in (0, 2), result.output[-3000:]
-    assert (tmp_path / "out" / "job-audit.json").is_file()
+    # The commands it prints for the next steps run on the inventory it ran with.
+    steps = json.loads((tmp_path / "out" / "job-audit.json").read_text())["next_steps"]
+    commands = [step["command"] for step in steps]
+    assert commands and all(command.startswith("ansible-playbook -i inventory/production ") for command in commands)
 
 
 def test_every_playbook_that_starts_on_the_control_node_imports_the_guard_first() -> None:
