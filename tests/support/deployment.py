@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import local_aws
 
 from support import backend_jobs
@@ -118,9 +119,12 @@ def local_backend(workdir: Path) -> Iterator[Backend]:
     try:
         backend_jobs.create_backend_resources(server.endpoint_url)
         openai_key = f"sk-deploy-test-{secrets.token_hex(16)}"
-        backend_jobs._client("secretsmanager", server.endpoint_url).create_secret(
-            Name=OPENAI_SECRET_ID, SecretString=openai_key
-        )
+        secretsmanager = boto3.client(
+            "secretsmanager", endpoint_url=server.endpoint_url, region_name=backend_jobs.REGION,
+            aws_access_key_id=local_aws.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=local_aws.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )  # fmt: skip
+        secretsmanager.create_secret(Name=OPENAI_SECRET_ID, SecretString=openai_key)
         yield Backend(server.endpoint_url, openai_key)
     finally:
         local_aws.stop_server(server)
