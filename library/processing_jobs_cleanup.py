@@ -61,52 +61,22 @@ options:
     description:
       - Name of the processing-jobs table, or of another table for O(wipe_all), O(job_ids) and O(state=restored)
         (for example C(panzoto-transcripts)).
-    type: str
-    default: panzoto-processing-jobs
   categories:
     description:
       - Select failed jobs in these error categories (see O(classification_rules)).
       - C(deletable) stands for every category whose rule says cleanup may delete it (C(legacy_encryption), C(decryption_error) by default).
       - To select every failed job, use O(statuses=[failed]).
-    type: list
-    elements: str
-    default: []
-  statuses:
-    description:
-      - Select jobs in these statuses. C(pending) and C(processing) jobs are selected only when stuck, that is created more than
-        O(stuck_after) before O(now).
-      - Combined with O(categories) as alternatives (a job matching either is selected).
-    type: list
-    elements: str
-    choices: [pending, processing, completed, failed]
-    default: []
-  older_than:
-    description: Narrow the selection to jobs created more than this long before O(now) (strictly), e.g. C(7d).
-    type: str
-  job_types:
-    description: Narrow the selection to these job types.
-    type: list
-    elements: str
-  user_ids:
-    description:
-      - Narrow the selection to jobs of these users. Their jobs are read through O(user_index) when it can be used.
-    type: list
-    elements: str
   user_index:
     description:
       - GSI keyed by C(user_id) (projection C(ALL)) used to read only the jobs of O(user_ids) with C(Query) instead of a
         full C(Scan). Empty disables it. With O(delete_audio) it is used only when O(audio_key_template) contains
         C({user_id}); audio left by an interrupted earlier run is then finished only for these users.
-    type: str
-    default: user-jobs-index
   job_ids:
     description:
       - Select these jobs. Alone, it selects them whatever their status (malformed items included);
         with O(categories) or O(statuses) it narrows those.
       - On a table that does not hold jobs, the values of its hash key (or C(["hash", "range"]) as JSON with a range key).
       - With O(state=restored), restores only these.
-    type: list
-    elements: str
   wipe_all:
     description:
       - Select every item of the table (the guide's procedure 2). Needs O(confirm) set to the table's name, O(state=absent),
@@ -115,13 +85,6 @@ options:
     default: false
   confirm:
     description: The table's name, to confirm O(wipe_all).
-    type: str
-  stuck_after:
-    description: How long a pending or processing job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
-    type: str
-    default: 1h
-  now:
-    description: The reference time as ISO-8601, for reproducible selections. Defaults to the current time.
     type: str
   max_changes:
     description:
@@ -177,10 +140,6 @@ options:
   reason:
     description: For O(state=requeued), why the jobs are requeued (stored as C(requeue_reason)). Defaults to a text naming the category.
     type: str
-  segments:
-    description: Parallel scan segments.
-    type: int
-    default: 4
   parallel:
     description: Conditional writes (and audio copies) in flight at once.
     type: int
@@ -242,6 +201,7 @@ attributes:
 extends_documentation_fragment:
   - panzoto_aws
   - panzoto_classification_rules
+  - panzoto_selection
 notes:
   - Needs C(dynamodb:DescribeTable), C(dynamodb:Scan), C(dynamodb:Query) (on the user index), C(dynamodb:DeleteItem),
     C(dynamodb:UpdateItem) (requeue, expire),
