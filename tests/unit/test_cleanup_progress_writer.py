@@ -54,6 +54,7 @@ def test_updates_within_a_second_of_the_last_write_are_not_written(tmp_path):
     final = read(path)
     assert final["phase"] == "done" and final["finished"] is True and final["done"] == final["total"] == 1000
     assert final["started"] <= final["updated"] and final["run_id"] == "r1"
+    assert final["pid"] == os.getpid()  # the process to stop, for who reads the file
 
 
 def test_counting_items_writes_at_most_once_a_second_and_yields_them_unchanged(tmp_path):

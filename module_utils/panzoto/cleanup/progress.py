@@ -5,7 +5,7 @@ The role runs the cleanup's real run in the background and prints one line per p
 fsynced, then renamed over it - and written at most once per `interval` seconds (phase changes and
 the end are always written), so a million-job run pays for a few hundred small writes, not a million.
 
-    {"phase": "writing", "state": "absent", "table": "...", "run_id": "...", "done": 12000, "total": 40000,
+    {"phase": "writing", "state": "absent", "table": "...", "run_id": "...", "pid": 4242, "done": 12000, "total": 40000,
      "counts": {"changed": 11999, "unchanged": 0, "skipped": 1, "failed": 0, "not_attempted": 0},
      "changed": 11999, "skipped": 1, "started": "...Z", "updated": "...Z", "finished": false}
 
@@ -74,6 +74,7 @@ class Progress:
             "state": state,
             "table": table,
             "run_id": run_id,
+            "pid": os.getpid(),  # the background run goes on after Ctrl+C of the playbook: this is what to stop
             "done": 0,
             "total": 0,
             "counts": dict.fromkeys(OUTCOMES, 0),
