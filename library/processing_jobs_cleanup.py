@@ -941,7 +941,11 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
         )
         archive = ArchiveWriter(opts.archive_path, mirror).open() if scan.changes or pending_audio else None
         try:
-            run.progress.phase("writing", total=len(scan.changes))
+            # The jobs the read already settled (unchanged, skipped) count as done: total is then every selected job.
+            settled = tally.totals()
+            run.progress.phase(
+                "writing", total=len(scan.changes) + sum(settled.values()), done=sum(settled.values()), counts=settled
+            )
             done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else []
             keys, kept, earlier = audio_to_delete(
                 done, scan.changes, scan.kept_keys, pending_audio, scan.seen_pending_jobs

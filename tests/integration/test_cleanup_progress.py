@@ -135,3 +135,22 @@ def test_the_module_writes_no_progress_in_check_mode(aws, tmp_path):
     )
     assert result["counts"]["changed"] == JOBS
     assert not progress.exists()
+
+
+def test_the_progress_file_ends_as_the_result_says_for_a_delete_and_its_restore(aws, tmp_path):
+    jobs = seed(aws.endpoint_url)
+    progress = tmp_path / "progress.json"
+    deleted = run_cleanup_module(
+        aws.endpoint_url, tmp_path, categories=["legacy_encryption"], progress_path=str(progress)
+    )
+    assert deleted["counts"]["changed"] == JOBS, deleted.get("msg")
+    final = json.loads(progress.read_text())
+    assert (final["phase"], final["state"], final["counts"]) == ("done", "absent", deleted["counts"])
+    assert final["done"] == final["total"] == deleted["selected"]
+
+    restored = run_cleanup_module(aws.endpoint_url, tmp_path, state="restored", progress_path=str(progress))
+    assert restored["counts"]["changed"] == JOBS, restored.get("msg")
+    final = json.loads(progress.read_text())
+    assert (final["phase"], final["state"], final["counts"]) == ("done", "restored", restored["counts"])
+    assert final["done"] == final["total"] == restored["selected"] == len(jobs)
+    assert final["run_id"] == restored["archive"]["run_id"] != deleted["archive"]["run_id"]

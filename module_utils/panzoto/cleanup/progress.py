@@ -89,9 +89,11 @@ class Progress:
     def enabled(self) -> bool:
         return self.path is not None
 
-    def phase(self, name: str, total: int = 0, done: int = 0, **fields) -> None:
+    def phase(self, name: str, total: int = 0, done: int = 0, counts: dict[str, int] | None = None, **fields) -> None:
         """A new phase: always written."""
         self.data.update(phase=name, total=total, done=done, **fields)
+        if counts is not None:
+            self._counts(counts)
         self._write()
 
     def update(self, done: int, counts: dict[str, int] | None = None, total: int | None = None) -> None:
