@@ -61,52 +61,22 @@ options:
     description:
       - Name of the processing-jobs table, or of another table for O(wipe_all), O(job_ids) and O(state=restored)
         (for example C(panzoto-transcripts)).
-    type: str
-    default: panzoto-processing-jobs
   categories:
     description:
       - Select failed jobs in these error categories (see O(classification_rules)).
       - C(deletable) stands for every category whose rule says cleanup may delete it (C(legacy_encryption), C(decryption_error) by default).
       - To select every failed job, use O(statuses=[failed]).
-    type: list
-    elements: str
-    default: []
-  statuses:
-    description:
-      - Select jobs in these statuses. C(pending) and C(processing) jobs are selected only when stuck, that is created more than
-        O(stuck_after) before O(now).
-      - Combined with O(categories) as alternatives (a job matching either is selected).
-    type: list
-    elements: str
-    choices: [pending, processing, completed, failed]
-    default: []
-  older_than:
-    description: Narrow the selection to jobs created more than this long before O(now) (strictly), e.g. C(7d).
-    type: str
-  job_types:
-    description: Narrow the selection to these job types.
-    type: list
-    elements: str
-  user_ids:
-    description:
-      - Narrow the selection to jobs of these users. Their jobs are read through O(user_index) when it can be used.
-    type: list
-    elements: str
   user_index:
     description:
       - GSI keyed by C(user_id) (projection C(ALL)) used to read only the jobs of O(user_ids) with C(Query) instead of a
         full C(Scan). Empty disables it. With O(delete_audio) it is used only when O(audio_key_template) contains
         C({user_id}); audio left by an interrupted earlier run is then finished only for these users.
-    type: str
-    default: user-jobs-index
   job_ids:
     description:
       - Select these jobs. Alone, it selects them whatever their status (malformed items included);
         with O(categories) or O(statuses) it narrows those.
       - On a table that does not hold jobs, the values of its hash key (or C(["hash", "range"]) as JSON with a range key).
       - With O(state=restored), restores only these.
-    type: list
-    elements: str
   wipe_all:
     description:
       - Select every item of the table (the guide's procedure 2). Needs O(confirm) set to the table's name, O(state=absent),
@@ -115,13 +85,6 @@ options:
     default: false
   confirm:
     description: The table's name, to confirm O(wipe_all).
-    type: str
-  stuck_after:
-    description: How long a pending or processing job may wait before it counts as stuck (C(90s), C(30m), C(1h), C(7d) or seconds).
-    type: str
-    default: 1h
-  now:
-    description: The reference time as ISO-8601, for reproducible selections. Defaults to the current time.
     type: str
   max_changes:
     description:
@@ -177,10 +140,6 @@ options:
   reason:
     description: For O(state=requeued), why the jobs are requeued (stored as C(requeue_reason)). Defaults to a text naming the category.
     type: str
-  segments:
-    description: Parallel scan segments.
-    type: int
-    default: 4
   parallel:
     description: Conditional writes (and audio copies) in flight at once.
     type: int
@@ -225,6 +184,16 @@ options:
       - Check mode takes no lease (it writes nothing) but refuses while another run holds it, as its preview would be stale.
     type: str
     default: panzoto-ops-locks
+  progress_path:
+    description:
+      - A JSON file on the control node that the run keeps up to date while it changes jobs, for another process to read
+        (the job_cleanup role prints a line from it per poll while the run goes on in the background).
+      - It holds C(phase) (C(reading), C(writing), C(audio), C(restoring), then C(done) or C(failed) with C(msg)),
+        C(done) of C(total), the outcome C(counts) so far (with C(changed) and C(skipped) on their own), C(started)
+        and C(updated) (UTC), and C(finished); at the end its counts are the result's.
+      - Replaced whole (a temporary file beside it, renamed), at most about once a second and at each phase change.
+        Its directory must exist. Check mode writes no progress.
+    type: path
   lease_duration:
     description:
       - How long a lease lasts without renewal; the run renews it every third of this. A run that died (host down)
@@ -242,6 +211,7 @@ attributes:
 extends_documentation_fragment:
   - panzoto_aws
   - panzoto_classification_rules
+  - panzoto_selection
 notes:
   - Needs C(dynamodb:DescribeTable), C(dynamodb:Scan), C(dynamodb:Query) (on the user index), C(dynamodb:DeleteItem),
     C(dynamodb:UpdateItem) (requeue, expire),
@@ -471,7 +441,7 @@ requests:
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -538,6 +508,7 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     cleanup_read_plan,
     select_jobs,
 )
+from ansible.module_utils.panzoto.cleanup.progress import Progress
 from ansible.module_utils.panzoto.cleanup.requeue import refusal as requeue_refusal
 from ansible.module_utils.panzoto.cleanup.requeue import reset_report, too_old
 from ansible.module_utils.panzoto.cleanup.tally import Tally, diff_for
@@ -560,6 +531,8 @@ ACTION_VERBS = {"absent": "delete", "requeued": "requeue", "expiring": "expire",
 # Jobs archived and changed per step: one archive fsync (and S3 put) per chunk
 # bounds both the cost of durability and what a crash can leave half-done.
 CHUNK_SIZE = 100
+# Archived jobs put back between two progress updates of a restore.
+RESTORE_CHUNK_SIZE = 500
 DEFAULT_AUDIO_KEY_TEMPLATE = "audio_upload/{user_id}/{audio_file_id}.3gp_encrypted"
 
 
@@ -590,6 +563,7 @@ def argument_spec() -> dict:
         lock_table=dict(type="str", default=DEFAULT_LOCK_TABLE),
         lease_duration=dict(type="str", default="60s"),
         requeue_fresh=dict(type="bool", default=False),
+        progress_path=dict(type="path"),
         **SELECTION_ARGUMENT_SPEC,
         **AWS_ARGUMENT_SPEC,
     )
@@ -640,6 +614,7 @@ class CleanupOptions:
     lock_table: str
     lease_seconds: int
     requeue_fresh: bool
+    progress_path: Path | None
     endpoint_url: str | None
     region: str | None
 
@@ -724,6 +699,7 @@ class CleanupOptions:
             lock_table=params["lock_table"],
             lease_seconds=lease_seconds,
             requeue_fresh=params["requeue_fresh"],
+            progress_path=Path(params["progress_path"]) if params["progress_path"] else None,
             endpoint_url=params.get("endpoint_url"),
             region=params.get("region"),
         )
@@ -773,6 +749,12 @@ class Run:
     abort: Abort
     stats: ScanStats
     item_count: int = 0  # DescribeTable's ItemCount (updated by DynamoDB about every six hours)
+    progress: Progress = field(default_factory=lambda: Progress(None))  # a real run given progress_path
+
+    def fail(self, msg: str, **fields) -> None:
+        """Fail the module, the progress file saying so first."""
+        self.progress.finish(None, self.progress.data["done"], self.progress.data["total"], msg=msg)
+        self.module.fail_json(msg=msg, **fields)
 
     @property
     def check_mode(self) -> bool:
@@ -871,7 +853,7 @@ def do_restored(run: Run) -> bool:
     records = [r for r in matched if r.deleted_by_cleanup]
     run.result["not_restored"] = not_restored_report([r for r in matched if not r.deleted_by_cleanup], opts.list_limit)
     if len(records) > opts.max_changes:
-        run.module.fail_json(
+        run.fail(
             msg=f"The archive holds {len(records)} jobs to restore, more than max_changes={opts.max_changes}: "
             f"nothing was changed; narrow with job_ids/user_ids/categories or raise max_changes.",
             selected=len(records),
@@ -886,17 +868,21 @@ def do_restored(run: Run) -> bool:
         )
 
     restored = []
-    for record, (outcome, reason) in zip(records, run_bounded(restore, records, opts.parallel), strict=True):
-        group = record.category or "unknown"
-        tally.select(group)
-        tally.outcome(group, record.job_id, outcome, reason)
-        if outcome in ("changed", "unchanged"):
-            restored.append(record)
+    run.progress.phase("restoring", total=len(records))
+    for chunk in chunks(records, RESTORE_CHUNK_SIZE):
+        for record, (outcome, reason) in zip(chunk, run_bounded(restore, chunk, opts.parallel), strict=True):
+            group = record.category or "unknown"
+            tally.select(group)
+            tally.outcome(group, record.job_id, outcome, reason)
+            if outcome in ("changed", "unchanged"):
+                restored.append(record)
+        run.progress.update(sum(tally.totals().values()), tally.totals())
     # A job's audio deleted without a copy (no archive_audio_prefix) is gone from S3 for good: say so.
     lost = sorted(r.audio_key for r in restored if r.audio_key and not r.audio_archive_key)
     run.result["audio_not_restorable"] = {"count": len(lost), "keys": lost[: opts.list_limit]}
     audio = AudioReport()
     if any(r.audio_archive_key for r in restored):
+        run.progress.phase("audio", total=sum(1 for r in restored if r.audio_archive_key))
         restore_audio(run.s3, opts.bucket, restored, opts.parallel, run.check_mode, audio, opts.endpoint_url)
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.restored))
     return not run.abort.is_set and not tally.totals()["failed"] and not audio.failed
@@ -920,13 +906,16 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     )
     run.result["archive"]["unreadable_lines"] = read_stats.unreadable
     items = read_items(run.dynamodb, opts.table, run.plan, opts.user_ids, opts.segments, run.stats)
+    if run.progress.enabled:
+        run.progress.phase("reading", total=run.item_count)
+        items = run.progress.count_items(items)
     scan = select_jobs(
         items, run.key, opts.rules, opts.selection, opts.state, opts.ttl_attribute,
         opts.template if opts.delete_audio else None, opts.max_changes, tally, pending_audio,
         KeptKeys(expected_keys=run.item_count) if opts.delete_audio else None,
     )  # fmt: skip
     if scan.change_count > opts.max_changes:
-        run.module.fail_json(
+        run.fail(
             msg=f"The selection would change {scan.change_count} {'jobs' if run.key.jobs_table else 'items'}, "
             f"more than max_changes={opts.max_changes}: nothing was changed; narrow the selection or raise max_changes.",
             selected=scan.change_count,
@@ -952,6 +941,11 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
         )
         archive = ArchiveWriter(opts.archive_path, mirror).open() if scan.changes or pending_audio else None
         try:
+            # The jobs the read already settled (unchanged, skipped) count as done: total is then every selected job.
+            settled = tally.totals()
+            run.progress.phase(
+                "writing", total=len(scan.changes) + sum(settled.values()), done=sum(settled.values()), counts=settled
+            )
             done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else []
             keys, kept, earlier = audio_to_delete(
                 done, scan.changes, scan.kept_keys, pending_audio, scan.seen_pending_jobs
@@ -959,6 +953,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             # With the endpoint gone, audio waits for the re-run (the archive says which).
             if opts.delete_audio and (keys or kept) and not run.abort.is_set:
                 audio.kept_referenced, audio.from_earlier_runs = kept, earlier
+                run.progress.phase("audio", total=len(keys))
                 remove_audio(
                     run.s3, opts.bucket, keys, kept, opts.archive_audio_prefix, opts.parallel, archive, run.header,
                     audio, opts.endpoint_url,
@@ -1038,6 +1033,8 @@ def archive_and_write(
             tally.outcome(planned.group, planned.job.job_id, outcome, reason)
             if outcome == "changed":
                 done.append(planned)
+        totals = tally.totals()
+        run.progress.update(sum(totals.values()), totals)
     run.result["writes"] = {"write_batch_size": batch_size, **writer.stats.report()}
     if writer.stats.refused:
         run.module.warn(f"Sent one request per job: the endpoint has no transactions ({writer.stats.refused}).")
@@ -1196,6 +1193,10 @@ def take_locks(locks: RunLocks, opts: CleanupOptions, table_arn: str, run_id: st
 def preflight(run: Run) -> None:
     """What can be known before the first write, checked before it (in check mode too); OptionError on the first problem."""
     opts = run.opts
+    if opts.progress_path is not None:
+        problem = check_progress_file(opts.progress_path)
+        if problem:
+            raise OptionError(f"progress_path {opts.progress_path}: {problem}; nothing was changed.")
     if opts.state != "restored":
         problem = check_archive_file(opts.archive_path)
         if problem:
@@ -1218,6 +1219,17 @@ def preflight(run: Run) -> None:
                 f"TTL is not enabled on {opts.table}.{opts.ttl_attribute}: the jobs are marked but DynamoDB will not "
                 f"delete them until you enable it (aws dynamodb update-time-to-live)."
             )
+
+
+def check_progress_file(path: Path) -> str | None:
+    """Why the progress file could not be written (its directory, or a directory in its place), or None."""
+    if path.is_dir():
+        return "is a directory"
+    if not path.parent.is_dir():
+        return f"its directory {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its directory {path.parent} is not writable"
+    return None
 
 
 def take_lease(run: Run, lease: Lease) -> None:
@@ -1246,6 +1258,11 @@ def run_locked(
 ) -> None:
     result = start_result(opts, run_id)
     stats = ScanStats()
+    # Started only once the checks passed (preflight): a refused run leaves no progress file behind.
+    progress = Progress(
+        None if module.check_mode else opts.progress_path, state=opts.state, table=opts.table, run_id=run_id
+    )
+    progress_wanted, progress.path = progress.path, None
     try:
         key = TableKey.from_description(description)
         key.refuse_jobs_only(opts.table, opts.state, list(opts.jobs_only_used))
@@ -1268,15 +1285,19 @@ def run_locked(
             abort,
             stats,
             item_count=int(description.get("ItemCount") or 0),
+            progress=progress,
         )
         preflight(run)
         take_lease(run, lease)
+        progress.path = progress_wanted
         success = HANDLERS[opts.state](run)
     except (OptionError, LockHeld, LeaseHeld, LeaseSetupError) as exc:
-        module.fail_json(msg=str(exc))
+        fail_with_progress(module, progress, str(exc))
     except aws_errors() as exc:
-        module.fail_json(
-            msg=describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url),
+        fail_with_progress(
+            module,
+            progress,
+            describe_aws_error(exc, f"{ACTION_VERBS[opts.state]} items of table {opts.table}", opts.endpoint_url),
             **result,
         )
     # Released before the result is written, so a lease left behind is part of what the run reports.
@@ -1292,13 +1313,33 @@ def run_locked(
     result.update(resource_actions(module))
     if not success:
         failed = result["counts"]["failed"] + result["counts"]["not_attempted"] + len(result["audio"]["failed"])
-        module.fail_json(
-            msg=f"Cleanup incomplete: {result['counts']['changed']} jobs changed, {failed} jobs or objects failed or "
+        fail_with_progress(
+            module,
+            progress,
+            f"Cleanup incomplete: {result['counts']['changed']} jobs changed, {failed} jobs or objects failed or "
             f"not attempted (first: {abort.reason or first_failure(result)}); the archive holds every changed job; "
             f"re-run to finish.",
             **result,
         )
+    finish_progress(module, progress, result)
     module.exit_json(**result)
+
+
+def finish_progress(module: AnsibleModule, progress: Progress, result: dict, msg: str | None = None) -> None:
+    """The progress file's last state: the result's counts (and its audio), done or failed."""
+    counts = result.get("counts")
+    done = sum(counts.values()) if counts else progress.data["done"]
+    total = result.get("selected", progress.data["total"])
+    audio = result.get("audio")
+    extra = {"audio": {"deleted": audio["deleted"], "failed": len(audio["failed"])}} if audio else {}
+    progress.finish(counts, done, total, msg=msg, **extra)
+    if progress.error:
+        module.warn(progress.error)
+
+
+def fail_with_progress(module: AnsibleModule, progress: Progress, msg: str, **result) -> None:
+    finish_progress(module, progress, result, msg=msg)
+    module.fail_json(msg=msg, **result)
 
 
 def main() -> None:
