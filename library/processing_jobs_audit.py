@@ -356,7 +356,6 @@ from ansible.module_utils.panzoto.audit.alerts import (
     send_webhook,
     webhook_url_problem,
 )
-from ansible.module_utils.panzoto.audit.files import write_atomic
 from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, append_history, read_history
 from ansible.module_utils.panzoto.audit.html import render_html
 from ansible.module_utils.panzoto.audit.processor_view import read_processor_page
@@ -399,6 +398,7 @@ from ansible.module_utils.panzoto.classification import (
     rules_by_category,
     rules_from_options,
 )
+from ansible.module_utils.panzoto.files import write_atomic
 from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, JOB_STATUSES, inspect_job, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto.redact import redact_values

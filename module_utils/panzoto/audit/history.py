@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible.module_utils.panzoto.audit.files import write_atomic
+from ansible.module_utils.panzoto.files import write_atomic
 
 HISTORY_FILE = "job-audit-history.jsonl"
 

@@ -18,30 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ansible.module_utils.panzoto.files import write_atomic
+
 OUTCOMES = ("changed", "unchanged", "skipped", "failed", "not_attempted")
 FINAL_PHASES = ("done", "failed")
-
-
-def write_atomic(path: Path, content: str, mode: int = 0o600) -> None:
-    """`content` into `path`, whole or not at all: a reader sees the previous file or this one."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def _utc(moment: float) -> str:
@@ -135,7 +120,7 @@ class Progress:
         self._last_write = self._clock()
         self.data["updated"] = _utc(self._wall())
         try:
-            write_atomic(self.path, json.dumps(self.data, sort_keys=True) + "\n")
+            write_atomic(self.path, json.dumps(self.data, sort_keys=True) + "\n", mode=0o600)
         except OSError as exc:
             # Only the view of the run is lost, never the run: it carries on without the file, and says so.
             self.error = f"progress_path {self.path}: {exc.strerror or exc}; the run went on without progress updates"

@@ -1,5 +1,5 @@
-"""The audit family's one way to write a file: atomically (temp file beside it, fsync, rename),
-so a reader (node_exporter, a CI upload, the next run) never sees half a file."""
+"""The one way the modules write a file: atomically (temp file beside it, fsync, rename), so a reader
+(node_exporter, a CI upload, a progress poll, the next run) sees the previous file or the new one, never half."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 import tempfile
 
 
-def write_atomic(path: str, content: str, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike, content: str, mode: int = 0o644) -> None:
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     handle, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
     try:
