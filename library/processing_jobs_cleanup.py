@@ -484,9 +484,9 @@ from ansible.module_utils.panzoto.cleanup.audio import (
     AudioReport,
     archive_audio_key,
     audio_to_delete,
-    check_bucket,
     load_pending_audio,
     remove_audio,
+    require_listable_bucket,
     restore_audio,
 )
 from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
@@ -860,7 +860,7 @@ def do_restored(run: Run) -> bool:
         )
 
     if any(r.audio_archive_key for r in records):
-        check_bucket(run.s3, opts.bucket, opts.endpoint_url)
+        require_listable_bucket(run.s3, opts.bucket, opts.endpoint_url)
 
     def restore(record: ArchivedJob) -> tuple[str, str | None]:
         return put_back(
@@ -1202,7 +1202,7 @@ def preflight(run: Run) -> None:
         if problem:
             raise OptionError(f"archive_path {problem}.")
         if opts.delete_audio or opts.archive_s3_prefix:
-            check_bucket(run.s3, opts.bucket, opts.endpoint_url)
+            require_listable_bucket(run.s3, opts.bucket, opts.endpoint_url)
     if opts.state == "expiring":
         if opts.ttl_attribute in run.key.names():
             raise OptionError(f"ttl_attribute {opts.ttl_attribute} is a key attribute of {opts.table}: name another.")
