@@ -171,7 +171,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(jobs: int, guide_jobs: int, rounds: int, memory_jobs: int, latencies: dict[str, float]) -> dict:
+def measure(
+    jobs: int,
+    guide_jobs: int,
+    rounds: int,
+    memory_jobs: int,
+    latencies: dict[str, float],
+    sides: tuple[str, ...] = (*SIDES, "archive_only"),
+) -> dict:
     results: dict[str, Any] = {"latencies_ms": latencies, "rounds": rounds, "sides": {}}
     standin_flags = [f"--{name.replace('_', '-')}" for name in latencies]
     flags = [part for name, value in zip(standin_flags, latencies.values(), strict=True) for part in (name, str(value))]
@@ -180,8 +187,11 @@ def measure(jobs: int, guide_jobs: int, rounds: int, memory_jobs: int, latencies
         replay = bench.ReplayEndpoint(size)
         return replay, [sys.executable, str(HERE / "standin.py"), *flags]
 
-    runs: dict[str, list] = {name: [] for name in SIDES}
+    runs: dict[str, list] = {name: [] for name in SIDES if name in sides}
     for size, names in ((jobs, SIDES[1:]), (guide_jobs, SIDES[:1])):
+        names = tuple(name for name in names if name in sides)
+        if not names:
+            continue
         replay, command = endpoint(size)
         with replay, Process([*command, "--reads", replay.url]) as standin:
             table = replay.info["table"]
@@ -194,6 +204,8 @@ def measure(jobs: int, guide_jobs: int, rounds: int, memory_jobs: int, latencies
                     runs[name].append(run_side(name, standin.info["endpoint_url"], args))
     results["sides"] = {name: summarize(side_runs) for name, side_runs in runs.items()}
     for chunk, label in ((100, "archive_only_chunk_100"), (BATCH * 8, "archive_only_chunk_800")):
+        if "archive_only" not in sides:
+            break
         archive_runs = [
             run_side("archive_only", "", {"table": "t", "jobs": jobs, "chunk": chunk}) for _ in range(rounds)
         ]
@@ -257,15 +269,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-ms", type=float, default=8.0)
     parser.add_argument("--s3-ms", type=float, default=30.0)
     parser.add_argument("--delete-objects-ms", type=float, default=500.0)
+    parser.add_argument(
+        "--sides",
+        default=",".join((*SIDES, "archive_only")),
+        help="comma-separated sides to run (the memory run is --memory-jobs)",
+    )
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
+    sides = tuple(args.sides.split(",")) if args.sides else ()
+    unknown = set(sides) - {*SIDES, "archive_only"}
+    if unknown:
+        parser.error(f"unknown sides: {', '.join(sorted(unknown))}")
     if args.jobs < 100 or args.guide_jobs < 100 or args.rounds < 1 or args.memory_jobs < 0:
         parser.error("--jobs and --guide-jobs 100 or more, --rounds 1 or more, --memory-jobs 0 or more")
     import local_aws
 
     os.environ.update(local_aws.FAKE_CREDENTIALS)
     latencies = {"dynamodb_ms": args.dynamodb_ms, "s3_ms": args.s3_ms, "delete_objects_ms": args.delete_objects_ms}
-    results = measure(args.jobs, args.guide_jobs, args.rounds, args.memory_jobs, latencies)
+    results = measure(args.jobs, args.guide_jobs, args.rounds, args.memory_jobs, latencies, sides)
     print()
     print(render(results))
     if args.json_out:

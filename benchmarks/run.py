@@ -310,8 +310,66 @@ def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     return {"items": stats.items, "by_status": statuses, "pages": stats.pages}
 
 
+def side_json_loads_floor(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The floor under any reader of these pages: `json.loads` of the audit's own pages, nothing else.
+
+    Fetches the pages the audit reads (its projection, the same segments and page size), and
+    times only `json.loads` of each response body (each thread's own CPU), which is reported as
+    `json_loads_cpu_seconds`; the pages are then dropped, unparsed by botocore.
+    """
+    import ansible.module_utils
+    import boto3
+    from botocore.config import Config
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+    from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto.scan import projection
+
+    segments = args.get("segments", 4)
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
+    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+    lock = threading.Lock()
+    totals = {"cpu": 0.0, "items": 0, "pages": 0}
+
+    def loads(response_dict=None, **_: object) -> None:
+        body = response_dict["body"]
+        started = time.thread_time()
+        document = json.loads(body.decode("utf-8"))
+        spent = time.thread_time() - started
+        with lock:
+            totals["cpu"] += spent
+            totals["items"] += len(document.get("Items", ()))
+            totals["pages"] += 1
+        # Only the key is left for botocore to parse: the floor pays nothing for the items.
+        rest = {name: document[name] for name in ("LastEvaluatedKey",) if name in document}
+        response_dict["body"] = json.dumps(rest).encode("utf-8")
+
+    client.meta.events.register("before-parse.dynamodb.Scan", loads)
+    request: dict[str, Any] = {"TableName": args["table"], **projection(JOB_ATTRIBUTES)}
+    if args.get("page_size"):
+        request["Limit"] = args["page_size"]
+
+    def read(segment: int) -> None:
+        kwargs = {**request, "Segment": segment, "TotalSegments": segments} if segments > 1 else dict(request)
+        while True:
+            page = client.scan(**kwargs)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    threads = [threading.Thread(target=read, args=(segment,)) for segment in range(segments)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"items": totals["items"], "pages": totals["pages"], "json_loads_cpu_seconds": totals["cpu"]}
+
+
 SIDES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "module_scan": side_module_scan,
+    "json_loads_floor": side_json_loads_floor,
     "guide_check_jobs": side_guide_check_jobs,
     "module_audit": side_module_audit,
     "module_audit_botocore_parser": side_module_audit_botocore_parser,
@@ -432,8 +490,10 @@ REPLAY_SIDES = (
     "module_audit_botocore_parser",
     "module_scan",
     "module_scan_1seg",
+    "json_loads_floor",
+    "json_loads_floor_1seg",
 )
-DEFAULT_REPLAY_SIDES = REPLAY_SIDES[:4]
+DEFAULT_REPLAY_SIDES = (*REPLAY_SIDES[:4], "json_loads_floor", "json_loads_floor_1seg")
 MOTO_SIDES = (
     "guide_check_jobs",
     "module_audit",
@@ -513,11 +573,24 @@ def render_replay(results: dict[str, Any]) -> str:
     lines.append("")
     for run in results["runs"].values():
         sides = run["sides"]
+        for segments in ("", "_1seg"):
+            floor = sides.get(f"json_loads_floor{segments}")
+            if not floor:
+                continue
+            loads = floor["outcome"]["json_loads_cpu_seconds"]
+            for name in (f"module_audit{segments}", f"module_scan{segments}"):
+                if name in sides and loads:
+                    lines.append(
+                        f"{run['jobs']:>9,} jobs: {name} client CPU / json.loads of the same pages "
+                        f"({loads:.2f} s): {sides[name]['cpu_seconds'] / loads:.2f}"
+                    )
+    for run in results["runs"].values():
+        sides = run["sides"]
         guide = sides.get("guide_check_jobs")
         if not guide:
             continue
         for name, row in sides.items():
-            if name != "guide_check_jobs":
+            if name != "guide_check_jobs" and not name.startswith("json_loads_floor"):
                 lines.append(
                     f"{run['jobs']:>9,} jobs: {name} / guide_check_jobs: client CPU "
                     f"{row['cpu_seconds'] / guide['cpu_seconds']:.2f}, peak RSS "

@@ -288,6 +288,51 @@ def build_rules(user_rules: list | None = None) -> tuple[Rule, ...]:
     return (*added, *rules, catch_all)
 
 
+class _Matcher:
+    """One rule list compiled for matching: patterns folded (or compiled) once, and a bounded memo.
+
+    Most failed jobs carry one of a few dozen messages, so the memo answers nearly every job with
+    one dict lookup; a message seen for the first time is matched against the rules in order.
+    """
+
+    MEMO = 8192
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules  # held, so the id this matcher is cached under is never reused
+        self.tests = tuple(
+            (rule.category, re.compile(rule.pattern, re.IGNORECASE).search if rule.regex else rule.pattern.casefold())
+            for rule in rules
+            if rule.category != CATCH_ALL
+        )
+        self.memo: dict[str, str] = {}
+
+    def category(self, message: str) -> str:
+        found = self.memo.get(message)
+        if found is not None:
+            return found
+        folded = message.casefold()
+        found = CATCH_ALL
+        for category, test in self.tests:
+            if (test in folded) if test.__class__ is str else (test(message) is not None):
+                found = category
+                break
+        if len(self.memo) < self.MEMO:
+            self.memo[message] = found
+        return found
+
+
+_matchers: dict[int, _Matcher] = {}
+
+
+def _matcher(rules: tuple[Rule, ...]) -> _Matcher:
+    matcher = _matchers.get(id(rules))
+    if matcher is None or matcher.rules is not rules:
+        if len(_matchers) >= 64:  # option-built rule lists, a handful per run
+            _matchers.clear()
+        matcher = _matchers[id(rules)] = _Matcher(rules)
+    return matcher
+
+
 def classify(message: object, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> str | None:
     """The category of an error message, or None when it is not text at all.
 
@@ -297,10 +342,7 @@ def classify(message: object, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_A
         return CATCH_ALL
     if not isinstance(message, str):
         return None
-    for rule in rules:
-        if rule.category != CATCH_ALL and rule.matches(message):
-            return rule.category
-    return CATCH_ALL
+    return _matcher(rules).category(message)
 
 
 def rules_by_category(rules: tuple[Rule, ...]) -> dict[str, Rule]:

@@ -38,6 +38,8 @@ MAX_DURATION_DAYS = 36500
 # `date +/- duration` the tools compute (durations are capped at MAX_DURATION_DAYS) in range.
 EARLIEST_DATE = datetime.min.replace(tzinfo=UTC) + timedelta(days=MAX_DURATION_DAYS)
 LATEST_DATE = datetime.max.replace(tzinfo=UTC) - timedelta(days=MAX_DURATION_DAYS)
+# Years for which any offset keeps a date inside EARLIEST_DATE..LATEST_DATE (exclusive bounds).
+_SAFE_YEARS = (EARLIEST_DATE.year + 1, LATEST_DATE.year - 1)
 
 
 def _parse_iso(value: object) -> datetime | None:
@@ -77,6 +79,18 @@ def parse_timestamp(value: object) -> datetime | None:
     Seen in the table: naive (taken as UTC), with `+00:00`, and with `Z`. A date at the
     calendar's edge (outside EARLIEST_DATE..LATEST_DATE) is None too: junk, never a crash.
     """
+    if value.__class__ is str:
+        # The usual value, naive or already UTC, in years well inside the range: no conversion, no checks.
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and _SAFE_YEARS[0] < parsed.year < _SAFE_YEARS[1]:
+            zone = parsed.tzinfo
+            if zone is None:
+                return parsed.replace(tzinfo=UTC)
+            if zone is UTC:
+                return parsed
     parsed = _parse_iso(value)
     return _in_utc(parsed) if parsed is not None else None
 
@@ -116,9 +130,13 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Job:
-    """One item of the jobs table, read defensively."""
+    """One item of the jobs table, read defensively (treat it as read-only).
+
+    Not frozen: a frozen dataclass sets each of its eleven fields through object.__setattr__,
+    and a job is built for every item of every scan.
+    """
 
     item: dict
     job_id: str | None
@@ -159,22 +177,45 @@ def malformed_reason(item: dict, created_at: datetime | None = None) -> str | No
     return None
 
 
+_STATUS_SET = frozenset(JOB_STATUSES)
+_ABSENT = object()
+
+
 def inspect_job(item: dict, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> Job:
     """A Job from a deserialized item (boto3 TypeDeserializer types)."""
-    created_at = parse_timestamp(item.get("created_at"))
-    reason = malformed_reason(item, created_at)
-    status = item.get("status") if reason is None else None
-    job_type = item.get("job_type")
+    get = item.get
+    status = get("status")
+    created_at = parse_timestamp(get("created_at"))
+    error_message = get("error_message")
+    retry_count = get("retry_count", _ABSENT)
+    # A well-formed job passes these at once; anything else asks malformed_reason which check failed.
+    if (
+        status.__class__ is str
+        and status in _STATUS_SET
+        and created_at is not None
+        and (retry_count is _ABSENT or isinstance(retry_count, (Decimal, int)))
+        and (error_message is None or status != "failed" or isinstance(error_message, str))
+    ):
+        reason = None
+    else:
+        reason = malformed_reason(item, created_at)
+        if reason is not None:
+            status = None
+    job_type = get("job_type")
+    job_id = get("job_id")
+    user_id = get("user_id")
+    audio_file_id = get("audio_file_id")
+    completed_at = get("completed_at")
     return Job(
-        item=item,
-        job_id=item.get("job_id") if isinstance(item.get("job_id"), str) else None,
-        status=status,
-        job_type=job_type if isinstance(job_type, str) and job_type else "unknown",
-        user_id=item.get("user_id") if isinstance(item.get("user_id"), str) else None,
-        audio_file_id=item.get("audio_file_id") if isinstance(item.get("audio_file_id"), str) else None,
-        created_at=created_at,
-        completed_at=parse_timestamp(item.get("completed_at")),
-        error_message=item.get("error_message"),
-        category=classify(item.get("error_message"), rules) if status == "failed" else None,
-        malformed=reason,
+        item,
+        job_id if isinstance(job_id, str) else None,
+        status,
+        job_type if isinstance(job_type, str) and job_type else "unknown",
+        user_id if isinstance(user_id, str) else None,
+        audio_file_id if isinstance(audio_file_id, str) else None,
+        created_at,
+        parse_timestamp(completed_at) if completed_at is not None else None,
+        error_message,
+        classify(error_message, rules) if status == "failed" else None,
+        reason,
     )

@@ -173,3 +173,17 @@ def test_bad_rules_give_one_line_errors(rule: object, fragment: str) -> None:
         build_rules([rule])
     assert fragment in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_the_memo_is_per_rule_list_bounded_and_never_changes_an_answer(monkeypatch):
+    from ansible.module_utils.panzoto import classification
+
+    monkeypatch.setattr(classification._Matcher, "MEMO", 2)
+    custom = build_rules([{"category": "quota", "match": r"quota \d+ exceeded", "regex": True, "solution": "Wait."}])
+    messages = ["Quota 7 exceeded", "MAC check failed", "Exceeded maximum retries (3)", "quota x exceeded", "MAC"]
+    expected = ["quota", "decryption_error", "max_retries", CATCH_ALL, CATCH_ALL]
+    for _ in range(3):  # the first messages are remembered, the rest matched every time: same answers
+        assert [classify(message, custom) for message in messages] == expected
+    # The same message under the default rules: its own memo, its own answer.
+    assert classify("Quota 7 exceeded") == CATCH_ALL
+    assert len(classification._matcher(custom).memo) == 2

@@ -143,3 +143,20 @@ def test_every_allowed_duration_stays_in_range_from_every_accepted_date() -> Non
         moment = parse_timestamp(text)
         assert moment is not None
         assert moment - longest < moment < moment + longest  # no OverflowError
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-01-01T02:00:00+02:00", datetime(2025, 1, 1, 0, 0, tzinfo=UTC)),  # converted, not taken as UTC
+        ("2025-01-01T00:00:00-00:30", datetime(2025, 1, 1, 0, 30, tzinfo=UTC)),
+        ("2025-01-01T00:00:00", datetime(2025, 1, 1, tzinfo=UTC)),
+        ("2025-01-01T00:00:00Z", datetime(2025, 1, 1, tzinfo=UTC)),
+        ("0100-12-01T00:00:00", None),  # near the calendar's edge: the checked way, not the quick one
+        ("9999-12-31T23:59:59", None),
+    ],
+)
+def test_the_usual_timestamps_take_the_quick_way_with_the_same_answers(value, expected):
+    parsed = parse_timestamp(value)
+    assert parsed == expected
+    assert parsed is None or parsed.tzinfo is UTC

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from ansible.module_utils.panzoto.cleanup.plan import (
     AudioKeyTemplate,
+    JobSpool,
     TableKey,
     cleanup_read_plan,
     key_text,
@@ -263,3 +264,31 @@ def test_an_empty_narrowing_list_is_refused_by_the_shared_selection_for_both_mod
     # The diagnosis reads the same options through the same function (its own category default).
     with pytest.raises(OptionError, match=f"^{name} is an empty list"):
         selection_from_params({**params, name: []}, rules, now, ["max_retries"])
+
+
+def test_selected_items_wait_in_the_spool_and_come_back_exactly_whatever_the_cache(monkeypatch):
+    # Every type a real item may hold: numbers, sets, binary, nested maps and lists, None.
+    extra = {
+        "retry_count": Decimal("3"),
+        "size": Decimal("12345678901234567890123456789012345678"),
+        "tags": {"a", "b"},
+        "sizes": {Decimal("1"), Decimal("2.5")},
+        "blob": Binary(b"\x00\x01"),
+        "meta": {"steps": [Decimal("1"), "two", None, True]},
+    }
+    items = [item(f"legacy-{n}", "failed", timedelta(days=1), error_message=LEGACY, **extra) for n in range(7)]
+    monkeypatch.setattr(JobSpool, "CACHE", 2)  # read back from the file, not from the cache, most of the time
+    scan = select_jobs(
+        items, TableKey("job_id"), RULES, selection(categories=frozenset({"legacy_encryption"})), "absent",
+        "expires_at", TEMPLATE, 10, Tally(10),
+    )  # fmt: skip
+    assert [p.job_id for p in scan.changes] == [f"legacy-{n}" for n in range(7)]
+    assert all(p._job is None for p in scan.changes)  # the heap holds ids, groups and keys, not the items
+    for _ in range(2):  # twice: evicted jobs are read again
+        for planned, original in zip(scan.changes, items, strict=True):
+            assert planned.job == inspect_job(original, RULES)
+            assert {name: type(value) for name, value in planned.job.item.items()} == {
+                name: type(value) for name, value in original.items()
+            }
+    assert scan.changes[0].audio_key == "audio_upload/u1/a-legacy-0.3gp_encrypted"
+    assert len(scan.spool._cache) == 2

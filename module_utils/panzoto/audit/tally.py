@@ -160,7 +160,7 @@ class JobAudit:
     failed_recent: int = 0
     future_count: int = 0
     future_examples: list[dict] = field(default_factory=list)
-    failures_by_day: Counter = field(default_factory=Counter)  # (YYYY-MM-DD, category) -> failures
+    failures_by_day: Counter = field(default_factory=Counter)  # (date, category) -> failures
     processing_tenths: Counter = field(default_factory=Counter)
     processing_sum: float = 0.0
     repeated_failures: RepeatedFailures = field(default_factory=RepeatedFailures)
@@ -172,7 +172,8 @@ class JobAudit:
 
     def add(self, job: Job) -> None:
         self.total_items += 1
-        self._check_visible(job)
+        if self.processor_page is not None:
+            self._check_visible(job)
         if job.malformed:
             self._add_malformed(job)
             return
@@ -197,14 +198,20 @@ class JobAudit:
             self.malformed_examples.append({"job_id": job.job_id, "reason": job.malformed})
 
     def _add_failed(self, job: Job) -> None:
-        failed_at = parse_timestamp(job.item.get("last_attempt_at")) or job.created_at
-        tally = self.categories.setdefault(job.category, CategoryTally())
+        last_attempt = job.item.get("last_attempt_at")
+        failed_at = (parse_timestamp(last_attempt) if last_attempt is not None else None) or job.created_at
+        category = job.category
+        tally = self.categories.get(category)
+        if tally is None:
+            tally = self.categories[category] = CategoryTally()
         tally.count += 1
-        tally.oldest = min(tally.oldest or failed_at, failed_at)
-        tally.newest = max(tally.newest or failed_at, failed_at)
+        if tally.oldest is None or failed_at < tally.oldest:
+            tally.oldest = failed_at
+        if tally.newest is None or failed_at > tally.newest:
+            tally.newest = failed_at
         if len(tally.examples) < self.examples and job.job_id:
             tally.examples.append(job.job_id)
-        self.failures_by_day[(failed_at.date().isoformat(), job.category)] += 1
+        self.failures_by_day[(failed_at.date(), category)] += 1  # the day spelled once, in report()
         if failed_at > self.now:
             # A failure dated after the audit is clock skew, a finding of its own, never "recent".
             if job.created_at <= self.now:
@@ -296,7 +303,7 @@ class JobAudit:
             "failed_recent": self.failed_recent,
             "future_dated": {"count": self.future_count, "examples": self.future_examples},
             "failures_by_day": [
-                {"day": day, "category": category, "count": n}
+                {"day": day.isoformat(), "category": category, "count": n}
                 for (day, category), n in sorted(self.failures_by_day.items())
             ],
             "completed": {

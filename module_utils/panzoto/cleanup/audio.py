@@ -79,8 +79,8 @@ def audio_to_delete(
     only for jobs the table no longer holds.
     """
     deleted = list(deleted)
-    deleted_ids = {planned.job.job_id for planned in deleted}
-    kept_selected = {p.audio_key for p in selected if p.audio_key and p.job.job_id not in deleted_ids}
+    deleted_ids = {planned.job_id for planned in deleted}
+    kept_selected = {p.audio_key for p in selected if p.audio_key and p.job_id not in deleted_ids}
     earlier = {key for job_id, key in pending_audio.items() if job_id not in seen_pending_jobs}
     candidates = {p.audio_key for p in deleted if p.audio_key} | earlier
 

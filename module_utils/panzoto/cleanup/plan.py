@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pickle
 import string
+import tempfile
+import threading
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -55,13 +59,89 @@ def plan_action(job: Job, state: str, ttl_attribute: str) -> tuple[str, str | No
     return "changed", None
 
 
-@dataclass
-class Planned:
-    """A selected job the run will change, with the group it is counted in and its audio key."""
+class JobSpool:
+    """The selected jobs' items out of the heap until they are written: a private file, read back by position.
 
-    job: Job
-    group: str
-    audio_key: str | None
+    A selection can hold a million jobs, and an item in the heap costs about 3 KB. Each selected
+    item is pickled (exact types: Decimal, Binary, sets) to an unnamed temporary file in TMPDIR,
+    mode 0600, unlinked as soon as it is made, so nothing is left behind even by a killed run; only
+    this process reads what it wrote. A job read back is rebuilt with the same key and rules
+    (inspect_job is deterministic) and the last CACHE of them are kept, so the several reads of one
+    chunk (its archive records, its writes, its outcomes) decode each job once.
+    """
+
+    CACHE = 2048  # above any chunk the module writes at once (write_batch_size x parallel: 100 x 16)
+
+    def __init__(self, key: TableKey, rules: tuple[Rule, ...]) -> None:
+        self.key, self.rules = key, rules
+        self._file = tempfile.TemporaryFile(prefix="panzoto-selection-")  # noqa: SIM115  (lives as long as the selection)
+        self._end = 0
+        self._unflushed = False
+        self._cache: dict[int, Job] = {}
+        self._lock = threading.Lock()  # the writes read jobs from `parallel` threads
+
+    def put(self, item: dict) -> int:
+        """Store an item; returns its reference (position and length in one int)."""
+        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)
+        ref = self._end << 32 | len(data)
+        self._end += len(data)
+        self._unflushed = True
+        return ref
+
+    def job(self, ref: int) -> Job:
+        with self._lock:
+            job = self._cache.get(ref)
+            if job is not None:
+                return job
+            if self._unflushed:
+                self._file.flush()
+                self._unflushed = False
+        data = os.pread(self._file.fileno(), ref & 0xFFFFFFFF, ref >> 32)
+        job = self.key.as_job(pickle.loads(data), self.rules)
+        with self._lock:
+            if len(self._cache) >= self.CACHE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[ref] = job
+        return job
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Planned:
+    """A selected job the run will change, with the group it is counted in and its audio key.
+
+    Holds in the heap only its id, group and audio key; the job itself (`job`) is either held
+    (built from a Job) or read back from the selection's JobSpool when asked for.
+    """
+
+    __slots__ = ("_job", "_ref", "_spool", "audio_key", "group", "job_id")
+
+    def __init__(self, job: Job, group: str, audio_key: str | None) -> None:
+        self.job_id, self.group, self.audio_key = job.job_id, group, audio_key
+        self._job, self._spool, self._ref = job, None, 0
+
+    @classmethod
+    def spooled(cls, job: Job, group: str, audio_key: str | None, spool: JobSpool) -> Planned:
+        planned = cls.__new__(cls)
+        planned.job_id, planned.group, planned.audio_key = job.job_id, group, audio_key
+        planned._job, planned._spool, planned._ref = None, spool, spool.put(job.item)
+        return planned
+
+    @property
+    def job(self) -> Job:
+        return self._job if self._job is not None else self._spool.job(self._ref)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Planned):
+            return NotImplemented
+        return (self.job, self.group, self.audio_key) == (other.job, other.group, other.audio_key)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Planned(job_id={self.job_id!r}, group={self.group!r}, audio_key={self.audio_key!r})"
 
 
 # --------------------------------------------------------------------------- the audio key template
@@ -218,12 +298,13 @@ def cleanup_read_plan(
 class SelectionScan:
     """What one pass over the items found: the jobs to change (at most max_changes) and what audio they share."""
 
-    changes: list[Planned] = field(default_factory=list)
+    changes: list[Planned] = field(default_factory=list)  # each job's item in `spool`, not in the heap
     change_count: int = 0
     # Audio of jobs this run keeps: anything with add() and `in`; the module passes a
     # KeptKeys (cleanup/keyset.py), whose size does not grow with the table past its cap.
     kept_keys: object = field(default_factory=set)
     seen_pending_jobs: set[str] = field(default_factory=set)  # earlier runs' jobs the table still holds
+    spool: JobSpool | None = None
 
 
 def select_jobs(
@@ -244,7 +325,7 @@ def select_jobs(
     `template` is given only when audio is deleted; `tally` counts each selected job;
     `kept_keys` (a set by default) collects the kept jobs' audio keys.
     """
-    result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set())
+    result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set(), spool=JobSpool(key, rules))
     for item in items:
         job = key.as_job(item, rules)
         audio = template.key_for(item) if template is not None else None
@@ -264,5 +345,5 @@ def select_jobs(
             continue
         result.change_count += 1
         if result.change_count <= max_changes:
-            result.changes.append(Planned(job, group, audio))
+            result.changes.append(Planned.spooled(job, group, audio, result.spool))
     return result

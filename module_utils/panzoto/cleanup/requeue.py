@@ -38,5 +38,5 @@ def reset_report(old: list[Planned], limit: int) -> dict:
     """What a fresh requeue does to created_at, for the result and the diff."""
     return {
         "count": len(old),
-        "jobs": [{"job_id": p.job.job_id, "created_at": p.job.item.get("created_at")} for p in old[:limit]],
+        "jobs": [{"job_id": p.job_id, "created_at": p.job.item.get("created_at")} for p in old[:limit]],
     }

@@ -175,7 +175,7 @@ class TransactWriter:
         return settled, retry
 
     def _failed(self, exc: Exception, batch: list[Planned], pending: list[int]) -> str:
-        first, last = batch[pending[0]].job.job_id, batch[pending[-1]].job.job_id
+        first, last = batch[pending[0]].job_id, batch[pending[-1]].job_id
         doing = f"change jobs {first} to {last} ({len(pending)} in one transaction)"
         message = describe_aws_error(exc, doing, self.endpoint_url)
         if error_code(exc) not in RETRYABLE_ERROR_CODES:

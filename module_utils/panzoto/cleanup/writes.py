@@ -240,7 +240,7 @@ def send_write(
     except aws_errors() as exc:
         if error_code(exc) == CONDITION_FAILED:
             return "skipped", describe_change(planned.job.item, exc.response.get("Item")), None
-        return "failed", _failed(exc, f"change job {planned.job.job_id}", abort, endpoint_url), None
+        return "failed", _failed(exc, f"change job {planned.job_id}", abort, endpoint_url), None
 
 
 def put_back(
