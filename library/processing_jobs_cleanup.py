@@ -925,7 +925,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     audio = AudioReport()
     if run.check_mode:
         for planned in scan.changes:
-            tally.outcome(planned.group, planned.job.job_id, "changed")
+            tally.outcome(planned.group, planned.job_id, "changed")
         run.result["writes"] = predicted_writes(writes, scan.changes, opts)
         if opts.delete_audio:
             keys, kept, earlier = audio_to_delete(
@@ -1009,7 +1009,7 @@ def archive_and_write(
     for batch_number, chunk in enumerate(chunks(changes, chunk_size)):
         if run.abort.is_set:
             for planned in chunk:
-                tally.outcome(planned.group, planned.job.job_id, "not_attempted", run.abort.reason)
+                tally.outcome(planned.group, planned.job_id, "not_attempted", run.abort.reason)
             continue
         records = [job_record(run, planned) for planned in chunk]
         if opts.archive_s3_prefix:
@@ -1019,18 +1019,18 @@ def archive_and_write(
             except aws_errors() as exc:
                 run.abort.set(describe_aws_error(exc, "write the S3 archive copy", opts.endpoint_url))
                 for planned in chunk:
-                    tally.outcome(planned.group, planned.job.job_id, "not_attempted", run.abort.reason)
+                    tally.outcome(planned.group, planned.job_id, "not_attempted", run.abort.reason)
                 continue
         archive.append(records)  # durable before any write below
         outcomes = send(chunk)
         archive.append(
             run.header.record(
-                RESULT_RECORD, job_id=planned.job.job_id, reason=reason, **_outcome_fields(opts.state, outcome, item)
+                RESULT_RECORD, job_id=planned.job_id, reason=reason, **_outcome_fields(opts.state, outcome, item)
             )
             for planned, (outcome, reason, item) in zip(chunk, outcomes, strict=True)
         )
         for planned, (outcome, reason, _item) in zip(chunk, outcomes, strict=True):
-            tally.outcome(planned.group, planned.job.job_id, outcome, reason)
+            tally.outcome(planned.group, planned.job_id, outcome, reason)
             if outcome == "changed":
                 done.append(planned)
         totals = tally.totals()
@@ -1070,7 +1070,7 @@ def job_record(run: Run, planned: Planned) -> dict:
     opts = run.opts
     return run.header.record(
         JOB_RECORD,
-        job_id=planned.job.job_id,
+        job_id=planned.job_id,
         category=planned.group,
         audio_key=planned.audio_key,
         audio_archive_key=archive_audio_key(opts.archive_audio_prefix, planned.audio_key),

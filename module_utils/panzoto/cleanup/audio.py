@@ -166,10 +166,6 @@ def require_listable_bucket(s3, bucket: str, endpoint_url: str | None = None) ->
         ) from None
 
 
-# The name processing_jobs_cleanup imports; kept until it imports require_listable_bucket.
-check_bucket = require_listable_bucket
-
-
 def load_pending_audio(
     path: Path | None, table: str, plan_method: str, user_ids: Iterable[str] | None, read_stats: ReadStats
 ) -> dict[str, str]:
