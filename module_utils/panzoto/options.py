@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from ansible.module_utils.panzoto.jobs import parse_duration
+
+BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 
 
 class OptionError(ValueError):
@@ -25,6 +28,18 @@ def duration_option(name: str, value: object) -> timedelta:
         return parse_duration(value)
     except ValueError as exc:
         raise OptionError(f"{name}: {exc}.") from None
+
+
+def age_option(name: str, value: object) -> timedelta:
+    """An age that decides which jobs a run selects (older_than): a duration with its unit. A bare number is
+    refused, since it would be read as seconds: 30 meant as days would select nearly every finished job."""
+    if BARE_NUMBER.match(str(value)):
+        number = str(value).strip()
+        raise OptionError(
+            f"{name}={number} has no unit: write it as {number}d, {number}h or {number}m "
+            "(a bare number would be seconds)."
+        )
+    return duration_option(name, value)
 
 
 def moment_after(name: str, start: datetime, duration: timedelta) -> datetime:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from ansible.module_utils.panzoto.classification import Rule
 from ansible.module_utils.panzoto.jobs import JOB_STATUSES, Job
-from ansible.module_utils.panzoto.options import OptionError, duration_option
+from ansible.module_utils.panzoto.options import OptionError, age_option, duration_option
 from ansible.module_utils.panzoto.scan import ScanStats, query_items, scan_items
 
 STUCK_STATUSES = ("pending", "processing")
@@ -140,7 +140,7 @@ def selection_from_params(
         stuck_after=duration_option("stuck_after", params["stuck_after"]),
         categories=expand_categories(params["categories"] if categories is None else categories, rules),
         statuses=frozenset(params["statuses"]),
-        older_than=duration_option("older_than", older_than) if older_than is not None else None,
+        older_than=age_option("older_than", older_than) if older_than is not None else None,
         job_types=optional("job_types"),
         user_ids=optional("user_ids"),
         job_ids=optional("job_ids"),

@@ -28,7 +28,9 @@ options:
     choices: [pending, processing, completed, failed]
     default: []
   older_than:
-    description: Narrow the selection to jobs created more than this long before O(now), e.g. C(7d).
+    description:
+      - Narrow the selection to jobs created more than this long before O(now), e.g. C(7d), C(12h), C(90m).
+      - The unit is required; a bare number is refused (read as seconds, C(30) would select nearly every job).
     type: str
   job_types:
     description: Narrow the selection to these job types.

@@ -111,3 +111,14 @@ def test_a_single_status_given_as_a_string_is_a_one_element_list(aws, tmp_path):
     assert "Traceback" not in run.output
     assert report["counts"]["changed"] == 49 and set(report["job_ids"]) == failed
     assert table_items(aws.endpoint_url) == before
+
+
+def test_an_age_typed_without_its_unit_is_refused_not_read_as_seconds(aws, tmp_path):
+    """`-e cleanup_jobs_older_than=7` meant 7 days; read as 7 seconds it would select every job of the category."""
+    _, before = guide(aws.endpoint_url)
+    run, report = cleanup_with_strings(
+        tmp_path, aws.endpoint_url, '{"cleanup_jobs_categories": ["legacy_encryption"]}', "cleanup_jobs_older_than=7"
+    )
+    assert run.returncode != 0 and "Traceback" not in run.output
+    assert report["msg"].startswith("older_than=7 has no unit: write it as 7d, 7h or 7m"), report["msg"]
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)

@@ -155,3 +155,11 @@ def test_a_bad_setting_fails_in_one_line_naming_it_and_changes_nothing(aws, tmp_
     assert run.returncode != 0
     assert "retention_jobs_failed_after=a week is not a duration" in run.output
     assert report is None and job_ids(aws.endpoint_url) == set(JOBS)
+
+
+def test_an_age_without_its_unit_is_refused_not_read_as_seconds(aws, tmp_path):
+    seed(aws.endpoint_url)
+    run, report = retention(tmp_path, aws.endpoint_url, retention_jobs_completed_after=30)
+    assert run.returncode != 0
+    assert "retention_jobs_completed_after=30 is not a duration with its unit (e.g. 30d, 12h)" in run.output
+    assert report is None and job_ids(aws.endpoint_url) == set(JOBS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option, moment_after
+from ansible.module_utils.panzoto.options import OptionError, age_option, check_range, duration_option, moment_after
 
 
 def test_ranges_name_the_option_and_its_bounds():
@@ -32,3 +32,14 @@ def test_a_moment_beyond_the_calendar_fails_on_the_option():
     with pytest.raises(OptionError, match=r"^expire_after: .* is beyond the calendar"):
         moment_after("expire_after", start, timedelta(days=7))
     assert moment_after("expire_after", start, timedelta(hours=1)) == start + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("value", [30, "30", " 7 ", 0, "0", 0.5])
+def test_an_age_without_its_unit_is_refused_naming_the_option(value) -> None:
+    with pytest.raises(OptionError, match=rf"^older_than={str(value).strip()} has no unit: write it as "):
+        age_option("older_than", value)
+
+
+def test_an_age_with_its_unit_is_the_duration() -> None:
+    assert age_option("older_than", "7d") == timedelta(days=7)
+    assert age_option("older_than", "90m") == timedelta(minutes=90)
