@@ -366,6 +366,10 @@ def test_user_cause_rules_override_the_defaults(planted, tmp_path: Path) -> None
         ({"diagnose_jobs_window_margin": "soon"}, "invalid duration 'soon'"),
         ({"diagnose_jobs_cause_rules": [{"cause": "x", "match": "(", "regex": True}]}, "invalid regex"),
         ({"diagnose_jobs_servers": "no_such_group"}, "no hosts in group 'no_such_group'"),
+        # [] narrows to nothing, as in the cleanup: refused, never read as "not given" (every default job).
+        ({"diagnose_jobs_job_ids": []}, "job_ids is an empty list: it would select nothing"),
+        ({"diagnose_jobs_job_types": []}, "job_types is an empty list: it would select nothing"),
+        ({"diagnose_jobs_user_ids": []}, "user_ids is an empty list: it would select nothing"),
     ],
 )
 def test_bad_input_fails_in_one_line_and_writes_no_report(planted, tmp_path: Path, extra: dict, message: str) -> None:
