@@ -279,3 +279,23 @@ def test_monitoring_refuses_missing_or_non_arn_alarm_actions_in_one_line(aws, ac
     lines = [line for line in run.stdout.splitlines() if line.startswith("[ERROR]") and refusal in line]
     assert len(lines) == 1 and "got " in lines[0], run.stdout
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        ({"monitoring_namespce": "Wrong"}, "monitoring_namespce is not a variable of this playbook"),
+        ({"monitoring_alarms": []}, "monitoring_alarms is empty: a run that ensures no alarm checks nothing"),
+    ],
+)
+def test_monitoring_refuses_a_misspelt_variable_and_an_empty_alarm_list(aws, extra: dict, refusal: str) -> None:
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws.endpoint_url)
+
+    run = run_playbook(
+        "monitoring.yml",
+        env={"AWS_ENDPOINT_URL": aws.endpoint_url},
+        extra_vars={"monitoring_alarm_actions": [TOPIC], **extra},
+    )
+
+    assert run.returncode != 0 and refusal in run.stdout, run.stdout[-3000:]
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
