@@ -122,3 +122,13 @@ def test_an_age_typed_without_its_unit_is_refused_not_read_as_seconds(aws, tmp_p
     assert run.returncode != 0 and "Traceback" not in run.output
     assert report["msg"].startswith("older_than=7 has no unit: write it as 7d, 7h or 7m"), report["msg"]
     assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_a_report_path_that_is_a_directory_is_refused_before_any_job_changes(aws, tmp_path):
+    _, before = guide(aws.endpoint_url)
+    directory = tmp_path / "reports"
+    directory.mkdir()
+    run, _ = cleanup(tmp_path, aws.endpoint_url, **PROCEDURE_1, cleanup_jobs_report_path=str(directory))
+    assert run.returncode != 0 and "Traceback" not in run.output
+    assert f"cleanup_jobs_report_path {directory} is a directory" in " ".join(run.output.split())
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)
