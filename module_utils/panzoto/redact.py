@@ -50,11 +50,17 @@ DEFAULT_PATTERNS: tuple[Pattern, ...] = (
     # The backend logs the start of each key it hands out: `[KEY] Returning encryption key: <20 chars>...`.
     _p("returned_encryption_key", r"(?i)Returning encryption key:\s*(\S+)", group=1),
     _p("slack_webhook", r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]+)", group=1),
+    _p("discord_webhook", r"(?i)discord(?:app)?\.com/api/webhooks/\d+/([A-Za-z0-9_-]+)", group=1),
+    _p("teams_webhook", r"(?i)\.webhook\.office\.com/webhookb2/(\S+)", group=1),
+    _p("telegram_bot_token", r"(?i)api\.telegram\.org/bot(\d+:[A-Za-z0-9_-]+)", group=1),
+    _p("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+    _p("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
     _p("cookie_header", r"(?i)\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?([^\r\n\"']+)", group=1),
     _p("bearer_token", r"(?i)\b(?:Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{8,})", group=1),
-    # scheme://user:password@host, the user possibly empty (`redis://:pw@host`).
-    _p("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s@/]+)@", group=1),
-    _p("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}"),
+    # scheme://user:password@host, the user possibly empty (`redis://:pw@host`); the password runs to the last
+    # `@` before the host, so one holding an `@` is masked whole.
+    _p("url_credentials", r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s/]+)@", group=1),
+    _p("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{10,}"),
     _p("stripe_key", r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"),
     _p("stripe_webhook_secret", r"\bwhsec_[A-Za-z0-9]{10,}"),
     _p("aws_access_key_id", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
