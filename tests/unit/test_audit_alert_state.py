@@ -134,6 +134,7 @@ def test_unreadable_state_is_reported_as_such(tmp_path: Path, content: str) -> N
         "https://hooks.example.invalid:abc/services/planted-secret-token",  # port not a number
         "https://[hooks.example.invalid/services/planted-secret-token",  # broken IPv6 literal
         "https://hooks.example.invalid/services/planted-secret-token\n",  # a trailing newline from a vault file
+        "https://ops:planted-secret-token@hooks.example.invalid/services/T0",  # credentials: sent to DNS as a host
     ],
 )
 def test_malformed_webhook_urls_are_refused_without_quoting_them(url: str) -> None:

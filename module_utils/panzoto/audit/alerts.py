@@ -46,6 +46,9 @@ def webhook_url_problem(url: str) -> str | None:
         return "does not start with http:// or https://"
     if not parts.hostname:
         return "has no host"
+    if parts.username is not None or parts.password is not None:
+        # urllib would take user:password@host for the host name and hand it to the name resolver.
+        return "holds credentials (user:password@): webhooks take their token in the path"
     if port == 0:
         return "has port 0"
     return None
