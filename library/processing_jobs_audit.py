@@ -524,9 +524,9 @@ class AuditOptions:
             segments=params["segments"],
             page_size=params["page_size"],
             cloudwatch_namespace=params["cloudwatch_namespace"] or None,
-            report_dir=params["report_dir"] or None,
-            state_dir=state_dir or None,
-            prometheus_textfile=params["prometheus_textfile"] or None,
+            report_dir=output_directory("report_dir", params["report_dir"]),
+            state_dir=output_directory("state_dir", state_dir),
+            prometheus_textfile=output_file("prometheus_textfile", params["prometheus_textfile"]),
             show_job_ids=params["show_job_ids"],
             outputs=frozenset(params["outputs"]),
             next_step_commands=step_commands(params["next_step_commands"]),
@@ -558,6 +558,24 @@ def step_commands(commands: dict) -> dict[str, str]:
         if not isinstance(command, str):
             raise OptionError(f"next_step_commands: {name!r} must be a command line (text), got {command!r}.")
     return {name: command for name, command in commands.items() if command}
+
+
+def output_directory(name: str, path: str | None) -> str | None:
+    """A directory the run writes into: missing (it is made) or a directory, checked before the scan."""
+    if not path:
+        return None
+    if os.path.islink(path) and not os.path.exists(path):
+        raise OptionError(f"{name} {path} is a symbolic link to nothing: point it at a directory; nothing was read.")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OptionError(f"{name} {path} is a file, not a directory: name a directory; nothing was read.")
+    return path
+
+
+def output_file(name: str, path: str | None) -> str | None:
+    """A file the run writes: missing or a file, never a directory, checked before the scan."""
+    if path and os.path.isdir(path):
+        raise OptionError(f"{name} {path} is a directory: name the file inside it; nothing was read.")
+    return path or None
 
 
 def webhook_url(url: str | None) -> str | None:

@@ -104,3 +104,26 @@ def test_a_breached_table_alerts_on_the_first_run_with_alerts(aws, tmp_path: Pat
 
     assert run.returncode == 0, run.output
     assert len(posts) == 1 and "thresholds breached: failed: 49 > 20" in posts[0]["text"]
+
+
+def test_report_paths_that_cannot_take_the_reports_are_refused_before_the_scan(aws, tmp_path: Path) -> None:
+    """A report directory that is a file or a link to nothing, a textfile that is a directory: one line each."""
+    seed_jobs.create_resources(aws.endpoint_url)
+    a_file, dangling, a_directory = tmp_path / "a-file", tmp_path / "dangling", tmp_path / "a-directory"
+    a_file.write_text("not a directory\n")
+    dangling.symlink_to(tmp_path / "gone")
+    a_directory.mkdir()
+    cases = [
+        ({"audit_report_dir": str(a_file)}, f"report_dir {a_file} is a file, not a directory"),
+        ({"audit_report_dir": str(dangling)}, f"report_dir {dangling} is a symbolic link to nothing"),
+        ({"audit_prometheus_textfile": str(a_directory)}, f"prometheus_textfile {a_directory} is a directory"),
+    ]
+    for extra, refusal in cases:
+        run = run_playbook(
+            "audit_jobs.yml",
+            extra_vars={"audit_report_dir": str(tmp_path / "reports"), "audit_now": NOW, **extra},
+            env={"AWS_ENDPOINT_URL": aws.endpoint_url},
+        )
+        assert run.returncode != 0 and refusal in " ".join(run.output.split()), run.output[-3000:]
+        assert "Traceback" not in run.output and "Errno" not in run.output
+        assert not (tmp_path / "reports").exists()
