@@ -118,7 +118,8 @@ NARROWING_LISTS = ("job_types", "user_ids", "job_ids")
 def refuse_empty_lists(params: dict) -> None:
     """OptionError when a narrowing option is [] (selects nothing); None is "not given"."""
     for name in NARROWING_LISTS:
-        if params.get(name) is not None and not params[name]:
+        # [""] too: an empty string given on the command line (-e job_types=) becomes one.
+        if params.get(name) is not None and not any(str(value).strip() for value in params[name]):
             raise OptionError(f"{name} is an empty list: it would select nothing; leave it out instead.")
 
 

@@ -132,3 +132,18 @@ def test_a_report_path_that_is_a_directory_is_refused_before_any_job_changes(aws
     assert run.returncode != 0 and "Traceback" not in run.output
     assert f"cleanup_jobs_report_path {directory} is a directory" in " ".join(run.output.split())
     assert_nothing_changed(tmp_path, aws.endpoint_url, before)
+
+
+def test_empty_or_null_categories_and_an_empty_string_list_are_refused_naming_the_variable(aws, tmp_path):
+    """Given but empty, categories would drop into the menu (which fails without a terminal, naming nothing);
+    `-e cleanup_jobs_job_types=` would narrow to one empty string and select nothing without a word."""
+    _, before = guide(aws.endpoint_url)
+    for value in ([], "", None):
+        run, _ = cleanup(tmp_path, aws.endpoint_url, cleanup_jobs_categories=value)
+        assert run.returncode != 0 and "Traceback" not in run.output, value
+        assert "cleanup_jobs_categories is empty" in " ".join(run.output.split()), (value, run.output[-2000:])
+    run, report = cleanup_with_strings(
+        tmp_path, aws.endpoint_url, '{"cleanup_jobs_categories": ["legacy_encryption"]}', "cleanup_jobs_job_types="
+    )
+    assert run.returncode != 0 and "job_types is an empty list: it would select nothing" in report["msg"]
+    assert_nothing_changed(tmp_path, aws.endpoint_url, before)

@@ -23,7 +23,12 @@ from ansible.module_utils.panzoto.cleanup.plan import (
 from ansible.module_utils.panzoto.cleanup.tally import Tally
 from ansible.module_utils.panzoto.jobs import inspect_job
 from ansible.module_utils.panzoto.options import OptionError
-from ansible.module_utils.panzoto.selection import SELECTION_ARGUMENT_SPEC, Selection, expand_categories
+from ansible.module_utils.panzoto.selection import (
+    SELECTION_ARGUMENT_SPEC,
+    Selection,
+    expand_categories,
+    refuse_empty_lists,
+)
 from boto3.dynamodb.types import Binary
 from cleanup_fixtures import DELETABLE_BY_DEFAULT, LEGACY, NOW, RULES, item
 
@@ -292,3 +297,10 @@ def test_selected_items_wait_in_the_spool_and_come_back_exactly_whatever_the_cac
             }
     assert scan.changes[0].audio_key == "audio_upload/u1/a-legacy-0.3gp_encrypted"
     assert len(scan.spool._cache) == 2
+
+
+@pytest.mark.parametrize("name", ["job_types", "user_ids", "job_ids"])
+@pytest.mark.parametrize("value", [[], [""], ["  "]])
+def test_a_narrowing_list_of_nothing_is_refused_as_empty(name: str, value: list) -> None:
+    with pytest.raises(OptionError, match=rf"^{name} is an empty list: it would select nothing"):
+        refuse_empty_lists({name: value})
