@@ -284,24 +284,35 @@ def side_module_audit_botocore_parser(endpoint: str, args: dict[str, Any]) -> di
     return side_module_audit(endpoint, args)
 
 
+def _use_module_utils() -> None:
+    """Make the project's module_utils importable as Ansible ships them."""
+    import ansible.module_utils
+
+    module_utils = str(REPO / "module_utils")
+    if module_utils not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(module_utils)
+
+
+def _scan_client(endpoint: str, segments: int) -> Any:
+    """A DynamoDB client with a connection per scan segment, as the audit makes it."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+
+
 def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     """panzoto.scan alone (the audit's projection, segments, client settings), counting items by raw status.
 
     Separates the reading from what the audit keeps per job, for memory against table size.
     """
-    import ansible.module_utils
-    import boto3
-    from botocore.config import Config
-
-    module_utils = str(REPO / "module_utils")
-    if module_utils not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(module_utils)
+    _use_module_utils()
     from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
     from ansible.module_utils.panzoto.scan import ScanStats, scan_items
 
     segments = args.get("segments", 4)
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
-    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+    client = _scan_client(endpoint, segments)
     stats = ScanStats()
     statuses: dict[str, int] = {}
     for item in scan_items(client, args["table"], JOB_ATTRIBUTES, segments, args.get("page_size"), stats):
@@ -317,19 +328,12 @@ def side_json_loads_floor(endpoint: str, args: dict[str, Any]) -> dict[str, Any]
     times only `json.loads` of each response body (each thread's own CPU), which is reported as
     `json_loads_cpu_seconds`; the pages are then dropped, unparsed by botocore.
     """
-    import ansible.module_utils
-    import boto3
-    from botocore.config import Config
-
-    module_utils = str(REPO / "module_utils")
-    if module_utils not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(module_utils)
+    _use_module_utils()
     from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
     from ansible.module_utils.panzoto.scan import projection
 
     segments = args.get("segments", 4)
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=segments + 2)
-    client = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, config=config)
+    client = _scan_client(endpoint, segments)
     lock = threading.Lock()
     totals = {"cpu": 0.0, "items": 0, "pages": 0}
 
