@@ -4,31 +4,11 @@ dependencies ("poetry install"), and the private environment file with the Secre
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
-
-import boto3
-import pytest
 
 HOME = "/opt/panzoto"
 # The service runs the current release: its code, virtualenv and environment file (docs/releases.md).
 CURRENT = f"{HOME}/current"
 ENV_FILE = f"{CURRENT}/panzoto.env"
-
-
-@pytest.fixture(scope="module")
-def openai_key() -> str:
-    """The value prepare stored in the scenario's local Secrets Manager."""
-    state = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "local-aws" / "server.json"
-    port = json.loads(state.read_text())["port"]
-    client = boto3.client(
-        "secretsmanager",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    return client.get_secret_value(SecretId="panzoto/openai")["SecretString"]
 
 
 def test_the_service_account_is_a_system_user_without_login(host) -> None:
