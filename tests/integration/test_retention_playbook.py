@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
+import pytest
 import seed_jobs
 from boto3.dynamodb.types import TypeSerializer
 from support.playbook import run_playbook
@@ -97,6 +98,7 @@ def test_jobs_past_retention_are_previewed_then_deleted_and_archived_once_and_ke
 
     real, done = retention(tmp_path, aws.endpoint_url)
     assert real.returncode == 0, real.output
+    assert "Follow the background run" in real.stdout  # the default: progress lines while it runs
     assert job_ids(aws.endpoint_url) == set(JOBS) - DUE
     archived = [json.loads(line) for line in (tmp_path / "archive.jsonl").read_text().splitlines()]
     assert {record["job_id"] for record in archived if record["record"] == "job"} == DUE
@@ -120,9 +122,12 @@ def test_jobs_past_retention_are_previewed_then_deleted_and_archived_once_and_ke
 def test_delete_audio_with_an_archive_prefix_deletes_due_audio_and_keeps_a_copy(aws, tmp_path):
     seed(aws.endpoint_url)
     run, report = retention(
-        tmp_path, aws.endpoint_url, retention_jobs_delete_audio=True, retention_jobs_archive_audio_prefix="archive/"
-    )
+        tmp_path, aws.endpoint_url, retention_jobs_delete_audio=True, retention_jobs_archive_audio_prefix="archive/",
+        retention_jobs_poll_seconds=0,
+    )  # fmt: skip
     assert run.returncode == 0, run.output
+    # In the foreground (what the timer unit asks for): no background run to follow, nothing left behind.
+    assert "Follow the background run" not in run.stdout
     due_keys = {audio_key(job_id) for job_id in DUE}
     kept_keys = {audio_key(job_id) for job_id in set(JOBS) - DUE}
     assert object_keys(aws.endpoint_url) == kept_keys | {f"archive/{key}" for key in due_keys}
@@ -149,11 +154,18 @@ def test_other_ages_and_the_ttl_state_are_settings(aws, tmp_path):
     assert {item["job_id"]["S"] for item in items if "expires_at" in item} == {"completed-45d", "failed-10d"}
 
 
-def test_a_bad_setting_fails_in_one_line_naming_it_and_changes_nothing(aws, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ({"retention_jobs_failed_after": "a week"}, "retention_jobs_failed_after=a week is not a duration"),
+        ({"retention_jobs_poll_seconds": "-1"}, "retention_jobs_poll_seconds=-1 is not a whole number of seconds"),
+    ],
+)
+def test_a_bad_setting_fails_in_one_line_naming_it_and_changes_nothing(aws, tmp_path, setting, error):
     seed(aws.endpoint_url)
-    run, report = retention(tmp_path, aws.endpoint_url, retention_jobs_failed_after="a week")
+    run, report = retention(tmp_path, aws.endpoint_url, **setting)
     assert run.returncode != 0
-    assert "retention_jobs_failed_after=a week is not a duration" in run.output
+    assert error in run.output
     assert report is None and job_ids(aws.endpoint_url) == set(JOBS)
 
 
