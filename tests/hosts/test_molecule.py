@@ -65,6 +65,15 @@ def test_every_scenario_keeps_only_what_differs_from_the_shared_configuration() 
             assert not (scenario_dir / shared_step).exists(), f"{scenario_dir} has its own {shared_step}"
 
 
+def failure_summary(output: str) -> str:
+    """The verifier's failed tests and their first assertion lines, then the end of the output: a failed verify
+    is followed by the cleanup and destroy steps, which push its assertion out of the output's tail."""
+    failed = [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR ", "fatal: "))]
+    first_error = output.find("\nE   ")
+    assertion = output[max(0, first_error - 1500) : first_error + 3000] if first_error >= 0 else ""
+    return "\n".join([*failed, assertion, "[...]", output[-6000:]])
+
+
 @pytest.mark.hosts
 @pytest.mark.parametrize(("role", "scenario"), molecule_scenarios(), ids=lambda value: value)
 def test_molecule_scenario_passes_on_debian_12_and_13(
@@ -87,7 +96,7 @@ def test_molecule_scenario_passes_on_debian_12_and_13(
         # A scenario that failed before its cleanup step leaves its local AWS endpoint running.
         local_aws.main(["stop", "--state-dir", str(state_dir / "local-aws")])
     output = completed.stdout
-    assert completed.returncode == 0, f"molecule test -s {scenario} in roles/{role} failed:\n{output[-12000:]}"
+    assert completed.returncode == 0, f"molecule test -s {scenario} in roles/{role} failed:\n{failure_summary(output)}"
     for step in ("syntax", "create", "check", "converge", "idempotence", "verify", "destroy"):
         assert f"default > {step}: Executed: Successful" in output, f"no successful {step} step:\n{output[-4000:]}"
     # The idempotence run converged both hosts again, changing nothing on either.
