@@ -28,6 +28,8 @@ from apt_cache import AptCache
 from support.deployment import Deployment, deployed_host
 from support.hosts import (
     APT_CACHE_CONF_ENV,
+    CONNECTION_PLUGINS_DIR,
+    CONNECTION_PLUGINS_ENV,
     CONTAINERS_CONF,
     DEFAULT_SUITE,
     PYTHON_CACHE_ENV,
@@ -58,11 +60,13 @@ def apt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptCache]:
 @pytest.fixture(scope="session", autouse=True)
 def podman_environment(apt_cache: AptCache) -> Iterator[None]:
     """Every podman call of this run (ours, Ansible's, Testinfra's, Molecule's) uses the harness settings,
-    and every host it starts downloads its packages through the session's caches."""
+    every Ansible run finds the harness's connection to the hosts, and every host it starts downloads its
+    packages through the session's caches."""
     for name in PYTHON_CACHES_ON_HOST:
         (PYTHON_CACHE_DIR / name).mkdir(parents=True, exist_ok=True)
     overrides = {
         "CONTAINERS_CONF": str(CONTAINERS_CONF),
+        CONNECTION_PLUGINS_ENV: str(CONNECTION_PLUGINS_DIR),
         APT_CACHE_CONF_ENV: str(apt_cache.config_file),
         PYTHON_CACHE_ENV: str(PYTHON_CACHE_DIR),
     }

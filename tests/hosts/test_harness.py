@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from apt_cache import AptCache
 from scheduling import SHARED_DEPLOYMENT_FILES, FileScheduling
+from support.playbook import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SCENARIO = "test_molecule_scenario_passes_on_debian_12_and_13"
@@ -47,8 +48,23 @@ def test_target_hosts_are_booted_systemd_hosts_with_their_own_names_and_ports(ta
         [".venv/bin/ansible-inventory", "-i", str(inventory), "--list"], capture_output=True, text=True, check=True
     ).stdout
     assert f'"panzoto_app_port": {second.app_port}' in listed
-    assert '"ansible_connection": "containers.podman.podman"' in listed
+    assert '"ansible_connection": "podman_pipelined"' in listed
     assert '"extra": 1' in listed
+
+    # The harness's connection pipelines a module as SSH does in production: one podman exec with the module on its
+    # stdin, no temporary directory; a file transfer still works (containers.podman.podman's).
+    playbook = tmp_path / "pipelined.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: hostname\n      register: name\n      changed_when: false\n"
+        "    - ansible.builtin.copy: {content: '{{ name.stdout }}', dest: /root/name, mode: '0600'}\n"
+    )
+    run = run_playbook(str(playbook), inventory=inventory, limit=first.name, verbosity=3)
+    assert run.returncode == 0, run.output[-3000:]
+    command_task = run.stdout.split("TASK [ansible.builtin.command]", 1)[1].split("TASK [", 1)[0]
+    assert command_task.count("RUN [b'/usr/bin/podman', b'exec'") == 1, command_task
+    assert "b'exec', b'--interactive'" in command_task and "AnsiballZ" not in command_task
+    assert first.testinfra.file("/root/name").content_string == first.name
 
 
 @pytest.mark.hosts

@@ -42,6 +42,11 @@ PODMAN_TIMEOUT_S = 120
 APT_CACHE_CONF_ENV = "PANZOTO_APT_CACHE_CONF"
 APT_CACHE_CONF_ON_HOST = "/etc/apt/apt.conf.d/01panzoto-ops-test-cache"
 PYTHON_CACHE_ENV = "PANZOTO_PYTHON_CACHE_DIR"
+# Ansible's connection to the hosts, a plugin of the harness: tests/hosts/conftest.py puts its directory in the
+# environment of every run (CONNECTION_PLUGINS_ENV).
+CONNECTION = "podman_pipelined"
+CONNECTION_PLUGINS_ENV = "ANSIBLE_CONNECTION_PLUGINS"
+CONNECTION_PLUGINS_DIR = REPO_ROOT / "tests" / "harness" / "connection_plugins"
 PYTHON_CACHES_ON_HOST = {"pip": "/root/.cache/pip", "pypoetry-artifacts": "/root/.cache/pypoetry/artifacts"}
 
 
@@ -205,7 +210,8 @@ class HostPool:
 
 def inventory_host_vars(host: TargetHost) -> dict[str, Any]:
     return {
-        "ansible_connection": "containers.podman.podman",
+        # containers.podman.podman with pipelining, as SSH has in production (tests/harness/connection_plugins).
+        "ansible_connection": CONNECTION,
         "ansible_host": host.name,
         "ansible_python_interpreter": "/usr/bin/python3",
         "panzoto_app_port": host.app_port,
