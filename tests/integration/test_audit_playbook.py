@@ -238,6 +238,11 @@ def test_unreachable_endpoint_writes_an_error_report_and_exits_apart_from_a_brea
         ({"audit_thresholds": {"failed": 1.9}}, "thresholds: 'failed' must be a whole number, got 1.9"),
         ({"audit_thresholds": {"failed": True}}, "thresholds: 'failed' must be a whole number, got True"),
         ({"audit_thresholds": {"pending_stuck": -1}}, "thresholds: 'pending_stuck' cannot be negative"),
+        # A check that checks nothing is refused, not reported as "all within limits".
+        (
+            {"audit_thresholds": {}},
+            "thresholds is empty: the audit would check no limit; leave it unset for the guide's",
+        ),
         ({"audit_stuck_after": "a while"}, "stuck_after: invalid duration 'a while'"),
         ({"audit_realert_after": "soon"}, "realert_after: invalid duration 'soon'"),
         ({"audit_now": "tomorrow"}, "invalid now 'tomorrow'"),

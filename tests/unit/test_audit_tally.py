@@ -170,6 +170,7 @@ def test_thresholds_breach_only_when_strictly_above() -> None:
         ({"failed": 1.9}, r"thresholds: 'failed' must be a whole number, got 1\.9"),
         ({"failed": True}, "thresholds: 'failed' must be a whole number, got True"),
         ({"failed": "2.0"}, "must be a whole number"),
+        ({}, "thresholds is empty: the audit would check no limit"),
     ],
 )
 def test_invalid_thresholds(thresholds: dict, message: str) -> None:

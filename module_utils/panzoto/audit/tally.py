@@ -358,8 +358,11 @@ def breached_thresholds(thresholds: dict[str, int], values: dict[str, int]) -> l
 
 
 def validate_thresholds(thresholds: dict, categories: list[str]) -> dict[str, int]:
-    """Thresholds as ints; raises ValueError (one line) on unknown names or bad values."""
+    """Thresholds as ints; raises ValueError (one line) on unknown names, bad values or none at all."""
     known = set(JOB_STATUSES) | set(categories) | set(AGGREGATE_THRESHOLDS)
+    if not thresholds:
+        # An audit with no limit would pass whatever the table holds: a check that checks nothing.
+        raise ValueError("thresholds is empty: the audit would check no limit; leave it unset for the guide's")
     validated = {}
     for name, limit in thresholds.items():
         if name not in known:
