@@ -403,6 +403,11 @@ def run_module() -> None:
     validate_aws_params(module)
     params = module.params
     tables = params["dynamodb_tables"] if params["dynamodb_tables"] is not None else DEFAULT_TABLES
+    if not tables:
+        # No table line at all would read as a checklist that passed: a check that checks nothing.
+        module.fail_json(
+            msg="dynamodb_tables is empty: no table would be checked; leave it unset for the backend's tables."
+        )
     for position, spec in enumerate(tables):
         if not spec["name"]:
             module.fail_json(msg=f"dynamodb_tables[{position}].name cannot be empty.")

@@ -306,11 +306,13 @@ def test_indexes_given_as_one_string_are_one_index_name(seeded, preflight) -> No
             "Unsupported parameters for (aws_access_check) module: dynamodb_tables.index",
         ),
         ({"name": ""}, "dynamodb_tables[0].name cannot be empty"),
+        (None, "dynamodb_tables is empty: no table would be checked; leave it unset for the backend's tables."),
     ],
-    ids=["no-name", "unknown-suboption", "empty-name"],
+    ids=["no-name", "unknown-suboption", "empty-name", "no-table"],
 )
 def test_a_malformed_table_is_refused_with_one_line_naming_the_option(seeded, preflight, table, message) -> None:
-    run = preflight(seeded.endpoint_url, "http://127.0.0.1:9/v1", "", preflight_dynamodb_tables=[table])
+    tables = [table] if table is not None else []
+    run = preflight(seeded.endpoint_url, "http://127.0.0.1:9/v1", "", preflight_dynamodb_tables=tables)
 
     assert run.returncode == 2
     (failure,) = [line for line in run.output.splitlines() if "Module failed: " in line]
