@@ -230,14 +230,27 @@ def test_the_unit_is_sandboxed_within_the_exposure_budget(deployment: Deployment
         ),
         ({"panzoto_app_python": "/usr/bin/python3.99"}, "panzoto_app_python /usr/bin/python3.99 does not run on"),
         ({"panzoto_app_poetry_without": ["main"]}, "leave no dependency group to install"),
+        (
+            {"panzoto_service_liveness_webhook_url": "https://alerts:hunter2@hooks.example.invalid/T0"},
+            "panzoto_service_liveness_webhook_url must be an http:// or https:// URL with no whitespace and no",
+        ),
     ],
-    ids=["missing-secret", "bad-asgi-app", "missing-source", "required-setting", "no-interpreter", "no-groups"],
+    ids=[
+        "missing-secret",
+        "bad-asgi-app",
+        "missing-source",
+        "required-setting",
+        "no-interpreter",
+        "no-groups",
+        "webhook-credentials",
+    ],
 )
 def test_bad_settings_fail_with_one_clear_error_before_anything_changes(
     deployment: Deployment, bad_settings: dict[str, Any], error: str
 ) -> None:
     run = run_playbook("deploy.yml", inventory=deployment.inventory, extra_vars=bad_settings)
     assert run.returncode != 0
+    assert "hunter2" not in run.output  # a refused secret is named, never shown
     assert error in run.output
     assert run.stats[deployment.host.name]["changed"] == 0
     assert service_state(deployment.host.testinfra) == deployment.after_second

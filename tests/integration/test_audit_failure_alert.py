@@ -100,3 +100,16 @@ def test_an_undeliverable_alert_fails_the_alert_unit_in_one_line(tmp_path: Path)
 
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == ["webhook alert not sent: URLError"]
+
+
+def test_a_webhook_url_with_credentials_is_refused_in_one_line_without_them(tmp_path: Path) -> None:
+    """urllib would send user:password@ to the name resolver as part of the host name: nothing is posted."""
+    with capturing_webhook() as (url, posts):
+        with_credentials = url.replace("http://", "http://alerts:hunter2@", 1)
+        run = alert(tmp_path, {"audit_alert_webhook_url": with_credentials}, exit_status="1")
+
+    assert run.returncode == 1 and posts == []
+    assert run.stderr.strip().splitlines() == [
+        "webhook alert not sent: the URL holds credentials (user:password@); webhooks take their token in the path"
+    ]
+    assert "hunter2" not in run.stdout + run.stderr

@@ -16,6 +16,7 @@ import os
 import smtplib
 import socket
 import sys
+import urllib.parse
 import urllib.request
 from email.message import EmailMessage
 
@@ -31,7 +32,14 @@ def message(unit: str) -> str:
     )
 
 
+class CredentialsInUrl(ValueError):
+    """user:password@ in a webhook URL: urllib would hand them to the name resolver as part of the host name."""
+
+
 def send_webhook(url: str, text: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise CredentialsInUrl("the URL holds credentials (user:password@); webhooks take their token in the path")
     request = urllib.request.Request(
         url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -78,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             send()
             print(f"{channel} alert sent: {args.unit} failed")
+        except CredentialsInUrl as exc:
+            failures += 1
+            print(f"{channel} alert not sent: {exc}", file=sys.stderr)
         except Exception as exc:  # one line, never the URL or the password
             failures += 1
             print(f"{channel} alert not sent: {exc.__class__.__name__}", file=sys.stderr)

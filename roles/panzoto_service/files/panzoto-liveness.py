@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 HEARTBEAT = "Checked for jobs, found"
@@ -172,6 +173,10 @@ def alert_on_change(state_file: str, webhook_file: str, result: dict) -> None:
     if previous is not None and previous != result["alive"] and webhook_file:
         with open(webhook_file, encoding="utf-8") as url_file:
             url = url_file.read().strip()
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            # urllib would hand user:password@ to the name resolver as part of the host name.
+            raise SystemExit(f"{webhook_file}: the webhook URL holds credentials (user:password@); not posted")
         what = "recovered" if result["alive"] else "lost"
         body = {"text": f"panzoto processor liveness {what}: {result['detail']}", "status": what, **result}
         request = urllib.request.Request(
