@@ -34,6 +34,9 @@ HEARTBEAT = "Checked for jobs, found"
 SCAN_ERROR = "Error querying jobs"
 INTERVAL_SETTING = "TRANSCRIPTION_CHECK_INTERVAL_SECONDS"
 DEFAULT_INTERVAL = 60.0
+# (ActiveState, SubState) a unit passes through while it is restarted by systemctl restart.
+RESTARTING = {("deactivating", "stop-sigterm"), ("deactivating", "stop"), ("deactivating", "stop-post"),
+              ("activating", "start-pre"), ("activating", "start"), ("activating", "start-post")}  # fmt: skip
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_CHARS = 200
 
@@ -54,7 +57,7 @@ def poll_interval(env_file: str) -> float:
 
 def systemctl_show(unit: str) -> dict[str, str]:
     done = subprocess.run(
-        ["systemctl", "show", "--property=ActiveState", "--property=InvocationID",
+        ["systemctl", "show", "--property=ActiveState", "--property=SubState", "--property=InvocationID",
          "--property=ActiveEnterTimestampMonotonic", "--", unit],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -101,6 +104,12 @@ def verdict(unit: str, env_file: str, intervals: float, min_age: float) -> dict:
         "last_good_heartbeat_age_seconds": None, "last_error": "", "alive": False, "starting": False,
     }  # fmt: skip
     invocation = state.get("InvocationID", "")
+    if (result["active_state"], state.get("SubState")) in RESTARTING:
+        # A restart (a deploy's, an operator's) passes through these: no verdict, nothing lost. A crash loop waits in
+        # activating/auto-restart, which is not here; a stop that hangs ends in failed or inactive, a loss then.
+        result["starting"] = True
+        result["detail"] = f"{host}: {unit} is {result['active_state']} ({state.get('SubState')}): a restart under way"
+        return result
     if result["active_state"] != "active" or not invocation:
         result["detail"] = f"{host}: {unit} is {result['active_state']}, so no processor runs"
         return result

@@ -5,16 +5,21 @@ one round trip per task. containers.podman.podman cannot pipeline (its exec does
 costs six podman calls instead of two (a temporary directory made, the module copied, made executable, run and
 removed): twice the time of every host test for nothing they test. This connection runs a module as SSH with
 pipelining does, and leaves everything else (file transfers, tasks that need a temporary directory, async tasks)
-to containers.podman.podman. Ansible finds it through ANSIBLE_CONNECTION_PLUGINS (tests/hosts/conftest.py and
-.config/molecule/config.yml set it).
+to containers.podman.podman. A podman that cannot run the command at all (a stopped container) makes the host
+unreachable, as SSH's exit 255 does. Ansible finds it through ANSIBLE_CONNECTION_PLUGINS (tests/hosts/conftest.py
+and .config/molecule/config.yml set it).
 """
 
 from __future__ import annotations
 
 import shlex
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
+
+# How podman exec exits when it could not run the command at all (it then prints "Error: ..."), not the command.
+PODMAN_FAILED = (125, 255)
 
 DOCUMENTATION = """
 name: podman_pipelined
@@ -55,9 +60,14 @@ class Connection(PodmanConnection):
     def exec_command(self, cmd, in_data=None, sudoable=False):
         """A pipelined module arrives as in_data: podman exec --interactive hands it to the command's stdin."""
         if in_data is None:
-            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        if not self._connected:
-            self._connect()
-        user = ["--user", self.user] if self.user else []
-        command = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
-        return self._podman(["exec", "--interactive", *user], command, in_data)
+            rc, stdout, stderr = super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        else:
+            if not self._connected:
+                self._connect()
+            user = ["--user", self.user] if self.user else []
+            command = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
+            rc, stdout, stderr = self._podman(["exec", "--interactive", *user], command, in_data)
+        if rc in PODMAN_FAILED and stderr.startswith(b"Error: "):
+            # podman itself failed (a stopped container): the host is unreachable, as SSH's exit 255 says in production.
+            raise AnsibleConnectionFailure(to_native(stderr.strip(), errors="surrogate_or_strict"))
+        return rc, stdout, stderr
