@@ -12,12 +12,16 @@ from cleanup_fixtures import client_error
 class FakeS3:
     """DeleteObjects that fails chosen keys per call, recording every request (and how many ran at once)."""
 
-    def __init__(self, key_errors=None, request_errors=None, service_time: float = 0.0) -> None:
+    def __init__(self, key_errors=None, request_errors=None, service_time: float = 0.0, gather: int = 0) -> None:
         self.requests: list[list[str]] = []
         self.key_errors = key_errors or (lambda call, key: None)
         self.request_errors = request_errors or (lambda call: None)
         self.service_time, self.in_flight, self.most_in_flight = service_time, 0, 0
         self.lock = threading.Lock()
+        # The first `gather` calls answer only once all of them are in flight (whatever the machine's load), so a
+        # client that sends fewer at once fails on the barrier's timeout instead of passing by luck.
+        self.gather = gather
+        self.gathered = threading.Barrier(gather) if gather else None
 
     def delete_objects(self, Bucket: str, Delete: dict) -> dict:
         keys = [entry["Key"] for entry in Delete["Objects"]]
@@ -27,6 +31,8 @@ class FakeS3:
             self.requests.append(keys)
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if call < self.gather:
+            self.gathered.wait(timeout=10)
         time.sleep(self.service_time)
         with self.lock:
             self.in_flight -= 1
@@ -77,7 +83,7 @@ def test_a_request_refused_outright_is_reported_for_its_keys_and_not_retried():
 
 
 def test_batches_are_sent_concurrently_and_the_outcome_keeps_their_order():
-    s3 = FakeS3(key_errors=lambda call, key: "AccessDenied" if key.endswith("7") else None, service_time=0.05)
+    s3 = FakeS3(key_errors=lambda call, key: "AccessDenied" if key.endswith("7") else None, service_time=0.01, gather=4)
     keys = [f"k{index:05d}" for index in range(6000)]
     outcome = delete_objects(s3, "b", keys, sleep=lambda _: None, workers=4)
     assert s3.most_in_flight == 4 and outcome.requests == 6
