@@ -40,7 +40,8 @@ def test_control_characters_in_job_fields_are_escaped_in_every_report(aws, tmp_p
         }
     )
 
-    run = audit(aws.endpoint_url, tmp_path, verbosity=1, audit_thresholds={})
+    # The one stuck job is allowed: the run passes and every report is written.
+    run = audit(aws.endpoint_url, tmp_path, verbosity=1, audit_thresholds={"pending_stuck": 1})
 
     assert run.returncode == 0, run.output
     for name in ("job-audit.txt", "job-audit.md", "job-audit.html", "job-audit.prom", "job-audit-junit.xml"):
