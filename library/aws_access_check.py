@@ -29,6 +29,7 @@ options:
         C(panzoto-user-preferences) (key C(user_id)), C(panzoto-daily-summaries), C(panzoto-daily-summary-tracking),
         and the cost-tracking tables C(panzoto-usage-records), C(panzoto-cost-summaries) and C(panzoto-user-credits)
         in C(us-east-1), where the backend always writes them.
+      - An empty list is refused (no table would be checked).
     type: list
     elements: dict
     suboptions:

@@ -72,7 +72,7 @@ options:
         C(repeated_failure_audio_files).
       - Values are whole numbers; C(1.9) or C(true) are refused, never truncated.
       - The defaults are the ops guide's monitoring numbers, plus none stuck in processing and none invisible to the
-        processor. Pass C({}) to check none.
+        processor. C({}) is refused, as an audit that checks no limit would pass whatever the table holds.
     type: dict
     default: {failed: 20, legacy_encryption: 10, pending_stuck: 0, failed_recent: 5, processing_stuck: 0, pending_invisible: 0}
   waivers_file:
