@@ -253,12 +253,16 @@ class JobAudit:
         memo, categorize = categorizer(rules)
         page = self.processor_page
         visible = page.visible_ids if page is not None else None
-        by_status = self.by_status
-        by_job_type = self.by_job_type
+        # Plain dicts while folding (a Counter's item access is the slow generic one), added to the
+        # Counters when done: counts commute with the exact path's.
+        by_status = dict.fromkeys(JOB_STATUSES, 0)
+        by_job_type: dict[str, int] = {}
+        failures_by_day: dict[tuple, int] = {}
+        tenths: dict[int, int] = {}
         categories = self.categories
-        failures_by_day = self.failures_by_day
-        tenths = self.processing_tenths
-        repeated = self.repeated_failures.add
+        repeated = self.repeated_failures
+        failures = repeated._pending  # rows in scan order, as RepeatedFailures.add appends them
+        batch = repeated.BATCH
         examples = self.examples
         folded = 0
         try:
@@ -314,14 +318,32 @@ class JobAudit:
                 if visible is not None and status == "pending" and job_id not in visible:
                     self.invisible_pending.add(now - created_at, job_id, created_at)
                 by_status[status] += 1
-                by_job_type[job_type] += 1
+                try:
+                    by_job_type[job_type] += 1
+                except KeyError:
+                    by_job_type[job_type] = 1
                 if created_at > now:
                     self._future(job_id, created_at)
                 if status == "failed":
                     last_attempt = get("last_attempt_at")
-                    failed_at = parse_timestamp(last_attempt) if last_attempt is not None else created_at
-                    if failed_at is None:
+                    if last_attempt is None:
                         failed_at = created_at
+                    else:
+                        failed_at = None
+                        if last_attempt.__class__ is str:
+                            # parse_timestamp's quick branch inline again; it decides anything else.
+                            try:
+                                failed_at = fromiso(last_attempt)
+                            except ValueError:
+                                failed_at = None
+                            if failed_at is not None:
+                                zone = failed_at.tzinfo
+                                if not low < failed_at.year < high or (zone is not None and zone is not UTC):
+                                    failed_at = None
+                                elif zone is None:
+                                    failed_at = failed_at.replace(tzinfo=UTC)
+                        if failed_at is None:
+                            failed_at = parse_timestamp(last_attempt) or created_at
                     tally = categories.get(category)
                     if tally is None:
                         tally = categories[category] = CategoryTally()
@@ -332,14 +354,20 @@ class JobAudit:
                         tally.newest = failed_at
                     if job_id and len(tally.examples) < examples:
                         tally.examples.append(job_id)
-                    failures_by_day[(failed_at.date(), category)] += 1
+                    day = (failed_at.date(), category)
+                    try:
+                        failures_by_day[day] += 1
+                    except KeyError:
+                        failures_by_day[day] = 1
                     if failed_at > now:
                         if created_at <= now:
                             self._future(job_id, failed_at)
                     elif failed_at >= recent_since:
                         self.failed_recent += 1
                     if audio:
-                        repeated(audio, job_id)
+                        failures.append((audio, job_id or None))
+                        if len(failures) >= batch:
+                            repeated._flush()
                 elif status == "pending":
                     if created_at < stuck_before:
                         self.stuck_pending.add(now - created_at, job_id, created_at)
@@ -350,15 +378,41 @@ class JobAudit:
                 else:  # completed
                     completed = get("completed_at")
                     if completed is not None:
-                        completed_at = parse_timestamp(completed)
+                        completed_at = None
+                        if completed.__class__ is str:
+                            try:
+                                completed_at = fromiso(completed)
+                            except ValueError:
+                                completed_at = None
+                            if completed_at is not None:
+                                zone = completed_at.tzinfo
+                                if not low < completed_at.year < high or (zone is not None and zone is not UTC):
+                                    completed_at = None
+                                elif zone is None:
+                                    completed_at = completed_at.replace(tzinfo=UTC)
+                        if completed_at is None:
+                            completed_at = parse_timestamp(completed)
                         if completed_at is not None:
                             seconds = (completed_at - created_at).total_seconds()
                             if seconds < 0.0:
                                 seconds = 0.0
                             self.processing_sum += seconds
-                            tenths[round(seconds * P95_RESOLUTION)] += 1
+                            tenth = round(seconds * P95_RESOLUTION)
+                            try:
+                                tenths[tenth] += 1
+                            except KeyError:
+                                tenths[tenth] = 1
         finally:
             self.total_items += folded
+            for counter, counts in (
+                (self.by_status, by_status),
+                (self.by_job_type, by_job_type),
+                (self.failures_by_day, failures_by_day),
+                (self.processing_tenths, tenths),
+            ):
+                for key, count in counts.items():
+                    if count:
+                        counter[key] += count
 
     def _add_malformed(self, job: Job) -> None:
         self.malformed_by_reason[job.malformed] += 1
