@@ -68,6 +68,9 @@ def odd_timestamps(now: datetime) -> list[object]:
         (now - 2 * hour).astimezone(UTC).isoformat().replace("+00:00", "z"),
         (now - 3 * hour).astimezone(UTC).isoformat().replace("+00:00", "+02:00"),
         (now - 3 * hour).astimezone(UTC).isoformat().replace("+00:00", "-05:30"),
+        # Offsets that put the local date on another day than the UTC one (failures are counted by UTC day).
+        (now - timedelta(days=1)).replace(hour=23, minute=30, tzinfo=None).isoformat() + "-05:30",
+        (now - timedelta(days=1)).replace(hour=0, minute=30, tzinfo=None).isoformat() + "+09:00",
         " " + stamp(now - 5 * hour) + " ",
         stamp(now - 5 * hour, "naive").replace("T", " "),
         (now - timedelta(days=2)).date().isoformat(),
@@ -188,6 +191,36 @@ def test_odd_values_tally_the_same_both_ways(seed: int) -> None:
     rules = (RULES, USER_RULES)[seed % 3 == 2]
     page = visible_page(items, seed) if seed % 2 else None
     assert fast_report(items, rules, now, 3, page) == exact_report(items, rules, now, 3, page)
+
+
+def test_hand_picked_edges_tally_the_same_both_ways() -> None:
+    day_ago = NOW - timedelta(days=1)
+    failed = {"status": "failed", "error_message": "MAC check failed", "retry_count": Decimal(0)}
+    items = [
+        # Failures without job ids on one audio file: counted, listed without ids.
+        {**failed, "job_id": "", "created_at": stamp(day_ago), "audio_file_id": "A"},
+        {**failed, "job_id": "", "created_at": stamp(day_ago, "naive"), "audio_file_id": "A"},
+        {**failed, "job_id": "a3", "created_at": stamp(day_ago, "offset"), "audio_file_id": "A"},
+        # Created in another offset, on another local day than its UTC one, no last attempt.
+        {**failed, "job_id": "tz1", "created_at": "2025-10-18T23:30:00-05:30", "audio_file_id": "B"},
+        {**failed, "job_id": "tz2", "created_at": "2025-10-19T00:30:00+09:00",
+         "error_message": "File does not start with RIFF id"},
+        # Last attempt in another offset, and one unparseable (the creation time counts instead).
+        {**failed, "job_id": "tz3", "created_at": stamp(day_ago), "last_attempt_at": "2025-10-19T01:00:00+05:00"},
+        {**failed, "job_id": "bad", "created_at": stamp(day_ago), "last_attempt_at": "soon"},
+        # Completed before it was created: no negative processing time.
+        {"status": "completed", "job_id": "c1", "created_at": stamp(day_ago),
+         "completed_at": stamp(day_ago - timedelta(seconds=5))},
+        {"status": "completed", "job_id": "c2", "created_at": stamp(day_ago),
+         "completed_at": "2025-10-18T19:00:00.25+01:00"},
+        {"status": "pending", "job_id": "p1", "created_at": "2025-10-19T10:00:00+02:00"},
+        {"status": "processing", "job_id": "r1", "created_at": stamp(day_ago),
+         "last_attempt_at": "2025-10-19T19:50:00+02:00"},
+    ]  # fmt: skip
+    fast = fast_report(items, RULES, NOW, 5)
+    assert fast == exact_report(items, RULES, NOW, 5)
+    assert fast["repeated_failures"]["audio_files"] == [{"audio_file_id": "A", "failures": 3, "job_ids": ["a3"]}]
+    assert {day["day"] for day in fast["failures_by_day"]} == {"2025-10-18", "2025-10-19"}
 
 
 def test_the_processors_page_is_checked_the_same_both_ways() -> None:
