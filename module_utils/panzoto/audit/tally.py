@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from ansible.module_utils.panzoto.classification import CATCH_ALL, Rule, categorizer
 from ansible.module_utils.panzoto.jobs import (
+    JOB_ATTRIBUTES,
     JOB_STATUSES,
     SAFE_YEARS,
     Job,
@@ -44,6 +45,9 @@ AGGREGATE_THRESHOLDS = (
     "repeated_failure_audio_files",
 )
 P95_RESOLUTION = 10  # processing times are tallied in tenths of a second
+# What the audit's scan projects: every attribute inspect_job and JobAudit read. user_id is none of
+# them, and each attribute fewer is less for DynamoDB to send and for the client to parse.
+AUDIT_ATTRIBUTES = tuple(name for name in JOB_ATTRIBUTES if name != "user_id")
 _STATUSES = frozenset(JOB_STATUSES)
 
 
