@@ -230,9 +230,9 @@ class JobAudit:
 
         A well-formed job whose values have the plain types the reader gives (str, Decimal, int) and whose
         created_at is naive or UTC in the years parse_timestamp takes without conversion (what the backend
-        writes) is folded here straight from its item: no Job, no calls per job but the C ones. Anything
-        else goes through inspect_job and add, the exact path. tests/unit/test_audit_fast_path.py compares
-        the two on the synthetic table's items and on odd ones.
+        writes) is folded here straight from its item: no Job, and no Python call but for stuck or
+        future-dated jobs. Anything else goes through inspect_job and add, the exact path.
+        tests/unit/test_audit_fast_path.py compares the two on the synthetic table's items and on odd ones.
         """
         now = self.now
         try:
