@@ -308,14 +308,14 @@ def side_module_scan(endpoint: str, args: dict[str, Any]) -> dict[str, Any]:
     Separates the reading from what the audit keeps per job, for memory against table size.
     """
     _use_module_utils()
-    from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto.audit.tally import AUDIT_ATTRIBUTES
     from ansible.module_utils.panzoto.scan import ScanStats, scan_items
 
     segments = args.get("segments", 4)
     client = _scan_client(endpoint, segments)
     stats = ScanStats()
     statuses: dict[str, int] = {}
-    for item in scan_items(client, args["table"], JOB_ATTRIBUTES, segments, args.get("page_size"), stats):
+    for item in scan_items(client, args["table"], AUDIT_ATTRIBUTES, segments, args.get("page_size"), stats):
         status = str(item.get("status"))
         statuses[status] = statuses.get(status, 0) + 1
     return {"items": stats.items, "by_status": statuses, "pages": stats.pages}
@@ -329,7 +329,7 @@ def side_json_loads_floor(endpoint: str, args: dict[str, Any]) -> dict[str, Any]
     `json_loads_cpu_seconds`; the pages are then dropped, unparsed by botocore.
     """
     _use_module_utils()
-    from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES
+    from ansible.module_utils.panzoto.audit.tally import AUDIT_ATTRIBUTES
     from ansible.module_utils.panzoto.scan import projection
 
     segments = args.get("segments", 4)
@@ -351,7 +351,7 @@ def side_json_loads_floor(endpoint: str, args: dict[str, Any]) -> dict[str, Any]
         response_dict["body"] = json.dumps(rest).encode("utf-8")
 
     client.meta.events.register("before-parse.dynamodb.Scan", loads)
-    request: dict[str, Any] = {"TableName": args["table"], **projection(JOB_ATTRIBUTES)}
+    request: dict[str, Any] = {"TableName": args["table"], **projection(AUDIT_ATTRIBUTES)}
     if args.get("page_size"):
         request["Limit"] = args["page_size"]
 

@@ -374,6 +374,7 @@ from ansible.module_utils.panzoto.audit.reports import (
 )
 from ansible.module_utils.panzoto.audit.tally import (
     AGGREGATE_THRESHOLDS,
+    AUDIT_ATTRIBUTES,
     DEFAULT_THRESHOLDS,
     JobAudit,
     breached_thresholds,
@@ -399,7 +400,7 @@ from ansible.module_utils.panzoto.classification import (
     rules_from_options,
 )
 from ansible.module_utils.panzoto.files import write_atomic
-from ansible.module_utils.panzoto.jobs import JOB_ATTRIBUTES, JOB_STATUSES, inspect_job, isoformat, parse_now
+from ansible.module_utils.panzoto.jobs import JOB_STATUSES, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto.redact import redact_values
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
@@ -639,8 +640,10 @@ def scan_table(module: AnsibleModule, opts: AuditOptions, stats: ScanStats) -> t
         if opts.check_processor_view:
             # Read first: a pending job written during the full scan is then at worst counted visible.
             audit.processor_page = read_processor_page(client, opts.table)
-        for item in scan_items(client, opts.table, JOB_ATTRIBUTES, opts.segments, opts.page_size, stats):
-            audit.add(inspect_job(item, opts.rules))
+        # Folded item by item, as add(inspect_job(item)) would, without building a Job per item.
+        audit.add_items(
+            scan_items(client, opts.table, AUDIT_ATTRIBUTES, opts.segments, opts.page_size, stats), opts.rules
+        )
         return audit.report(rules_by_category(opts.rules)), counter
     except aws_errors() as exc:
         raise CannotRun(describe_aws_error(exc, f"audit table {opts.table}", client=client)) from None

@@ -333,6 +333,16 @@ def _matcher(rules: tuple[Rule, ...]) -> _Matcher:
     return matcher
 
 
+def categorizer(rules: tuple[Rule, ...]) -> tuple[dict[str, str], object]:
+    """(memo, category): the rule list's memo of message -> category and its matching function, for hot loops.
+
+    `memo.get(message) or category(message)` is classify() for a str message: the memo is read
+    first, without a call, and only ever holds what `category` returned.
+    """
+    matcher = _matcher(rules)
+    return matcher.memo, matcher.category
+
+
 def classify(message: object, rules: tuple[Rule, ...] = (*DEFAULT_RULES, CATCH_ALL_RULE)) -> str | None:
     """The category of an error message, or None when it is not text at all.
 

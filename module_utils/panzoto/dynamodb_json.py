@@ -102,11 +102,15 @@ def read_item(raw: dict) -> dict:
     a third of the reader's cost. A page that raises is read again from its body by botocore.
     """
     for name, typed in raw.items():
-        # Strings are most attributes: one lookup, no unpacking and no call for them.
+        # Strings are most attributes, then numbers: one or two lookups, no unpacking and no call for them.
         if len(typed) == 1:
             value = typed.get("S")
             if value.__class__ is str:
                 raw[name] = value
+                continue
+            value = typed.get("N")
+            if value.__class__ is str:
+                raw[name] = DYNAMODB_CONTEXT.create_decimal(value)
                 continue
         # Exactly one (tag, value) pair, or this raises: no wrapper with two tags gets through.
         ((tag, value),) = typed.items()
@@ -117,10 +121,23 @@ def read_item(raw: dict) -> dict:
 def read_items(raw_items) -> list[dict]:
     if raw_items.__class__ is not list:
         raise Unreadable
+    create_decimal = DYNAMODB_CONTEXT.create_decimal
     for raw in raw_items:
         if raw.__class__ is not dict:
             raise Unreadable
-        read_item(raw)
+        # read_item's loop, inline: a page holds a few thousand items.
+        for name, typed in raw.items():
+            if len(typed) == 1:
+                value = typed.get("S")
+                if value.__class__ is str:
+                    raw[name] = value
+                    continue
+                value = typed.get("N")
+                if value.__class__ is str:
+                    raw[name] = create_decimal(value)
+                    continue
+            ((tag, value),) = typed.items()
+            raw[name] = _read_tagged(tag, value)
     return raw_items
 
 

@@ -39,7 +39,7 @@ MAX_DURATION_DAYS = 36500
 EARLIEST_DATE = datetime.min.replace(tzinfo=UTC) + timedelta(days=MAX_DURATION_DAYS)
 LATEST_DATE = datetime.max.replace(tzinfo=UTC) - timedelta(days=MAX_DURATION_DAYS)
 # Years for which any offset keeps a date inside EARLIEST_DATE..LATEST_DATE (exclusive bounds).
-_SAFE_YEARS = (EARLIEST_DATE.year + 1, LATEST_DATE.year - 1)
+SAFE_YEARS = (EARLIEST_DATE.year + 1, LATEST_DATE.year - 1)
 
 
 def _parse_iso(value: object) -> datetime | None:
@@ -85,7 +85,7 @@ def parse_timestamp(value: object) -> datetime | None:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             parsed = None
-        if parsed is not None and _SAFE_YEARS[0] < parsed.year < _SAFE_YEARS[1]:
+        if parsed is not None and SAFE_YEARS[0] < parsed.year < SAFE_YEARS[1]:
             zone = parsed.tzinfo
             if zone is None:
                 return parsed.replace(tzinfo=UTC)
