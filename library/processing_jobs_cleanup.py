@@ -113,6 +113,10 @@ options:
       - JSON Lines archive on the control node. Records are appended; keep one file per table and reuse it, so a re-run
         finishes what an interrupted run left. Required unless O(state=restored) reads O(archive_s3_prefix).
       - Written with mode 0600. Each line is a record with the whole item in DynamoDB JSON (types preserved).
+      - A O(delete_audio) run that leaves no audio of its table pending (it read every job, and nothing failed, was kept
+        or was cut short) ends with a C(settled) audio record that deals with no key. The next O(delete_audio) run
+        looks for audio earlier runs left only after the table's last such record, so the archive read back does not
+        grow with every run ever archived.
     type: path
   archive_s3_prefix:
     description:
