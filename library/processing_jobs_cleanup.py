@@ -113,6 +113,10 @@ options:
       - JSON Lines archive on the control node. Records are appended; keep one file per table and reuse it, so a re-run
         finishes what an interrupted run left. Required unless O(state=restored) reads O(archive_s3_prefix).
       - Written with mode 0600. Each line is a record with the whole item in DynamoDB JSON (types preserved).
+      - A O(delete_audio) run that leaves no audio of its table pending (it read every job, and nothing failed, was kept
+        or was cut short) ends with a C(settled) audio record that deals with no key. The next O(delete_audio) run
+        looks for audio earlier runs left only after the table's last such record, so the archive read back does not
+        grow with every run ever archived.
     type: path
   archive_s3_prefix:
     description:
@@ -479,6 +483,7 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     read_archive,
     read_s3_archive,
     s3_archive_key,
+    settled_record,
 )
 from ansible.module_utils.panzoto.cleanup.audio import (
     AudioReport,
@@ -958,6 +963,8 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
                     run.s3, opts.bucket, keys, kept, opts.archive_audio_prefix, opts.parallel, archive, run.header,
                     audio, opts.endpoint_url,
                 )  # fmt: skip
+            if archive is not None and audio_settled(run, tally, audio, scan.seen_pending_jobs):
+                archive.append([settled_record(run.header, opts.bucket, read_stats.unreadable)])
         finally:
             if archive is not None:
                 run.result["archive"]["records_written"] = archive.records_written
@@ -972,6 +979,24 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     run.result.setdefault("writes", predicted_writes(writes, [], opts))  # nothing was sent
     run.finish(tally, audio, changed=bool(tally.totals()["changed"] or audio.deleted or audio.archived))
     return success
+
+
+def audio_settled(run: Run, tally: Tally, audio: AudioReport, seen_pending_jobs: set[str]) -> bool:
+    """Whether this run left no audio of its table pending in the archive, so the next run may read from here on.
+
+    Pending after a run: a failed delete's audio, a key kept because a job references it or that
+    could not be copied or deleted, an earlier run's job the table still holds, and anything a
+    run that read only some users' jobs (a Query) could not see or one cut short left undone.
+    """
+    return (
+        run.opts.delete_audio
+        and run.plan.method == "scan"
+        and not run.abort.is_set
+        and not tally.totals()["failed"]
+        and not audio.failed
+        and not audio.kept_referenced
+        and not seen_pending_jobs
+    )
 
 
 def check_requeue_age(run: Run, changes: list[Planned]) -> None:

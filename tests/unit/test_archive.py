@@ -215,3 +215,14 @@ def test_check_archive_file_accepts_new_files_and_its_own_archives_only(tmp_path
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert check_archive_file(empty) is None
+
+
+def test_the_archive_and_the_conditions_serialize_values_exactly_as_boto3_does():
+    from ansible.module_utils.panzoto.cleanup.archive import _encode_binary, to_wire
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    values = [*EXOTIC.values(), 7, Decimal("-0"), Decimal("1E+5"), "", [], {}, {"k": {"m": [[], {"n": None}]}}]
+    for value in values:
+        assert to_wire(value) == serialize(value), value
+    assert item_to_json(EXOTIC) == {name: _encode_binary(serialize(value)) for name, value in EXOTIC.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from ansible.module_utils.panzoto.cleanup.batches import Abort
 from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey, group_of
 from ansible.module_utils.panzoto.cleanup.transact import (
@@ -197,3 +198,34 @@ def test_a_dead_endpoint_fails_the_batch_and_stops_new_work():
 def test_throttling_after_botocores_retries_fails_the_batch_but_does_not_stop_the_run():
     w = writer(ScriptedDynamoDB(client_error("ThrottlingException", "TransactWriteItems")))
     assert [outcome for outcome, _, _ in w.send(batch(planned("j0")))] == ["failed"] and not w.abort.is_set
+
+
+def test_transactions_go_through_botocores_serializer_without_its_second_validation():
+    import boto3
+    from ansible.module_utils.panzoto.cleanup.transact import unvalidated
+    from botocore.exceptions import ParamValidationError
+
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )  # fmt: skip
+    twin = unvalidated(client)
+    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    request = {"TransactItems": [DELETE.transact_item(planned("j1"))], "ClientRequestToken": "t" * 36}
+    # The same request on the wire, the same endpoint and events; only the validation is left out.
+    assert twin._serializer.serialize_to_request(request, operation) == client._serializer.serialize_to_request(
+        request, operation
+    )
+    assert twin.meta is client.meta and twin._endpoint is client._endpoint
+    empty = {"TransactItems": []}  # below the operation's minimum of one element
+    with pytest.raises(ParamValidationError):
+        client._serializer.serialize_to_request(empty, operation)
+    twin._serializer.serialize_to_request(empty, operation)  # left to the endpoint, which refuses it
+    scripted = ScriptedDynamoDB()
+    assert unvalidated(scripted) is scripted
+
+
+def test_a_request_token_names_the_jobs_it_sends():
+    one, two = DELETE.transact_item(planned("j1")), DELETE.transact_item(planned("j2"))
+    assert request_token("run-1", [one], 0) != request_token("run-1", [two], 0)
+    assert request_token("run-1", [one, two], 0) != request_token("run-1", [one], 0)

@@ -18,6 +18,7 @@ anything else under it (audio copies, other files) for an archive.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from ansible.module_utils.panzoto.aws import aws_errors, error_summary
@@ -80,10 +82,51 @@ def _decode_binary(value: dict) -> dict:
     return value
 
 
+def to_wire(value: object) -> dict:
+    """A Python value as a DynamoDB attribute value, as boto3's TypeSerializer makes it.
+
+    What a job is made of (text, numbers, booleans, nulls, maps, lists) is built here
+    directly: TypeSerializer's checks cost several times more, once per value of every
+    archived and conditionally deleted job. Sets and binary go to TypeSerializer.
+    Numbers are read from DynamoDB, so already within its 38 digits.
+    """
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {name: to_wire(part) for name, part in value.items()}}
+    if kind is list:
+        return {"L": [to_wire(part) for part in value]}
+    if kind is bool:
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    return TypeSerializer().serialize(value)
+
+
+def _to_json(value: object) -> dict:
+    """to_wire() with binary as base64 text (what item_to_json stores)."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is Decimal or kind is int:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {name: _to_json(part) for name, part in value.items()}}
+    if kind is list:
+        return {"L": [_to_json(part) for part in value]}
+    if kind is bool:
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    return _encode_binary(TypeSerializer().serialize(value))
+
+
 def item_to_json(item: dict) -> dict:
     """A deserialized item (boto3 types) as JSON-safe DynamoDB JSON."""
-    serialize = TypeSerializer().serialize
-    return {name: _encode_binary(serialize(value)) for name, value in item.items()}
+    return {name: _to_json(value) for name, value in item.items()}
 
 
 def wire_to_json(item: dict) -> dict:
@@ -252,6 +295,80 @@ def parse_lines(lines: Iterable[str], stats: ReadStats, source: str = "archive")
 def read_archive(path: Path, stats: ReadStats) -> Iterator[dict]:
     with open(path, encoding="utf-8", errors="replace") as handle:
         yield from parse_lines(handle, stats, str(path))
+
+
+# An audio record saying that, for its table, no audio was left pending at that point of the
+# archive: what came before it need not be read again to find the audio earlier runs left.
+# Written by a run that left nothing pending (settled_record), found from the file's end.
+SETTLED = "settled"
+_SETTLED_NEEDLE = b'"settled":true'  # as append() writes it (sorted keys, no spaces); never inside a string value
+_BACKWARD_BLOCK = 1 << 20
+
+
+def settled_record(header: RecordHeader, bucket: str, unreadable_before: int) -> dict:
+    """The marker record: an audio record that deals with no key (older readers apply it as nothing).
+
+    `unreadable_before` carries the count of unreadable lines before it, so a run reading only
+    what follows still reports the whole archive's count.
+    """
+    return header.record(
+        AUDIO_RECORD, bucket=bucket, deleted=[], kept=[], missing=[], settled=True, unreadable_before=unreadable_before
+    )
+
+
+def last_settled(path: Path, table: str) -> tuple[int, int]:
+    """(byte offset just after the last settled marker of `table`, its unreadable_before); (0, 0) when none.
+
+    Reads the file backwards a block at a time and parses only the lines holding the marker's text.
+    """
+    with open(path, "rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        carried = b""  # the start of a line that began before the block read last
+        while position > 0:
+            start = max(0, position - _BACKWARD_BLOCK)
+            handle.seek(start)
+            block = handle.read(position - start) + carried
+            # Lines wholly inside `block` begin after its first newline, unless it starts the file.
+            first = block.find(b"\n") + 1 if start > 0 else 0
+            if start > 0 and first == 0:
+                carried, position = block, start  # one line longer than a block: read on
+                continue
+            limit = len(block)
+            while (hit := block.rfind(_SETTLED_NEEDLE, first, limit)) >= 0:
+                line_start = block.rfind(b"\n", 0, hit) + 1
+                line_end = block.find(b"\n", hit)
+                line_end = len(block) if line_end < 0 else line_end + 1
+                record = parse_record(block[line_start:line_end].decode("utf-8", errors="replace"))
+                if (
+                    record is not None
+                    and record["record"] == AUDIO_RECORD
+                    and record.get(SETTLED) is True
+                    and record.get("table") == table
+                ):
+                    carried_count = record.get("unreadable_before")
+                    return start + line_end, carried_count if isinstance(carried_count, int) else 0
+                limit = line_start
+            carried, position = block[:first], start
+    return 0, 0
+
+
+def read_archive_since_settled(path: Path, table: str, stats: ReadStats) -> Iterator[dict]:
+    """The records after `table`'s last settled marker (all of them when it has none).
+
+    For what earlier runs left pending this equals reading the whole archive: nothing was pending
+    at the marker. Unreadable lines before it are counted from the marker; their numbers are not
+    listed (line numbers here count from the marker, whose byte offset the source names).
+    """
+    offset, unreadable_before = last_settled(path, table)
+    if offset == 0:
+        yield from read_archive(path, stats)
+        return
+    stats.unreadable += unreadable_before
+    with open(path, "rb") as raw:
+        raw.seek(offset)  # a line's start: decoding from here is what decoding the whole file gives
+        yield from parse_lines(
+            io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), stats, f"{path} (after byte {offset})"
+        )
 
 
 def check_archive_file(path: Path) -> str | None:

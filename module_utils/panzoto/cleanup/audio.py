@@ -20,7 +20,7 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     ArchiveWriter,
     ReadStats,
     RecordHeader,
-    read_archive,
+    read_archive_since_settled,
     unresolved_audio_owners,
 )
 from ansible.module_utils.panzoto.cleanup.batches import delete_objects, delete_requests_needed, run_bounded
@@ -176,7 +176,9 @@ def load_pending_audio(
     """
     if path is None or not path.exists():
         return {}
-    owners = unresolved_audio_owners(read_archive(path, read_stats), table)
+    # Only what follows the last point where this table had nothing pending: every run reads it, so
+    # the archive read back must not grow with every run ever archived.
+    owners = unresolved_audio_owners(read_archive_since_settled(path, table, read_stats), table)
     users = set(user_ids or ())
     return {job_id: key for job_id, (key, user) in owners.items() if plan_method == "scan" or user in users}
 

@@ -13,6 +13,7 @@ import pickle
 import string
 import tempfile
 import threading
+from array import array
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -62,34 +63,55 @@ def plan_action(job: Job, state: str, ttl_attribute: str) -> tuple[str, str | No
 class JobSpool:
     """The selected jobs' items out of the heap until they are written: a private file, read back by position.
 
-    A selection can hold a million jobs, and an item in the heap costs about 3 KB. Each selected
-    item is pickled (exact types: Decimal, Binary, sets) to an unnamed temporary file in TMPDIR,
-    mode 0600, unlinked as soon as it is made, so nothing is left behind even by a killed run; only
-    this process reads what it wrote. A job read back is rebuilt with the same key and rules
-    (inspect_job is deterministic) and the last CACHE of them are kept, so the several reads of one
-    chunk (its archive records, its writes, its outcomes) decode each job once.
+    A selection can hold a million jobs, and an item in the heap costs about 3 KB. The last CACHE
+    jobs selected stay in the heap as they were selected (a run that selects fewer is never spooled,
+    and never decodes a job twice); older ones are pickled (exact types: Decimal, Binary, sets) to an
+    unnamed temporary file in TMPDIR, mode 0600, unlinked as soon as it is made, so nothing is left
+    behind even by a killed run; only this process reads what it wrote. A job read back is rebuilt
+    with the same key and rules (inspect_job is deterministic) and the last CACHE of them are kept,
+    so the several reads of one chunk (its archive records, its writes, its outcomes) decode each job once.
     """
 
     CACHE = 2048  # above any chunk the module writes at once (write_batch_size x parallel: 100 x 16)
 
     def __init__(self, key: TableKey, rules: tuple[Rule, ...]) -> None:
         self.key, self.rules = key, rules
-        self._file = tempfile.TemporaryFile(prefix="panzoto-selection-")  # noqa: SIM115  (lives as long as the selection)
+        self._file = None  # made when the first job is spilled
         self._end = 0
         self._unflushed = False
+        self._held: dict[int, Job] = {}  # the last CACHE jobs put, by reference, not written
+        self._count = 0
+        # Where each spilled job's pickle is: 12 bytes per job, against some 3 KB for its item.
+        self._offsets = array("Q")
+        self._lengths = array("I")
         self._cache: dict[int, Job] = {}
         self._lock = threading.Lock()  # the writes read jobs from `parallel` threads
 
-    def put(self, item: dict) -> int:
-        """Store an item; returns its reference (position and length in one int)."""
-        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
-        self._file.write(data)
-        ref = self._end << 32 | len(data)
-        self._end += len(data)
-        self._unflushed = True
+    def put(self, job: Job) -> int:
+        """Keep a selected job; returns its reference (the order it was put in)."""
+        ref = self._count
+        self._count += 1
+        self._held[ref] = job
+        if len(self._held) > self.CACHE:
+            oldest = next(iter(self._held))
+            self._spill(self._held.pop(oldest))
         return ref
 
+    def _spill(self, job: Job) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="panzoto-selection-")  # noqa: SIM115  (lives as long as the selection)
+        data = pickle.dumps(job.item, pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)
+        # The oldest held job goes first, so jobs are spilled in the order they were put: entry n is reference n.
+        self._offsets.append(self._end)
+        self._lengths.append(len(data))
+        self._end += len(data)
+        self._unflushed = True
+
     def job(self, ref: int) -> Job:
+        held = self._held.get(ref)
+        if held is not None:
+            return held
         with self._lock:
             job = self._cache.get(ref)
             if job is not None:
@@ -97,7 +119,7 @@ class JobSpool:
             if self._unflushed:
                 self._file.flush()
                 self._unflushed = False
-        data = os.pread(self._file.fileno(), ref & 0xFFFFFFFF, ref >> 32)
+        data = os.pread(self._file.fileno(), self._lengths[ref], self._offsets[ref])
         job = self.key.as_job(pickle.loads(data), self.rules)
         with self._lock:
             if len(self._cache) >= self.CACHE:
@@ -106,7 +128,8 @@ class JobSpool:
         return job
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class Planned:
@@ -126,7 +149,7 @@ class Planned:
     def spooled(cls, job: Job, group: str, audio_key: str | None, spool: JobSpool) -> Planned:
         planned = cls.__new__(cls)
         planned.job_id, planned.group, planned.audio_key = job.job_id, group, audio_key
-        planned._job, planned._spool, planned._ref = None, spool, spool.put(job.item)
+        planned._job, planned._spool, planned._ref = None, spool, spool.put(job)
         return planned
 
     @property
@@ -182,10 +205,13 @@ class AudioKeyTemplate:
 
     def key_for(self, item: dict) -> str | None:
         """The key of an item's audio, or None when a field the template needs is missing or not text."""
-        values = {name: item.get(name) for name in TEMPLATE_FIELDS}
-        if any(not isinstance(values[name], str) or not values[name] for name in self.fields):
-            return None
-        return self.text.format(**values)
+        values = {}
+        for name in self.fields:  # asked of every item read: only the template's own fields
+            value = item.get(name)
+            if not isinstance(value, str) or not value:
+                return None
+            values[name] = value
+        return self.text.format_map(values)
 
 
 # --------------------------------------------------------------------------- the table's key
@@ -326,9 +352,19 @@ def select_jobs(
     `kept_keys` (a set by default) collects the kept jobs' audio keys.
     """
     result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set(), spool=JobSpool(key, rules))
+    cannot_match = _cannot_match(selection, key)
     for item in items:
-        job = key.as_job(item, rules)
         audio = template.key_for(item) if template is not None else None
+        if cannot_match is not None and cannot_match(item):
+            # Most of a table: kept, with no Job built for it (what the selection would find from its raw values).
+            if pending_job_ids:
+                job_id = key.item_id(item)
+                if job_id in pending_job_ids:
+                    result.seen_pending_jobs.add(job_id)
+            if audio:
+                result.kept_keys.add(audio)
+            continue
+        job = key.as_job(item, rules)
         if job.job_id in pending_job_ids:
             result.seen_pending_jobs.add(job.job_id)
         if not selection.matches(job):
@@ -347,3 +383,36 @@ def select_jobs(
         if result.change_count <= max_changes:
             result.changes.append(Planned.spooled(job, group, audio, result.spool))
     return result
+
+
+def _cannot_match(selection: Selection, key: TableKey):
+    """A test of an item's raw values that is true only for items `selection.matches` would refuse, or None.
+
+    Selection.matches reads the job inspect_job makes of an item; building it for every item read
+    was most of the selection's CPU. The job's id and status are the item's own when they are text
+    (a status that is not one of the known ones makes a malformed job, which a kind never selects),
+    so an item whose id is not named or whose status no category or status asks for is refused here.
+    Anything else (ages, job types, users, malformed items named by id) is left to Selection.matches.
+    """
+    if selection.wipe_all or not key.jobs_table:
+        return None
+    job_ids = selection.job_ids
+    statuses = set(selection.statuses)
+    if selection.categories:
+        statuses.add("failed")
+    kinds = bool(selection.categories or selection.statuses)
+    if job_ids is None and not kinds:
+        return None
+
+    def cannot_match(item: dict) -> bool:
+        if job_ids is not None:
+            job_id = item.get(JOBS_HASH_KEY)
+            if job_id.__class__ is str and job_id not in job_ids:
+                return True
+        if kinds:
+            status = item.get("status")
+            # A status that is not text: inspect_job makes the job malformed (status None), never of a kind.
+            return status.__class__ is not str or status not in statuses
+        return False
+
+    return cannot_match

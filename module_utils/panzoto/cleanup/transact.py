@@ -33,6 +33,11 @@ from ansible.module_utils.panzoto.cleanup.batches import Abort, backoff_delay
 from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, describe_change, send_write
 
+try:
+    from botocore.validate import ParamValidationDecorator
+except ImportError:  # the modules report a missing botocore themselves
+    ParamValidationDecorator = None
+
 TRANSACT_LIMIT = 100  # elements per TransactWriteItems request
 # DynamoDB refuses a transaction over 4 MB; exact conditions carry the whole item, so
 # batches are also cut by size (estimated from the request's JSON, with room to spare).
@@ -83,9 +88,38 @@ def batches(plan: WritePlan, changes: list[Planned], size: int) -> list[Batch]:
 
 
 def request_token(run_id: str, elements: list[dict], attempt: int) -> str:
-    """A ClientRequestToken (at most 36 characters) for one request of a run: same elements, same token."""
-    digest = hashlib.sha256(json.dumps([run_id, attempt, elements], sort_keys=True, default=str).encode())
+    """A ClientRequestToken (at most 36 characters) for one request of a run: same elements, same token.
+
+    Within a run a job's element is built once and each resubmission is a new attempt, so the
+    run, the attempt and the elements' keys name the request: hashing the keys alone spares
+    encoding every job's whole item (its exact condition) a second time.
+    """
+    named = [
+        [action, body.get("TableName"), body.get("Key")] for element in elements for action, body in element.items()
+    ]
+    digest = hashlib.sha256(json.dumps([run_id, attempt, named], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:36]
+
+
+def unvalidated(client):
+    """`client` for requests this module builds itself: botocore's parameter validation left out.
+
+    Validation walks every attribute value of every element again (about a fifth of a batched
+    delete's CPU) to check what cleanup/writes.py has just built from items DynamoDB returned; the
+    endpoint validates the request anyway, and a transaction it refuses (ValidationException) has its
+    jobs sent one per request on the validating client. A client that is not botocore's as expected
+    (a test's stand-in, another botocore) is returned as it is.
+    """
+    serializer = getattr(client, "_serializer", None)
+    inner = getattr(serializer, "_serializer", None)
+    if ParamValidationDecorator is None or not isinstance(serializer, ParamValidationDecorator) or inner is None:
+        return client
+    # The same client but for its serializer: it shares the endpoint, credentials, events and connection pool.
+    # (copy.copy cannot: botocore's __getattr__ recurses on a client whose attributes are not set yet.)
+    twin = object.__new__(type(client))
+    twin.__dict__.update(vars(client))
+    twin._serializer = inner
+    return twin
 
 
 @dataclass
@@ -99,6 +133,9 @@ class TransactWriter:
     endpoint_url: str | None = None
     sleep: Callable[[float], None] = time.sleep
     stats: TransactStats = field(default_factory=TransactStats)
+
+    def __post_init__(self) -> None:
+        self._transactions = unvalidated(self.dynamodb)
 
     def send(self, batch: Batch) -> list[Outcome]:
         """One outcome per job of `batch` (at most TRANSACT_LIMIT jobs, from batches()), in order."""
@@ -123,7 +160,7 @@ class TransactWriter:
             if attempt:
                 self.stats.resubmitted += len(pending)
             try:
-                self.dynamodb.transact_write_items(
+                self._transactions.transact_write_items(
                     TransactItems=sent, ClientRequestToken=request_token(self.run_id, sent, attempt)
                 )
             except aws_errors() as exc:

@@ -15,30 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, describe_aws_error, error_code
-from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, wire_to_json
+from ansible.module_utils.panzoto.cleanup.archive import item_to_json, json_to_item, json_to_wire, to_wire, wire_to_json
 from ansible.module_utils.panzoto.cleanup.batches import Abort
 from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey
 from ansible.module_utils.panzoto.jobs import isoformat
 
 try:
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+    from boto3.dynamodb.types import TypeDeserializer
 except ImportError:  # the modules report a missing boto3 themselves
-    TypeDeserializer = TypeSerializer = None
+    TypeDeserializer = None
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def serialize(value: object) -> dict:
-    """A Python value as a DynamoDB attribute value; strings and numbers (most of a job) without boto3's checks."""
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is Decimal or kind is int:  # read from DynamoDB: already within its 38 digits
-        return {"N": str(value)}
-    return TypeSerializer().serialize(value)
+    """A Python value as a DynamoDB attribute value (cleanup/archive.py's to_wire: TypeSerializer's output, faster)."""
+    return to_wire(value)
 
 
 def deserialize_item(wire: dict | None) -> dict:
@@ -81,21 +75,54 @@ def exact_condition(item: dict, absent: tuple[str, ...] = ()) -> tuple[str, dict
     value, sets regardless of order, maps and lists deeply; NULL by its type),
     and each name of `absent` not in `item` must not exist.
     """
-    parts: list[str] = []
-    names: dict = {}
+    names = sorted(item)
+    shape = _condition_shape(tuple(names), tuple(absent), tuple(item[name] is None for name in names))
     values: dict = {}
-    for index, (name, value) in enumerate(sorted(item.items())):
-        names[f"#a{index}"] = name
-        if value is None:
-            parts.append(f"attribute_type(#a{index}, :null)")
+    for placeholder, name in zip(shape.placeholders, names, strict=True):
+        if placeholder is None:
             values[":null"] = {"S": "NULL"}
         else:
+            values[placeholder] = to_wire(item[name])
+    # A copy of the names: a caller may change its request's names, never another job's.
+    return shape.expression, dict(shape.names), values
+
+
+@dataclass(frozen=True)
+class _ConditionShape:
+    expression: str
+    names: dict
+    placeholders: tuple[str | None, ...]  # each attribute's value placeholder, None for a NULL
+
+
+_SHAPES: dict[tuple, _ConditionShape] = {}
+_SHAPES_MAX = 512  # jobs share a few shapes (the attributes they hold); a table of odd items does not grow this
+
+
+def _condition_shape(names: tuple[str, ...], absent: tuple[str, ...], nulls: tuple[bool, ...]) -> _ConditionShape:
+    """The expression and names of an exact condition for items with these attributes: built once per shape."""
+    key = (names, absent, nulls)
+    shape = _SHAPES.get(key)
+    if shape is not None:
+        return shape
+    parts: list[str] = []
+    placeholders: list[str | None] = []
+    attribute_names: dict = {}
+    for index, (name, null) in enumerate(zip(names, nulls, strict=True)):
+        attribute_names[f"#a{index}"] = name
+        if null:
+            parts.append(f"attribute_type(#a{index}, :null)")
+            placeholders.append(None)
+        else:
             parts.append(f"#a{index} = :v{index}")
-            values[f":v{index}"] = serialize(value)
-    for index, name in enumerate(sorted(set(absent) - set(item))):
-        names[f"#n{index}"] = name
+            placeholders.append(f":v{index}")
+    for index, name in enumerate(sorted(set(absent) - set(names))):
+        attribute_names[f"#n{index}"] = name
         parts.append(f"attribute_not_exists(#n{index})")
-    return " AND ".join(parts), names, values
+    shape = _ConditionShape(" AND ".join(parts), attribute_names, tuple(placeholders))
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+    _SHAPES[key] = shape
+    return shape
 
 
 def describe_change(selected: dict, current: dict | None, attributes: tuple[str, ...] | None = None) -> str:
@@ -167,15 +194,22 @@ class WritePlan:
         A delete returns nothing inside a transaction, so it is conditional on
         the whole archived item: what it deletes is exactly what was archived.
         """
-        request = self.request(planned)
-        request.pop("ReturnValues", None)  # not allowed in a transaction
         if self.state == "absent":
-            expression, names, values = exact_condition(planned.job.item, JOB_ATTRIBUTES)
-            request.update(ConditionExpression=expression, ExpressionAttributeNames=names)
-            request.pop("ExpressionAttributeValues", None)
+            # The exact condition replaces request()'s status condition: built directly, not built and replaced.
+            item = planned.job.item
+            expression, names, values = exact_condition(item, JOB_ATTRIBUTES)
+            request = {
+                "TableName": self.table,
+                "Key": {name: to_wire(item[name]) for name in self.key.names()},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "ConditionExpression": expression,
+                "ExpressionAttributeNames": names,
+            }
             if values:
                 request["ExpressionAttributeValues"] = values
             return {"Delete": request}
+        request = self.request(planned)
+        request.pop("ReturnValues", None)  # not allowed in a transaction
         return {"Update": request}
 
     def _requeue(self, planned: Planned, names: dict, values: dict) -> str:
