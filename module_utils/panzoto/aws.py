@@ -123,13 +123,18 @@ def aws_session(module):
         module.fail_json(msg=f"{exc}: define it in ~/.aws/config or unset profile/AWS_PROFILE.")
 
 
-def aws_client(module, service: str, max_pool_connections: int = 10):
+def aws_client(module, service: str, max_pool_connections: int = 10, parameter_validation: bool = True):
     """A boto3 client for `service`, retrying throttling and 5xx with backoff.
 
     Fails the module with one line when no region or no credentials are
-    available, before any request is made.
+    available, before any request is made. A module's clients share one
+    session, so a second client reuses the service models the first loaded.
+    parameter_validation=False (botocore's own setting) is for requests the
+    module builds from what AWS returned: the endpoint validates them anyway.
     """
-    session = aws_session(module)
+    if not hasattr(module, "_panzoto_aws_session"):
+        module._panzoto_aws_session = aws_session(module)
+    session = module._panzoto_aws_session
     if not session.region_name:
         module.fail_json(msg="No AWS region: set the region option or AWS_REGION.")
     if session.get_credentials() is None:
@@ -140,6 +145,7 @@ def aws_client(module, service: str, max_pool_connections: int = 10):
         max_pool_connections=max_pool_connections,
         connect_timeout=5,
         read_timeout=60,  # botocore's default; a 1 MB Scan page can take long on a busy table
+        parameter_validation=parameter_validation,
     )
     if params.get("aws_config"):
         # The user's botocore settings win over the defaults above (as amazon.aws merges them).

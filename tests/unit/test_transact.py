@@ -200,29 +200,45 @@ def test_throttling_after_botocores_retries_fails_the_batch_but_does_not_stop_th
     assert [outcome for outcome, _, _ in w.send(batch(planned("j0")))] == ["failed"] and not w.abort.is_set
 
 
-def test_transactions_go_through_botocores_serializer_without_its_second_validation():
-    import boto3
-    from ansible.module_utils.panzoto.cleanup.transact import unvalidated
+def test_transactions_go_through_their_own_client_and_a_refused_ones_jobs_through_the_validating_one():
+    transactions = ScriptedDynamoDB(client_error("ValidationException", "TransactWriteItems"), None)
+    dynamodb = ScriptedDynamoDB()
+    w = TransactWriter(dynamodb, DELETE, Abort(), "run-1", transactions=transactions, sleep=lambda _seconds: None)
+    assert w.send(batch(planned("j0"), planned("j1"))) == [("changed", None, None)] * 2
+    assert w.send(batch(planned("j2"))) == [("changed", None, None)]
+    assert len(transactions.transactions) == 2 and transactions.singles == []
+    assert [r["Key"]["job_id"]["S"] for r in dynamodb.singles] == ["j0", "j1"] and dynamodb.transactions == []
+
+
+def test_aws_client_can_leave_parameter_validation_to_the_endpoint():
+    from ansible.module_utils.panzoto.aws import aws_client
     from botocore.exceptions import ParamValidationError
 
-    client = boto3.client(
-        "dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )  # fmt: skip
-    twin = unvalidated(client)
-    operation = client.meta.service_model.operation_model("TransactWriteItems")
+    class Module:
+        def __init__(self) -> None:
+            self.params = {
+                "region": "us-east-1",
+                "access_key": "t",
+                "secret_key": "t",
+                "endpoint_url": "http://127.0.0.1:9",
+            }
+
+        def fail_json(self, **kwargs):
+            raise AssertionError(kwargs)
+
+    module = Module()
+    checked = aws_client(module, "dynamodb")
+    unchecked = aws_client(module, "dynamodb", parameter_validation=False)
+    operation = checked.meta.service_model.operation_model("TransactWriteItems")
     request = {"TransactItems": [DELETE.transact_item(planned("j1"))], "ClientRequestToken": "t" * 36}
-    # The same request on the wire, the same endpoint and events; only the validation is left out.
-    assert twin._serializer.serialize_to_request(request, operation) == client._serializer.serialize_to_request(
+    # The same request on the wire; only the validation is left out.
+    assert unchecked._serializer.serialize_to_request(request, operation) == checked._serializer.serialize_to_request(
         request, operation
     )
-    assert twin.meta is client.meta and twin._endpoint is client._endpoint
     empty = {"TransactItems": []}  # below the operation's minimum of one element
     with pytest.raises(ParamValidationError):
-        client._serializer.serialize_to_request(empty, operation)
-    twin._serializer.serialize_to_request(empty, operation)  # left to the endpoint, which refuses it
-    scripted = ScriptedDynamoDB()
-    assert unvalidated(scripted) is scripted
+        checked._serializer.serialize_to_request(empty, operation)
+    unchecked._serializer.serialize_to_request(empty, operation)  # left to the endpoint, which refuses it
 
 
 def test_a_request_token_names_the_jobs_it_sends():

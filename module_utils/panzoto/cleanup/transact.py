@@ -33,11 +33,6 @@ from ansible.module_utils.panzoto.cleanup.batches import Abort, backoff_delay
 from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, describe_change, send_write
 
-try:
-    from botocore.validate import ParamValidationDecorator
-except ImportError:  # the modules report a missing botocore themselves
-    ParamValidationDecorator = None
-
 TRANSACT_LIMIT = 100  # elements per TransactWriteItems request
 # DynamoDB refuses a transaction over 4 MB; exact conditions carry the whole item, so
 # batches are also cut by size (estimated from the request's JSON, with room to spare).
@@ -101,27 +96,6 @@ def request_token(run_id: str, elements: list[dict], attempt: int) -> str:
     return digest.hexdigest()[:36]
 
 
-def unvalidated(client):
-    """`client` for requests this module builds itself: botocore's parameter validation left out.
-
-    Validation walks every attribute value of every element again (about a fifth of a batched
-    delete's CPU) to check what cleanup/writes.py has just built from items DynamoDB returned; the
-    endpoint validates the request anyway, and a transaction it refuses (ValidationException) has its
-    jobs sent one per request on the validating client. A client that is not botocore's as expected
-    (a test's stand-in, another botocore) is returned as it is.
-    """
-    serializer = getattr(client, "_serializer", None)
-    inner = getattr(serializer, "_serializer", None)
-    if ParamValidationDecorator is None or not isinstance(serializer, ParamValidationDecorator) or inner is None:
-        return client
-    # The same client but for its serializer: it shares the endpoint, credentials, events and connection pool.
-    # (copy.copy cannot: botocore's __getattr__ recurses on a client whose attributes are not set yet.)
-    twin = object.__new__(type(client))
-    twin.__dict__.update(vars(client))
-    twin._serializer = inner
-    return twin
-
-
 @dataclass
 class TransactWriter:
     """Sends one run's conditional writes as transactions, falling back to one request per job."""
@@ -133,9 +107,12 @@ class TransactWriter:
     endpoint_url: str | None = None
     sleep: Callable[[float], None] = time.sleep
     stats: TransactStats = field(default_factory=TransactStats)
+    # The client the transactions go through: one without botocore's parameter validation (aws_client's
+    # parameter_validation=False), as they are built from items DynamoDB returned; None: `dynamodb`.
+    transactions: object = None
 
     def __post_init__(self) -> None:
-        self._transactions = unvalidated(self.dynamodb)
+        self._transactions = self.transactions or self.dynamodb
 
     def send(self, batch: Batch) -> list[Outcome]:
         """One outcome per job of `batch` (at most TRANSACT_LIMIT jobs, from batches()), in order."""
