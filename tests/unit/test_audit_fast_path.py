@@ -72,6 +72,15 @@ def odd_timestamps(now: datetime) -> list[object]:
         (now - timedelta(days=1)).replace(hour=23, minute=30, tzinfo=None).isoformat() + "-05:30",
         (now - timedelta(days=1)).replace(hour=0, minute=30, tzinfo=None).isoformat() + "+09:00",
         " " + stamp(now - 5 * hour) + " ",
+        # Naive forms the fast path reads again with "+00:00" appended ("T" at 10) or converts by replace.
+        (now - 6 * hour).replace(tzinfo=None).isoformat(timespec="hours"),
+        (now - 6 * hour).replace(tzinfo=None).isoformat(timespec="minutes"),
+        (now - 6 * hour).replace(tzinfo=None, microsecond=500000).isoformat().replace(".", ","),
+        (now - 6 * hour).replace(tzinfo=None).isoformat()[:21],  # one digit of fraction
+        (now - 30 * minute).strftime("%G-W%V-%uT%H:%M:%S"),  # week date: "T" at 10 too
+        (now - 30 * minute).strftime("%Y-%jT%H:%M:%S"),  # ordinal date: "T" at 8
+        (now - 30 * minute).strftime("%Y%m%dT%H%M%S.%f"),
+        stamp(now - hour - timedelta(microseconds=1), "naive").replace("T", "t"),
         stamp(now - 5 * hour, "naive").replace("T", " "),
         (now - timedelta(days=2)).date().isoformat(),
         (now - timedelta(days=2)).strftime("%Y%m%dT%H%M%SZ"),
