@@ -72,6 +72,15 @@ def odd_timestamps(now: datetime) -> list[object]:
         (now - timedelta(days=1)).replace(hour=23, minute=30, tzinfo=None).isoformat() + "-05:30",
         (now - timedelta(days=1)).replace(hour=0, minute=30, tzinfo=None).isoformat() + "+09:00",
         " " + stamp(now - 5 * hour) + " ",
+        # Naive forms the fast path reads again with "+00:00" appended ("T" at 10) or converts by replace.
+        (now - 6 * hour).replace(tzinfo=None).isoformat(timespec="hours"),
+        (now - 6 * hour).replace(tzinfo=None).isoformat(timespec="minutes"),
+        (now - 6 * hour).replace(tzinfo=None, microsecond=500000).isoformat().replace(".", ","),
+        (now - 6 * hour).replace(tzinfo=None).isoformat()[:21],  # one digit of fraction
+        (now - 30 * minute).strftime("%G-W%V-%uT%H:%M:%S"),  # week date: "T" at 10 too
+        (now - 30 * minute).strftime("%Y-%jT%H:%M:%S"),  # ordinal date: "T" at 8
+        (now - 30 * minute).strftime("%Y%m%dT%H%M%S.%f"),
+        stamp(now - hour - timedelta(microseconds=1), "naive").replace("T", "t"),
         stamp(now - 5 * hour, "naive").replace("T", " "),
         (now - timedelta(days=2)).date().isoformat(),
         (now - timedelta(days=2)).strftime("%Y%m%dT%H%M%SZ"),
@@ -293,3 +302,28 @@ def test_the_oldest_jobs_match_a_heap_of_spelled_dates(limit: int) -> None:
     for entry in entries:
         kept.add(*entry)
     assert kept.report(dated_as="created_at") == reference_oldest(entries, limit)
+
+
+def naive_shapes() -> list[str]:
+    """Every naive form fromisoformat takes around NOW's stuck boundary, with and without a "T" at 10."""
+    shapes = ["2025-10-19", "20251019"]  # a date alone: midnight
+    for date in ("2025-10-19", "2025-W42-7", "20251019", "2025W427"):  # the week date is the same Sunday
+        for separator in ("T", "t", " "):
+            for time in ("17", "1730", "17:30", "17:00:00", "17:30:00.5", "17:30:00,123", "16:59:59.999999"):
+                shapes.append(date + separator + time)
+    return shapes
+
+
+@pytest.mark.parametrize("text", naive_shapes())
+def test_naive_shapes_tally_the_same_both_ways(text: str) -> None:
+    # Each shape as the created, attempted and completed time of every status, against UTC neighbours.
+    items = [
+        {"job_id": "p", "status": "pending", "created_at": text, "job_type": "transcription"},
+        {"job_id": "r", "status": "processing", "created_at": text, "last_attempt_at": text},
+        {"job_id": "f", "status": "failed", "created_at": "2025-10-19T10:00:00Z", "last_attempt_at": text,
+         "error_message": "MAC check failed", "audio_file_id": "a"},
+        {"job_id": "g", "status": "failed", "created_at": text, "error_message": "timeout", "audio_file_id": "a"},
+        {"job_id": "c", "status": "completed", "created_at": "2025-10-19T09:00:00", "completed_at": text},
+        {"job_id": "d", "status": "completed", "created_at": text, "completed_at": "2025-10-19T18:30:00Z"},
+    ]  # fmt: skip
+    assert fast_report(items, RULES, NOW, 5) == exact_report(items, RULES, NOW, 5)

@@ -59,6 +59,11 @@ _ABSENT = _Absent()
 # The retry_count classes a well-formed job may have as the reader gives them (bool and other int
 # subclasses are for the exact path), or none at all.
 _RETRY_CLASSES = frozenset({Decimal, int, _Absent})
+# A naive timestamp with a time part ("T" at 10) read again with this appended is replace(tzinfo=UTC) of
+# its naive reading: a valid naive time holds no "+", "-" or "Z", so the suffix can only be read as its
+# offset, and fromisoformat gives the UTC singleton for a zero offset. Without a "T" at 10 (a date
+# alone, the basic format) the suffix may be read otherwise: those are converted by replace.
+_AS_UTC = "+00:00"
 
 
 @dataclass
@@ -250,6 +255,7 @@ class JobAudit:
                 exact(inspect_job(item, rules))
             return
         fromiso = datetime.fromisoformat
+        as_utc = _AS_UTC
         low, high = SAFE_YEARS
         statuses = _STATUSES
         absent = _ABSENT
@@ -295,7 +301,8 @@ class JobAudit:
                     continue
                 zone = created_at.tzinfo
                 if zone is None:
-                    created_at = created_at.replace(tzinfo=UTC)
+                    # Read again as UTC (see _AS_UTC); replace(tzinfo=UTC) costs several parses.
+                    created_at = fromiso(created + as_utc) if created[10:11] == "T" else created_at.replace(tzinfo=UTC)
                 elif zone is not UTC:
                     exact(inspect_job(item, rules))
                     continue
@@ -345,7 +352,11 @@ class JobAudit:
                                 if not low < failed_at.year < high or (zone is not None and zone is not UTC):
                                     failed_at = None
                                 elif zone is None:
-                                    failed_at = failed_at.replace(tzinfo=UTC)
+                                    failed_at = (
+                                        fromiso(last_attempt + as_utc)
+                                        if last_attempt[10:11] == "T"
+                                        else failed_at.replace(tzinfo=UTC)
+                                    )
                         if failed_at is None:
                             failed_at = parse_timestamp(last_attempt) or created_at
                     tally = categories.get(category)
@@ -393,7 +404,11 @@ class JobAudit:
                                 if not low < completed_at.year < high or (zone is not None and zone is not UTC):
                                     completed_at = None
                                 elif zone is None:
-                                    completed_at = completed_at.replace(tzinfo=UTC)
+                                    completed_at = (
+                                        fromiso(completed + as_utc)
+                                        if completed[10:11] == "T"
+                                        else completed_at.replace(tzinfo=UTC)
+                                    )
                         if completed_at is None:
                             completed_at = parse_timestamp(completed)
                         if completed_at is not None:
