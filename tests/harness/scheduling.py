@@ -19,7 +19,7 @@ from xdist.scheduler import LoadFileScheduling
 # Test files whose every test is a unit of its own (no module-scoped state between them).
 INDEPENDENT_FILES = frozenset({"tests/hosts/test_molecule.py"})
 # Test files that use the `deployment` fixture (tests/hosts/conftest.py): one unit, named after the first.
-SHARED_DEPLOYMENT_FILES = ("tests/hosts/test_deploy.py", "tests/hosts/test_liveness.py")
+SHARED_DEPLOYMENT_FILES = ("tests/hosts/test_deploy.py", "tests/hosts/test_ffmpeg.py", "tests/hosts/test_liveness.py")
 
 
 class FileScheduling(LoadFileScheduling):

@@ -3,7 +3,8 @@
 Jobs fail with `Processing error: Audio conversion failed: ...` or `... ffmpeg is not installed ...` today
 (the ops guide's FORMAT_ERROR, "File does not start with RIFF id", in old data) on a host whose ffmpeg cannot
 convert 3gp audio. The role must report such a host with ffmpeg's own error, and the repair playbook
-must bring it back.
+must bring it back. It breaks the session's deployed host (tests/support/deployment.py), whose deploy installed
+ffmpeg, and leaves it repaired, its service never restarted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.deployment import Deployment
 from support.playbook import PlaybookRun, run_playbook
 
 ROLE_PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "ffmpeg.yml"
@@ -19,14 +21,6 @@ FORMAT_ERROR = "File does not start with RIFF id"
 FFMPEG = "ffmpeg -hide_banner -nostdin -loglevel error -y"
 # An ffmpeg earlier on PATH that "succeeds" but writes no audio: a wrong build or a wrapper gone bad.
 FAKE_FFMPEG = '#!/bin/sh\nfor last; do :; done\necho "not audio" > "$last"\n'
-
-
-def install_ffmpeg_directly(host) -> None:
-    """Set-up shortcut: ffmpeg installed with apt-get, not by the role under test."""
-    host.exec("apt-get", "update", "-qq")
-    host.exec(
-        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends", "ffmpeg"
-    )
 
 
 def remove_libavcodec(host) -> None:
@@ -47,11 +41,10 @@ def host_converts_3gp_to_riff_wav(host) -> bool:
 
 @pytest.mark.hosts
 def test_the_role_reports_a_broken_ffmpeg_with_its_error_and_repair_ffmpeg_brings_it_back(
-    target_hosts, write_inventory, tmp_path
-):
-    (host,) = target_hosts(prefix="ffmpeg-broken")
-    inventory = write_inventory(tmp_path / "hosts.yml", [host])
-    install_ffmpeg_directly(host)
+    deployment: Deployment,
+) -> None:
+    """On the session's deployed host (its ffmpeg installed by the deploy), without restarting its service."""
+    host, inventory = deployment.host, deployment.inventory
     healthy = run_role(inventory)
     assert healthy.returncode == 0, healthy.output
     assert healthy.changed(host.name) == 0, healthy.output
