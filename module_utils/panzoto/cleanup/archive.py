@@ -23,7 +23,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -90,38 +90,38 @@ def to_wire(value: object) -> dict:
     archived and conditionally deleted job. Sets and binary go to TypeSerializer.
     Numbers are read from DynamoDB, so already within its 38 digits.
     """
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is Decimal or kind is int:
-        return {"N": str(value)}
-    if kind is dict:
-        return {"M": {name: to_wire(part) for name, part in value.items()}}
-    if kind is list:
-        return {"L": [to_wire(part) for part in value]}
-    if kind is bool:
-        return {"BOOL": value}
-    if value is None:
-        return {"NULL": True}
-    return TypeSerializer().serialize(value)
+    return _built(value, _serialized)
 
 
 def _to_json(value: object) -> dict:
     """to_wire() with binary as base64 text (what item_to_json stores)."""
+    return _built(value, _serialized_as_json)
+
+
+def _serialized(value: object) -> dict:
+    return TypeSerializer().serialize(value)
+
+
+def _serialized_as_json(value: object) -> dict:
+    return _encode_binary(TypeSerializer().serialize(value))
+
+
+def _built(value: object, other: Callable[[object], dict]) -> dict:
+    """`value` as an attribute value, sets and binary through `other`."""
     kind = type(value)
     if kind is str:
         return {"S": value}
     if kind is Decimal or kind is int:
         return {"N": str(value)}
     if kind is dict:
-        return {"M": {name: _to_json(part) for name, part in value.items()}}
+        return {"M": {name: _built(part, other) for name, part in value.items()}}
     if kind is list:
-        return {"L": [_to_json(part) for part in value]}
+        return {"L": [_built(part, other) for part in value]}
     if kind is bool:
         return {"BOOL": value}
     if value is None:
         return {"NULL": True}
-    return _encode_binary(TypeSerializer().serialize(value))
+    return other(value)
 
 
 def item_to_json(item: dict) -> dict:
