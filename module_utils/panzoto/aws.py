@@ -123,18 +123,30 @@ def aws_session(module):
         module.fail_json(msg=f"{exc}: define it in ~/.aws/config or unset profile/AWS_PROFILE.")
 
 
+# The options a boto3 session is made of: a module's clients share a session while these stay the same
+# (aws_access_check changes the region for the cost tables).
+SESSION_OPTIONS = ("access_key", "secret_key", "session_token", "profile", "region")
+
+
+def _shared_session(module):
+    sessions = module.__dict__.setdefault("_panzoto_aws_sessions", {})
+    options = tuple(module.params.get(name) for name in SESSION_OPTIONS)
+    if options not in sessions:
+        sessions[options] = aws_session(module)
+    return sessions[options]
+
+
 def aws_client(module, service: str, max_pool_connections: int = 10, parameter_validation: bool = True):
     """A boto3 client for `service`, retrying throttling and 5xx with backoff.
 
     Fails the module with one line when no region or no credentials are
-    available, before any request is made. A module's clients share one
-    session, so a second client reuses the service models the first loaded.
+    available, before any request is made. A module's clients of the same
+    connection options share a session, so a second client reuses the service
+    models the first loaded.
     parameter_validation=False (botocore's own setting) is for requests the
     module builds from what AWS returned: the endpoint validates them anyway.
     """
-    if not hasattr(module, "_panzoto_aws_session"):
-        module._panzoto_aws_session = aws_session(module)
-    session = module._panzoto_aws_session
+    session = _shared_session(module)
     if not session.region_name:
         module.fail_json(msg="No AWS region: set the region option or AWS_REGION.")
     if session.get_credentials() is None:

@@ -73,3 +73,31 @@ def test_resource_actions_are_returned_only_when_asked():
         "before-call.dynamodb.Scan", model=client.meta.service_model.operation_model("Scan"), params={}
     )
     assert resource_actions(loud) == {"resource_actions": ["dynamodb:Scan"]}
+
+
+def test_clients_share_a_session_while_the_connection_options_stay_the_same():
+    module = Module()
+    first = aws_client(module, "dynamodb")
+    aws_client(module, "s3")
+    assert len(module._panzoto_aws_sessions) == 1
+    module.params["region"] = "eu-west-1"  # as aws_access_check does for the cost tables' region
+    other = aws_client(module, "dynamodb")
+    assert (first.meta.region_name, other.meta.region_name) == ("us-east-1", "eu-west-1")
+    assert len(module._panzoto_aws_sessions) == 2
+
+
+def test_a_client_can_leave_parameter_validation_to_the_endpoint():
+    from botocore.exceptions import ParamValidationError
+
+    module = Module(endpoint_url="http://127.0.0.1:9")
+    checked = aws_client(module, "dynamodb")
+    unchecked = aws_client(module, "dynamodb", parameter_validation=False)
+    operation = checked.meta.service_model.operation_model("DeleteItem")
+    request = {"TableName": "jobs", "Key": {"job_id": {"S": "j1"}}}
+    # The same request on the wire; only the validation is left out.
+    assert unchecked._serializer.serialize_to_request(request, operation) == checked._serializer.serialize_to_request(
+        request, operation
+    )
+    with pytest.raises(ParamValidationError):
+        checked._serializer.serialize_to_request({"TableName": "jobs"}, operation)  # no Key
+    unchecked._serializer.serialize_to_request({"TableName": "jobs"}, operation)  # left to the endpoint

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from ansible.module_utils.panzoto.cleanup.batches import Abort
 from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey, group_of
 from ansible.module_utils.panzoto.cleanup.transact import (
@@ -208,37 +207,6 @@ def test_transactions_go_through_their_own_client_and_a_refused_ones_jobs_throug
     assert w.send(batch(planned("j2"))) == [("changed", None, None)]
     assert len(transactions.transactions) == 2 and transactions.singles == []
     assert [r["Key"]["job_id"]["S"] for r in dynamodb.singles] == ["j0", "j1"] and dynamodb.transactions == []
-
-
-def test_aws_client_can_leave_parameter_validation_to_the_endpoint():
-    from ansible.module_utils.panzoto.aws import aws_client
-    from botocore.exceptions import ParamValidationError
-
-    class Module:
-        def __init__(self) -> None:
-            self.params = {
-                "region": "us-east-1",
-                "access_key": "t",
-                "secret_key": "t",
-                "endpoint_url": "http://127.0.0.1:9",
-            }
-
-        def fail_json(self, **kwargs):
-            raise AssertionError(kwargs)
-
-    module = Module()
-    checked = aws_client(module, "dynamodb")
-    unchecked = aws_client(module, "dynamodb", parameter_validation=False)
-    operation = checked.meta.service_model.operation_model("TransactWriteItems")
-    request = {"TransactItems": [DELETE.transact_item(planned("j1"))], "ClientRequestToken": "t" * 36}
-    # The same request on the wire; only the validation is left out.
-    assert unchecked._serializer.serialize_to_request(request, operation) == checked._serializer.serialize_to_request(
-        request, operation
-    )
-    empty = {"TransactItems": []}  # below the operation's minimum of one element
-    with pytest.raises(ParamValidationError):
-        checked._serializer.serialize_to_request(empty, operation)
-    unchecked._serializer.serialize_to_request(empty, operation)  # left to the endpoint, which refuses it
 
 
 def test_a_request_token_names_the_jobs_it_sends():
