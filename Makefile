@@ -63,13 +63,12 @@ lint: venv
 unit: venv
 	pytest tests/unit
 
-# Whole test files go to each worker, so module-scoped fixtures (a deployed host, a seeded table) are
-# built once; the target-host files start first and each Molecule scenario is a unit of its own, so the
-# workers stay busy to the end (tests/harness/scheduling.py). Three workers on two cores: with two, the
-# cores sat idle 11% of the run (hosts booting, packages downloading, services starting), and a third
-# worker's CPU-bound tests fill that. The slowest tests are listed at the end, to keep CI's time in view.
+# Whole test files go to each of two workers, so module-scoped fixtures (a deployed host, a
+# seeded table) are built once; the target-host files start first and each Molecule scenario is a unit
+# of its own, so both workers stay busy to the end (tests/harness/scheduling.py). The slowest tests are
+# listed at the end, to keep CI's time in view.
 test: venv system-packages lint
-	pytest -n 3 --dist loadfile --durations=25
+	pytest -n 2 --dist loadfile --durations=25
 
 # The modules side by side with the ops guide's scripts (see benchmarks/README.md).
 bench: venv

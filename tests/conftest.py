@@ -1,7 +1,7 @@
-"""Fixtures shared by every test: the local AWS endpoint and paths; how the CI workers share the suite.
+"""Fixtures shared by every test: the local AWS endpoint and paths; how the two CI workers share the suite.
 
 The endpoint is moto in server mode, a real HTTP server on 127.0.0.1 started
-once per session; `aws` gives each test an empty one. Under `pytest -n 3 --dist
+once per session; `aws` gives each test an empty one. Under `pytest -n 2 --dist
 loadfile` the target-host files go first and every Molecule scenario is a unit of
 its own (tests/harness/scheduling.py).
 """

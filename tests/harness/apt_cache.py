@@ -1,7 +1,7 @@
 """A caching HTTP proxy for the Debian mirror, shared by the target hosts of a test session.
 
 Every target host starts from the same image and installs the same packages (ffmpeg, git, python3-venv ...)
-again and again, on every worker. Hosts reach this proxy on 127.0.0.1 (they share the machine's network)
+again and again, on both workers. Hosts reach this proxy on 127.0.0.1 (they share the machine's network)
 through `Acquire::http::Proxy`; it keeps what never changes under the same URL and passes the rest through:
 
     kept on disk      pool/... (.deb files: a new version gets a new name) and .../by-hash/... (index files

@@ -1,10 +1,10 @@
-"""How `pytest -n 3 --dist loadfile` (make test) shares the suite between its workers (tests/conftest.py installs it).
+"""How `pytest -n 2 --dist loadfile` shares the suite between its workers (tests/conftest.py installs it).
 
 xdist's loadfile sends each test file whole to one worker, so a file's module-scoped fixtures (a deployed
-host, a seeded table) are built once. Three refinements keep the workers busy until the end:
+host, a seeded table) are built once. Two refinements keep both workers busy until the end:
 
 - files whose tests share nothing (INDEPENDENT_FILES: every Molecule scenario starts and destroys its own
-  hosts) are split, one unit per test, so scenarios of several minutes each run side by side;
+  hosts) are split, one unit per test, so two scenarios of several minutes each run side by side;
 - files that read the session's deployed host (SHARED_DEPLOYMENT_FILES, tests/support/deployment.py) are one
   unit, so one worker deploys it once and runs them one after the other;
 - the units go out in collection order, which tests/conftest.py sorts with the target-host files first:
