@@ -14,8 +14,8 @@ from check_module_docs import ansible_doc_problems
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(path.stem for path in (REPO_ROOT / "library").glob("*.py"))
 ANSIBLE_DOC = str(Path(sys.executable).parent / "ansible-doc")
-# Modules that talk to no AWS endpoint (the diagnosis's log reader on the API servers, the JUnit writer).
-NO_AWS_MODULES = {"job_log_evidence", "junit_report"}
+# Modules that talk to no AWS endpoint (the diagnosis's log reader on the API servers, the report writers).
+NO_AWS_MODULES = {"job_log_evidence", "junit_report", "report_files"}
 
 
 def ansible_doc(*args: str) -> subprocess.CompletedProcess:
