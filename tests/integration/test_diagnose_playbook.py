@@ -315,7 +315,7 @@ def test_no_secret_of_the_corpus_leaves_a_server(module_aws, tmp_path: Path) -> 
     )  # fmt: skip
 
     assert run.returncode == 0, run.output
-    assert '"redactions": ' in run.stdout and "bytes_returned" in run.stdout  # the read results are printed
+    assert "redactions: " in run.stdout and "bytes_returned: " in run.stdout  # the read results are printed (-v)
     (diagnosed,) = report_json(tmp_path / "reports")["jobs"]
     assert diagnosed["cause"] == "decryption_failed" and "lines omitted" in "".join(diagnosed["evidence"])
     reports = read_reports(tmp_path / "reports")
