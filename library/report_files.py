@@ -47,7 +47,8 @@ options:
         required: true
       content:
         description:
-          - The file's whole content.
+          - The file's whole content. Never shown in the task's output, not even as its invocation with C(-vvv), as
+            M(ansible.builtin.copy) hides its C(content).
         type: str
         required: true
 attributes:
@@ -122,7 +123,11 @@ ARGUMENT_SPEC = dict(
         type="list",
         elements="dict",
         required=True,
-        options=dict(name=dict(type="str", required=True), content=dict(type="str", required=True)),
+        options=dict(
+            name=dict(type="str", required=True),
+            # As ansible.builtin.copy's content: never echoed back in the task's invocation (-vvv).
+            content=dict(type="str", required=True, no_log=True),
+        ),
     ),
 )
 

@@ -14,7 +14,7 @@ FILES = [{"name": "report.json", "content": '{\n    "counts": 3\n}'}, {"name": "
 
 
 def write_reports(
-    tmp_path: Path, files: list[dict], *, directory_mode: str = "0750", check: bool = False
+    tmp_path: Path, files: list[dict], *, directory_mode: str = "0750", check: bool = False, verbosity: int = 0
 ) -> PlaybookRun:
     playbook = tmp_path / "reports.yml"
     options = {"directory": "{{ report_dir }}", "directory_mode": directory_mode, "mode": "0600"}
@@ -24,7 +24,7 @@ def write_reports(
     play = [{"name": "Write reports", "hosts": "localhost", "gather_facts": False, "tasks": [task, show]}]
     playbook.write_text(json.dumps(play))
     extra = {"report_dir": str(tmp_path / "out" / "reports"), "files": files}
-    return run_playbook(str(playbook), extra_vars=extra, check=check)
+    return run_playbook(str(playbook), extra_vars=extra, check=check, verbosity=verbosity)
 
 
 def test_written_once_then_unchanged_with_check_mode_honest(tmp_path: Path) -> None:
@@ -35,8 +35,9 @@ def test_written_once_then_unchanged_with_check_mode_honest(tmp_path: Path) -> N
     assert predicted.changed() == 1 and not directory.exists()
     assert "written=['report.json', 'report.txt']" in predicted.stdout
 
-    first = write_reports(tmp_path, FILES)
+    first = write_reports(tmp_path, FILES, verbosity=3)
     assert first.returncode == 0, first.output
+    assert '"counts": 3' not in first.output and "3 jobs" not in first.output  # as copy's content: never echoed
     assert first.changed() == 1
     assert stat.S_IMODE(directory.stat().st_mode) == 0o750
     for file in FILES:
