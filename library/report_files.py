@@ -140,7 +140,9 @@ def problem(directory: str, files: list[dict]) -> str | None:
     for index, file in enumerate(files):
         name = file["name"]
         if not name or os.path.basename(name) != name or name in (".", ".."):
-            return f"files[{index}].name {name!r} is not a file name: give the name alone, the directory is directory."
+            return (
+                f"files[{index}].name {name!r} is not a file name: give the name alone, and the directory in directory."
+            )
         if name in seen:
             return f"files[{index}].name {name!r} is given twice: each file is written once."
         if os.path.isdir(os.path.join(directory, name)):
