@@ -187,6 +187,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto.files import read_text
 from ansible.module_utils.panzoto.junit import render_suite, render_suites
 
 CASE_SPEC = dict(
@@ -251,16 +252,6 @@ def render(params: dict) -> tuple[str, list[dict]]:
     return render_suite(suite), cases
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
-    except UnicodeDecodeError:
-        return ""
-
-
 def write_atomic(module: AnsibleModule, path: str, content: str) -> None:
     """Temp file beside `path`, fsynced, then moved over it (the module's atomic_move keeps SELinux context)."""
     handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".", suffix=".tmp")
@@ -294,7 +285,7 @@ def run_module() -> None:
     except ReportError as exc:
         module.fail_json(msg=str(exc))
 
-    before = read(path)
+    before = read_text(path)
     changed = before != content
     if changed and not module.check_mode:
         try:

@@ -114,7 +114,7 @@ written:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto.files import write_atomic
+from ansible.module_utils.panzoto.files import read_text, write_atomic
 
 ARGUMENT_SPEC = dict(
     directory=dict(type="path", required=True),
@@ -151,14 +151,6 @@ def problem(directory: str, files: list[dict]) -> str | None:
     return None
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as stream:
-            return stream.read()
-    except (FileNotFoundError, UnicodeDecodeError):
-        return None
-
-
 def run_module() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, add_file_common_args=True, supports_check_mode=True)
     directory = os.path.abspath(module.params["directory"])
@@ -183,7 +175,7 @@ def run_module() -> None:
     for file in files:
         path = os.path.join(directory, file["name"])
         paths.append(path)
-        if read(path) != file["content"]:
+        if read_text(path) != file["content"]:
             written.append(path)
             if not module.check_mode:
                 try:
