@@ -318,7 +318,7 @@ def test_a_requeue_that_changed_one_job_and_skipped_another_reports_changed_not_
     )
     assert run.returncode == 0, run.output
     # The real run goes to the background (the role's apply_background.yml): its result is the last poll's.
-    module_task = run.stdout.rsplit("Ask whether the cleanup has ended.]", 1)[1].split("TASK [", 1)[0]
+    module_task = run.stdout.rsplit("Collect the cleanup's result.]", 1)[1].split("TASK [", 1)[0]
     assert "changed: [localhost]" in module_task and "skipping:" not in module_task, module_task
     assert report["counts"]["changed"] == 1 and report["counts"]["skipped"] == 1
     assert [entry["job_id"] for entry in report["skipped_jobs"]] == ["done"] and "skipped" not in report
