@@ -64,7 +64,8 @@ def converged_timers() -> Iterator[dict[str, dict[str, str]]]:
     The timer is hourly: when verify crosses the hour, it starts the audit in the middle of a test that counts
     runs, history lines and alerts (it did). So the timer is read first (its next elapse is empty for the moment
     it fires: read again), then stopped, a run it started is let finish, and what runs leave is removed: the
-    tests start from a converged host that never ran the audit, and the timers run again afterwards."""
+    tests start from a converged host that never ran the audit, and the timers run again afterwards. (The converge
+    test's converge starts them again: what follows it reads its own last audit run and the retention only.)"""
     hosts = {name: testinfra.get_host(f"podman://{name}") for name in HOSTS}
     timer, service = f"{NAME}.timer", f"{NAME}.service"
     next_elapse = f"systemctl show {timer} -p NextElapseUSecRealtime --value"
