@@ -106,12 +106,13 @@ options:
         suboptions: *case_options
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - action_common_attributes
   - files
 """
 

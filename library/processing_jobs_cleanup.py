@@ -207,12 +207,13 @@ options:
     default: 60s
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - action_common_attributes
   - panzoto_aws
   - panzoto_classification_rules
   - panzoto_selection

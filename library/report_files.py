@@ -53,12 +53,13 @@ options:
         required: true
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - action_common_attributes
   - files
 """
 
