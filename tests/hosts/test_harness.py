@@ -52,7 +52,7 @@ def test_target_hosts_are_booted_systemd_hosts_with_their_own_names_and_ports(ta
     assert '"extra": 1' in listed
 
     # The harness's connection pipelines a module as SSH does in production: one podman exec with the module on its
-    # stdin, no temporary directory; a file transfer still works (containers.podman.podman's).
+    # stdin, no temporary directory, no `podman mount`; a file transfer still works (containers.podman.podman's).
     playbook = tmp_path / "pipelined.yml"
     playbook.write_text(
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -62,6 +62,7 @@ def test_target_hosts_are_booted_systemd_hosts_with_their_own_names_and_ports(ta
     run = run_playbook(str(playbook), inventory=inventory, limit=first.name, verbosity=3)
     assert run.returncode == 0, run.output[-3000:]
     command_task = run.stdout.split("TASK [ansible.builtin.command]", 1)[1].split("TASK [", 1)[0]
+    assert command_task.count("RUN [b'/usr/bin/podman'") == 1, command_task
     assert command_task.count("RUN [b'/usr/bin/podman', b'exec'") == 1, command_task
     assert "b'exec', b'--interactive'" in command_task and "AnsiballZ" not in command_task
     assert first.testinfra.file("/root/name").content_string == first.name

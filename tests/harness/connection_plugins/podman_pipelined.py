@@ -2,10 +2,11 @@
 
 Production reaches its hosts over SSH with pipelining on (ansible.cfg): a module is sent on the command's stdin,
 one round trip per task. containers.podman.podman cannot pipeline (its exec does not attach stdin), so each task
-costs six podman calls instead of two (a temporary directory made, the module copied, made executable, run and
-removed): twice the time of every host test for nothing they test. This connection runs a module as SSH with
-pipelining does, and leaves everything else (file transfers, tasks that need a temporary directory, async tasks)
-to containers.podman.podman. A podman that cannot run the command at all (a stopped container) makes the host
+costs six podman calls instead of one (a temporary directory made, the module copied, made executable, run and
+removed), and each task first runs `podman mount` for file transfers it mostly does not make. This connection
+runs a module as SSH with pipelining does, in one podman exec, mounts the container only for a file transfer, and
+leaves everything else (file transfers, tasks that need a temporary directory, async tasks) to
+containers.podman.podman. A podman that cannot run the command at all (a stopped container) makes the host
 unreachable, as SSH's exit 255 does. Ansible finds it through ANSIBLE_CONNECTION_PLUGINS (tests/hosts/conftest.py
 and .config/molecule/config.yml set it).
 """
@@ -56,6 +57,23 @@ options:
 class Connection(PodmanConnection):
     transport = "podman_pipelined"
     has_pipelining = True
+
+    def _connect(self):
+        """Connected without `podman mount`: only a file transfer reads the mount point, and it mounts first."""
+        self._connected = True
+        return self
+
+    def _mount(self) -> None:
+        if self._mount_point is None:
+            super()._connect()
+
+    def put_file(self, in_path, out_path):
+        self._mount()
+        super().put_file(in_path, out_path)
+
+    def fetch_file(self, in_path, out_path):
+        self._mount()
+        super().fetch_file(in_path, out_path)
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         """A pipelined module arrives as in_data: podman exec --interactive hands it to the command's stdin."""
