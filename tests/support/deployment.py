@@ -68,7 +68,8 @@ def app_env(backend: Backend, **extra: str) -> dict[str, str]:
         "REGION_NAME": backend_jobs.REGION,
         "AWS_ENDPOINT_URL": backend.endpoint_url,
         "AWS_S3_BUCKET_NAME": backend_jobs.BUCKET,
-        "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "0.5",
+        # Each poll is a Scan moto answers (tens of ms of CPU): every 2 s keeps job waits short and moto quiet.
+        "TRANSCRIPTION_CHECK_INTERVAL_SECONDS": "2",
         **extra,
     }
 
