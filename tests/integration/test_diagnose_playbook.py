@@ -202,15 +202,22 @@ def diagnose(tmp_path: Path, endpoint_url: str, root: Path, overrides: dict | No
     )
 
 
-def test_todays_failures_and_the_guides_max_retries_get_their_causes_hosts_and_actions(planted, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def default_run(planted, tmp_path_factory: pytest.TempPathFactory) -> tuple[PlaybookRun, Path]:
+    """The playbook with its defaults on the planted servers, once for the tests that read it: (run, report dir)."""
+    endpoint_url, _, root = planted
+    workdir = tmp_path_factory.mktemp("default-run")
+    return diagnose(workdir, endpoint_url, root), workdir / "reports"
+
+
+def test_todays_failures_and_the_guides_max_retries_get_their_causes_hosts_and_actions(planted, default_run) -> None:
     """By default every failed job whose category's next step is the diagnosis: today's `Failed to decrypt audio
     file`, `Processing error: ...` and daily summaries, and the guide's max_retries."""
-    endpoint_url, jobs, root = planted
-
-    run = diagnose(tmp_path, endpoint_url, root)
+    _, jobs, _ = planted
+    run, report_dir = default_run
 
     assert run.returncode == 0, run.output
-    report = report_json(tmp_path / "reports")
+    report = report_json(report_dir)
     assert set(report) >= {"schema_version", "generated_at", "table", "jobs", "causes"}
     assert (report["schema_version"], report["generated_at"], report["table"]) == (1, NOW, "panzoto-processing-jobs")
     by_id = {job["job_id"]: job for job in report["jobs"]}
@@ -255,13 +262,12 @@ def test_todays_failures_and_the_guides_max_retries_get_their_causes_hosts_and_a
     assert report["causes"]["no_evidence"]["hosts"] == []
 
 
-def test_every_report_is_written_redacted_valid_and_junit_marks_no_evidence_skipped(planted, tmp_path: Path) -> None:
-    endpoint_url, jobs, root = planted
-
-    run = diagnose(tmp_path, endpoint_url, root)
+def test_every_report_is_written_redacted_valid_and_junit_marks_no_evidence_skipped(planted, default_run) -> None:
+    _, jobs, _ = planted
+    run, report_dir = default_run
 
     assert run.returncode == 0, run.output
-    reports = read_reports(tmp_path / "reports")
+    reports = read_reports(report_dir)
     assert sorted(reports) == ["job-diagnosis.html", "job-diagnosis.json", "job-diagnosis.txt", "job-diagnosis.xml"]
     for name, text in reports.items():
         assert PLANTED_SECRET not in text, name
@@ -269,7 +275,7 @@ def test_every_report_is_written_redacted_valid_and_junit_marks_no_evidence_skip
         assert not any(ord(char) < 32 and char not in "\t\n" for char in text), name
     assert PLANTED_SECRET not in run.output
     assert "Bearer [REDACTED]" in reports["job-diagnosis.json"]
-    assert report_json(tmp_path / "reports")["hosts"]["api-b"]["redactions"] >= 1
+    assert report_json(report_dir)["hosts"]["api-b"]["redactions"] >= 1
     suite = ET.fromstring(reports["job-diagnosis.xml"])  # parses: no control character made it invalid
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("12", "10", "2")
     skipped = {case.get("name") for case in suite if case.find("skipped") is not None}
