@@ -8,7 +8,9 @@
   collide) and a `.testinfra` host.
 - `write_inventory(path, hosts, ...)`: an Ansible inventory reaching those hosts through podman.
 - `deployment`: the session's Debian 13 host deployed by deploy.yml (tests/support/deployment.py), shared by the
-  files that read a deployed host; `fake_aws_credentials` gives a module's control-node runs the fake keys.
+  files that read a deployed host; a module that changes its settings leaves their restore
+  (`Deployment.restore`), run when the next module asks for it. `fake_aws_credentials` gives a module's
+  control-node runs the fake keys.
 - `apt_cache`: the session's caching proxy for the Debian mirror (tests/harness/apt_cache.py); every host
   started here or by Molecule downloads its packages through it, so a package is fetched once per machine.
   Hosts also share root's pip cache and Poetry's artifact cache (`.cache/host-python-packages`).
@@ -140,12 +142,18 @@ def write_inventory_fixture() -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
-def deployment(
+def shared_deployment(
     host_image_for: Callable[[str], str], reserved_ports: set[int], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     """The deployed Debian 13 host, built once per session (per worker: the scheduler sends its users to one)."""
     with deployed_host(host_image_for, reserved_ports, tmp_path_factory.mktemp("deployment")) as deployed:
         yield deployed
+
+
+@pytest.fixture(scope="module")
+def deployment(shared_deployment: Deployment) -> Deployment:
+    """The shared host with the session's settings, put back first if a module before this one left them changed."""
+    return shared_deployment.settled()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from apt_cache import AptCache
 from scheduling import SHARED_DEPLOYMENT_FILES, FileScheduling
+from support.deployment import Deployment
 from support.playbook import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +126,17 @@ def test_every_file_using_the_deployed_host_is_scheduled_with_the_others() -> No
         if re.search(r"\bdeployment: Deployment\b", path.read_text())
     }
     assert users == set(SHARED_DEPLOYMENT_FILES)
+
+
+def test_a_restore_a_module_left_runs_once_when_the_next_module_reads_the_shared_host() -> None:
+    """tests/hosts/conftest.py's `deployment` settles the shared host per module: a module that changed its settings
+    leaves their restore, which the next reader runs before its tests, and only once."""
+    deployment = Deployment(*[None] * 7)
+    restored: list[str] = []
+    assert deployment.settled() is deployment and restored == []
+    deployment.restore = lambda: restored.append("the session's settings")
+    assert deployment.settled() is deployment and restored == ["the session's settings"]
+    assert deployment.settled() is deployment and restored == ["the session's settings"]
 
 
 def test_target_host_files_are_handed_out_first_whatever_their_test_count() -> None:

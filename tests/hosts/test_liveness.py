@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import local_aws
 import pytest
 from support import backend_jobs
 from support.deployment import Deployment
@@ -65,15 +66,25 @@ def deployed(deployment: Deployment) -> Iterator[Deployed]:
             assert run.returncode == 0, run.output[-6000:]
         endpoint_url = deployment.backend.endpoint_url
         yield Deployed(deployment.host, deployment.inventory, endpoint_url, alerts, webhook_url, runs[1])
-    # Back to the session's settings (the default timer, no webhook) for whoever reads the host next.
-    back = service_deploy(deployment.inventory)
-    assert back.returncode == 0, back.output[-6000:]
+
+    # A 2 s timer left (the switch test removes it) stops here: the host lives until the session ends. The session's
+    # settings (the default timer, no webhook) are deployed again by the next module that reads the host, if one does.
+    deployment.host.exec("systemctl", "stop", f"{SERVICE}-liveness.timer", check=False)
+
+    def back_to_the_sessions_settings() -> None:
+        # Run from another module's set-up: this module's fake keys (fake_aws_credentials) are not set there.
+        back = service_deploy(deployment.inventory, env=local_aws.FAKE_CREDENTIALS)
+        assert back.returncode == 0, back.output[-6000:]
+
+    deployment.restore = back_to_the_sessions_settings
 
 
-def service_deploy(inventory: Path, extra_vars: dict[str, Any] | None = None) -> PlaybookRun:
+def service_deploy(
+    inventory: Path, extra_vars: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> PlaybookRun:
     """deploy.yml's service item alone (`--tags service`), as an operator applies a liveness setting: the timer
     is the service role's, so ffmpeg's proof and the release checks would only repeat what the session proved."""
-    return run_playbook("deploy.yml", inventory=inventory, extra_vars=extra_vars, args=["--tags", "service"])
+    return run_playbook("deploy.yml", inventory=inventory, extra_vars=extra_vars, env=env, args=["--tags", "service"])
 
 
 def host_preflight(deployed: Deployed, *tags: str) -> PlaybookRun:

@@ -54,6 +54,16 @@ class Deployment:
     second: PlaybookRun
     before_second: ServiceState
     after_second: ServiceState
+    # How to put back the session's settings, left by a module that changed them; the next module to read the host
+    # runs it (`settled`), so the last module to change the host costs no deploy.
+    restore: Callable[[], None] | None = None
+
+    def settled(self) -> Deployment:
+        """This deployment with the session's settings: a pending restore runs first, once."""
+        if self.restore is not None:
+            restore, self.restore = self.restore, None
+            restore()
+        return self
 
 
 def service_state(host: Any) -> ServiceState:
