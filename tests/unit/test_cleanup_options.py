@@ -120,15 +120,11 @@ def test_the_argument_spec_states_the_constraints_it_can_express():
 
 
 def fragment_options(name: str) -> dict:
-    """The options a fragment adds: the project's from plugins/doc_fragments, Ansible's own through its loader."""
-    path = REPO_ROOT / "plugins" / "doc_fragments" / f"{name}.py"
-    if path.exists():
-        text = path.read_text().split('r"""', 1)[1].rsplit('"""', 1)[0]
-    else:
-        fragment = fragment_loader.get(name)
-        assert fragment is not None, f"no documentation fragment {name}"
-        text = fragment.DOCUMENTATION
-    return yaml.safe_load(text).get("options", {})
+    """The options a fragment adds, found as Ansible finds it: the project's (plugins/doc_fragments) or its own."""
+    fragment_loader.add_directory(str(REPO_ROOT / "plugins" / "doc_fragments"))
+    fragment = fragment_loader.get(name)
+    assert fragment is not None, f"no documentation fragment {name}"
+    return yaml.safe_load(fragment.DOCUMENTATION).get("options", {})
 
 
 def test_documentation_lists_exactly_the_module_options_and_suboptions():
