@@ -496,6 +496,7 @@ from ansible.module_utils.panzoto.cleanup.audio import (
     restore_audio,
 )
 from ansible.module_utils.panzoto.cleanup.batches import Abort, chunks, run_bounded
+from ansible.module_utils.panzoto.cleanup.encoded import send_encoded
 from ansible.module_utils.panzoto.cleanup.keyset import KeptKeys
 from ansible.module_utils.panzoto.cleanup.lease import DEFAULT_LOCK_TABLE, Lease, LeaseHeld, LeaseSetupError
 from ansible.module_utils.panzoto.cleanup.locks import (
@@ -1083,7 +1084,7 @@ def predicted_writes(writes: WritePlan, changes: list[Planned], opts: CleanupOpt
             1
             for chunk in chunks(changes, write_chunk_size(opts))
             for batch in batches(writes, chunk, opts.write_batch_size)
-            if all(element for _, element in batch)  # a job that needs its own request takes its batch with it
+            if all(element for _, element, _ in batch)  # a job that needs its own request takes its batch with it
         )
     return {"write_batch_size": opts.write_batch_size, "transactions": transactions, "resubmitted": 0, "fallback": None}
 
@@ -1184,10 +1185,12 @@ def run_module() -> None:
     transactions = None
     if opts.write_batch_size > 1:
         # Transactions are built from the items DynamoDB returned: botocore's second walk over every value
-        # (a fifth of a batched delete's CPU) is left to the endpoint, which validates them anyway.
+        # (a fifth of a batched delete's CPU) is left to the endpoint, which validates them anyway; and they
+        # are sent as the JSON the cleanup encoded once (to cut batches by size), not serialized again.
         transactions = aws_client(
             module, "dynamodb", max_pool_connections=opts.parallel + 2, parameter_validation=False
         )
+        send_encoded(transactions)
         counter.attach(transactions)
     s3 = None
     if opts.delete_audio or opts.archive_s3_prefix or opts.state == "restored":

@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ansible.module_utils.panzoto.cleanup.batches import Abort
+from ansible.module_utils.panzoto.cleanup.encoded import encode_element
 from ansible.module_utils.panzoto.cleanup.plan import Planned, TableKey, group_of
 from ansible.module_utils.panzoto.cleanup.transact import (
     STALLED_ROUNDS,
@@ -119,11 +120,11 @@ def test_batches_hold_at_most_the_size_and_stay_under_the_byte_limit():
     big = [planned(f"b{index}", blob="x" * 390_000) for index in range(20)]
     sized = batches(DELETE, big, 100)
     assert sum(len(part) for part in sized) == 20 and len(sized) > 1
-    assert all(sum(len(str(element)) for _, element in part) <= TRANSACT_BYTES * 1.1 for part in sized)
+    assert all(sum(len(encoded) for _, _, encoded in part) <= TRANSACT_BYTES for part in sized)
 
 
 def test_a_request_token_is_the_same_for_the_same_request_and_differs_otherwise():
-    elements = [DELETE.transact_item(planned("j1"))]
+    elements = encode_element(DELETE.transact_item(planned("j1")))
     token = request_token("run-1", elements, 0)
     assert len(token) == 36 and token == request_token("run-1", elements, 0)
     assert token != request_token("run-1", elements, 1) and token != request_token("run-2", elements, 0)
@@ -210,6 +211,6 @@ def test_transactions_go_through_their_own_client_and_a_refused_ones_jobs_throug
 
 
 def test_a_request_token_names_the_jobs_it_sends():
-    one, two = DELETE.transact_item(planned("j1")), DELETE.transact_item(planned("j2"))
-    assert request_token("run-1", [one], 0) != request_token("run-1", [two], 0)
-    assert request_token("run-1", [one, two], 0) != request_token("run-1", [one], 0)
+    one, two = (encode_element(DELETE.transact_item(planned(job_id))) for job_id in ("j1", "j2"))
+    assert request_token("run-1", one, 0) != request_token("run-1", two, 0)
+    assert request_token("run-1", f"{one}, {two}", 0) != request_token("run-1", one, 0)

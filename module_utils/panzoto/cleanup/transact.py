@@ -23,19 +23,19 @@ one per request, each then answered on its own.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, describe_aws_error, error_code
 from ansible.module_utils.panzoto.cleanup.batches import Abort, backoff_delay
+from ansible.module_utils.panzoto.cleanup.encoded import EncodedItems, encode_element
 from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.cleanup.writes import WritePlan, describe_change, send_write
 
 TRANSACT_LIMIT = 100  # elements per TransactWriteItems request
 # DynamoDB refuses a transaction over 4 MB; exact conditions carry the whole item, so
-# batches are also cut by size (estimated from the request's JSON, with room to spare).
+# batches are also cut by size (the elements' JSON as sent, with room to spare).
 TRANSACT_BYTES = 3_500_000
 CANCELLED = "TransactionCanceledException"
 # Endpoints without transactions answer these: the run falls back to one request per job.
@@ -61,7 +61,9 @@ class TransactStats:
         return {"transactions": self.requests, "resubmitted": self.resubmitted, "fallback": self.refused}
 
 
-Batch = list[tuple[Planned, dict]]  # each job with its TransactWriteItems element, built once
+# Each job with its TransactWriteItems element and that element's JSON as sent, both built once;
+# ({}, "") for a job sent on its own.
+Batch = list[tuple[Planned, dict, str]]
 
 
 def batches(plan: WritePlan, changes: list[Planned], size: int) -> list[Batch]:
@@ -71,28 +73,24 @@ def batches(plan: WritePlan, changes: list[Planned], size: int) -> list[Batch]:
     used = 0
     for planned in changes:
         element = plan.transact_item(planned) if plan.exact(planned) else {}
-        weight = len(json.dumps(element, default=str))
-        if batch and (len(batch) == size or used + weight > TRANSACT_BYTES):
+        encoded = encode_element(element) if element else ""
+        if batch and (len(batch) == size or used + len(encoded) > TRANSACT_BYTES):
             result.append(batch)
             batch, used = [], 0
-        batch.append((planned, element))
-        used += weight
+        batch.append((planned, element, encoded))
+        used += len(encoded)
     if batch:
         result.append(batch)
     return result
 
 
-def request_token(run_id: str, elements: list[dict], attempt: int) -> str:
+def request_token(run_id: str, encoded: str, attempt: int) -> str:
     """A ClientRequestToken (at most 36 characters) for one request of a run: same elements, same token.
 
-    Within a run a job's element is built once and each resubmission is a new attempt, so the
-    run, the attempt and the elements' keys name the request: hashing the keys alone spares
-    encoding every job's whole item (its exact condition) a second time.
+    `encoded` is the elements' JSON as sent (EncodedItems.json): hashing it names the request
+    without encoding anything again. Each resubmission is a new attempt.
     """
-    named = [
-        [action, body.get("TableName"), body.get("Key")] for element in elements for action, body in element.items()
-    ]
-    digest = hashlib.sha256(json.dumps([run_id, attempt, named], sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(f"{run_id}\n{attempt}\n{encoded}".encode())
     return digest.hexdigest()[:36]
 
 
@@ -108,7 +106,8 @@ class TransactWriter:
     sleep: Callable[[float], None] = time.sleep
     stats: TransactStats = field(default_factory=TransactStats)
     # The client the transactions go through: one without botocore's parameter validation (aws_client's
-    # parameter_validation=False), as they are built from items DynamoDB returned; None: `dynamodb`.
+    # parameter_validation=False), as they are built from items DynamoDB returned, sending the elements'
+    # own JSON (encoded.send_encoded); None: `dynamodb`.
     transactions: object = None
 
     def __post_init__(self) -> None:
@@ -116,15 +115,15 @@ class TransactWriter:
 
     def send(self, batch: Batch) -> list[Outcome]:
         """One outcome per job of `batch` (at most TRANSACT_LIMIT jobs, from batches()), in order."""
-        jobs = [planned for planned, _ in batch]
-        if self.stats.refused is not None or any(not element for _, element in batch):
+        jobs = [planned for planned, _, _ in batch]
+        if self.stats.refused is not None or any(not element for _, element, _ in batch):
             return [self.single(planned) for planned in jobs]
-        return self._transact(jobs, [element for _, element in batch])
+        return self._transact(jobs, [element for _, element, _ in batch], [encoded for _, _, encoded in batch])
 
     def single(self, planned: Planned) -> Outcome:
         return send_write(self.dynamodb, self.plan, planned, self.abort, self.endpoint_url)
 
-    def _transact(self, batch: list[Planned], elements: list[dict]) -> list[Outcome]:
+    def _transact(self, batch: list[Planned], elements: list[dict], encoded: list[str]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         pending = list(range(len(batch)))
         attempt = stalled = 0
@@ -132,13 +131,13 @@ class TransactWriter:
             if self.abort.is_set:
                 outcomes.update(dict.fromkeys(pending, ("not_attempted", self.abort.reason, None)))
                 break
-            sent = [elements[index] for index in pending]
+            sent = EncodedItems([elements[index] for index in pending], ", ".join(encoded[index] for index in pending))
             self.stats.requests += 1
             if attempt:
                 self.stats.resubmitted += len(pending)
             try:
                 self._transactions.transact_write_items(
-                    TransactItems=sent, ClientRequestToken=request_token(self.run_id, sent, attempt)
+                    TransactItems=sent, ClientRequestToken=request_token(self.run_id, sent.json, attempt)
                 )
             except aws_errors() as exc:
                 code = error_code(exc)
