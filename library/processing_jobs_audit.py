@@ -349,15 +349,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.panzoto.audit.alerts import (
-    STATE_FILE,
-    deliver_alerts,
-    deliver_error_alerts,
-    send_email,
-    send_webhook,
-    webhook_url_problem,
-)
-from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, append_history, read_history
+from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, STATE_FILE, append_history, read_history
 from ansible.module_utils.panzoto.audit.html import render_html
 from ansible.module_utils.panzoto.audit.processor_view import read_processor_page
 from ansible.module_utils.panzoto.audit.reports import (
@@ -403,8 +395,20 @@ from ansible.module_utils.panzoto.classification import (
 from ansible.module_utils.panzoto.files import write_atomic
 from ansible.module_utils.panzoto.jobs import JOB_STATUSES, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
-from ansible.module_utils.panzoto.redact import redact_values
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
+
+# Alerts (audit/alerts.py: SMTP, email, HTTP) and secret redaction (redact.py: its patterns compile on import,
+# some 4 ms) are imported where a run uses them: every run compiles the modules it imports from source, and an
+# audit that alerts no one and fails at nothing needs neither. Ansible still ships them: its module_utils
+# finder collects imports made inside functions too.
+
+
+def redacted(text: str, secrets) -> str:
+    """`text` without the run's secrets (redact.redact_values), for error messages."""
+    from ansible.module_utils.panzoto.redact import redact_values
+
+    return redact_values(text, list(secrets))
+
 
 # What a run may produce; each can be chosen alone (audit_jobs.yml maps its tags onto it).
 OUTPUTS = ("json", "text", "markdown", "junit", "html", "prometheus", "cloudwatch", "alerts")
@@ -582,6 +586,8 @@ def output_file(name: str, path: str | None) -> str | None:
 
 def webhook_url(url: str | None) -> str | None:
     if url:
+        from ansible.module_utils.panzoto.audit.alerts import webhook_url_problem
+
         problem = webhook_url_problem(url)
         if problem:
             # Never quote the value: the URL carries the webhook's token.
@@ -727,11 +733,9 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
         report, counter = scan_table(module, opts, stats)
         published = publish_metrics(module, opts, report, counter)
     except CannotRun as exc:
-        doc.update(status="error", error=redact_values(str(exc), list(opts.secrets)))
+        doc.update(status="error", error=redacted(str(exc), opts.secrets))
     except Exception as exc:  # an audit that cannot run must still say so in its report
-        doc.update(
-            status="error", error=redact_values(f"{type(exc).__name__}: {exc}".splitlines()[0], list(opts.secrets))
-        )
+        doc.update(status="error", error=redacted(f"{type(exc).__name__}: {exc}".splitlines()[0], opts.secrets))
     doc["duration_seconds"] = round(time.monotonic() - started, 3)
     if doc["status"] != "error":
         values = threshold_values(report)
@@ -762,13 +766,15 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
 
 
 def send_alerts(module: AnsibleModule, opts: AuditOptions, doc: dict, previous: dict | None) -> list[dict]:
+    if not (opts.webhook_url or opts.email) or "alerts" not in opts.outputs:
+        return []
+    from ansible.module_utils.panzoto.audit.alerts import deliver_alerts, deliver_error_alerts, send_email, send_webhook
+
     channels = {}
     if opts.webhook_url:
         channels["webhook"] = lambda subject, text: send_webhook(opts.webhook_url, text)
     if opts.email:
         channels["email"] = lambda subject, text: send_email(opts.email, subject, text)
-    if not channels or "alerts" not in opts.outputs:
-        return []
     if doc["status"] == "error":
         return deliver_error_alerts(channels, doc, previous, module.check_mode)
     if not opts.alert_state_file:
@@ -845,7 +851,7 @@ def run_module() -> None:
     try:
         opts = AuditOptions.from_params(params)
     except ValueError as exc:
-        module.fail_json(msg=redact_values(str(exc), secrets))
+        module.fail_json(msg=redacted(str(exc), secrets))
 
     doc = audit_document(module, opts)
     history_file = opts.history_file if opts.history_file and not os.path.isdir(opts.history_file) else None
@@ -860,9 +866,9 @@ def run_module() -> None:
         if history_file and not module.check_mode:
             append_history(history_file, entry, opts.history_size)
     except OptionError as exc:
-        module.fail_json(msg=redact_values(str(exc), secrets))
+        module.fail_json(msg=redacted(str(exc), secrets))
     except OSError as exc:
-        module.fail_json(msg=redact_values(f"cannot write the audit reports: {exc}", secrets))
+        module.fail_json(msg=redacted(f"cannot write the audit reports: {exc}", secrets))
     for alert in alerts:
         if alert["error"]:
             module.warn(

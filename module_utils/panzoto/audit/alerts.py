@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+from ansible.module_utils.panzoto.audit.history import STATE_FILE as STATE_FILE  # its name, kept with the history's
 from ansible.module_utils.panzoto.redact import redact_values
 
-STATE_FILE = "job-audit-alert-state.json"
 STATE_VERSION = 1
 TIMEOUT_SECONDS = 10
 

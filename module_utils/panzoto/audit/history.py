@@ -12,6 +12,9 @@ import os
 from ansible.module_utils.panzoto.files import write_atomic
 
 HISTORY_FILE = "job-audit-history.jsonl"
+# What the alerts (audit/alerts.py) remember sending, beside the history: named here, so that every
+# run can check its state files without importing the alerts.
+STATE_FILE = "job-audit-alert-state.json"
 
 
 def read_history(path: str, last: int) -> list[dict]:
