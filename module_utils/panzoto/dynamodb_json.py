@@ -36,16 +36,33 @@ DECODED_ITEMS = "PanzotoDecodedItems"
 OPERATIONS = ("Scan", "Query")
 
 _state = threading.local()
+# Numbers decoded before, by their text. Most pages hold the same few numbers again and again (retry
+# counts), a lookup costs an eighth of create_decimal, and a Decimal is immutable, so one may be shared.
+# Bounded: past NUMBER_MEMO_SIZE texts, new ones are decoded every time.
+NUMBER_MEMO_SIZE = 4096
+_numbers: dict = {}
 
 
 class Unreadable(Exception):
     """A value this reader does not take on: botocore's parser reads the page instead."""
 
 
+def _decimal(text: str):
+    """A number's text as the Decimal TypeDeserializer makes (DynamoDB's context: raises where it does)."""
+    number = _numbers.get(text)
+    if number is None:
+        number = DYNAMODB_CONTEXT.create_decimal(text)
+        if len(_numbers) < NUMBER_MEMO_SIZE:
+            _numbers[text] = number
+    return number
+
+
 def _number(value):
-    if value is None:
-        raise Unreadable
-    return DYNAMODB_CONTEXT.create_decimal(value)
+    if value.__class__ is not str:
+        if value is None:
+            raise Unreadable
+        return DYNAMODB_CONTEXT.create_decimal(value)
+    return _decimal(value)
 
 
 def _read_tagged(tag: str, value):
@@ -55,7 +72,7 @@ def _read_tagged(tag: str, value):
     if tag == "S" or tag == "BOOL":
         return value
     if tag == "N":
-        return DYNAMODB_CONTEXT.create_decimal(value)
+        return _number(value)
     if tag == "M":
         if value.__class__ is not dict:
             raise Unreadable
@@ -110,7 +127,7 @@ def read_item(raw: dict) -> dict:
                 continue
             value = typed.get("N")
             if value.__class__ is str:
-                raw[name] = DYNAMODB_CONTEXT.create_decimal(value)
+                raw[name] = _decimal(value)
                 continue
         # Exactly one (tag, value) pair, or this raises: no wrapper with two tags gets through.
         ((tag, value),) = typed.items()
@@ -121,7 +138,8 @@ def read_item(raw: dict) -> dict:
 def read_items(raw_items) -> list[dict]:
     if raw_items.__class__ is not list:
         raise Unreadable
-    create_decimal = DYNAMODB_CONTEXT.create_decimal
+    numbers = _numbers
+    decimal = _decimal
     for raw in raw_items:
         if raw.__class__ is not dict:
             raise Unreadable
@@ -134,7 +152,8 @@ def read_items(raw_items) -> list[dict]:
                     continue
                 value = typed.get("N")
                 if value.__class__ is str:
-                    raw[name] = create_decimal(value)
+                    number = numbers.get(value)  # _decimal's lookup, without the call
+                    raw[name] = decimal(value) if number is None else number
                     continue
             ((tag, value),) = typed.items()
             raw[name] = _read_tagged(tag, value)

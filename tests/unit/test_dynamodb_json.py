@@ -220,3 +220,40 @@ def test_a_number_dynamodb_could_not_hold_fails_as_type_deserializer_fails() -> 
     client = make_client(Answers([(200, body)]))
     with pytest.raises(Inexact):
         list(scan_items(client, "t"))
+
+
+# Texts of one value spelled differently: a Decimal keeps its spelling (exponent, sign of zero), so a memo
+# keyed on the value rather than the text would hand one spelling for another.
+NUMBER_TEXTS = ("0", "0.0", "-0", "0E+2", "1", "1.0", "1.00", "1E+1", "10", "1e1", "007", "-3.140", "1E-130")
+
+
+def spelled(value) -> tuple:
+    return type(value), str(value), value.as_tuple()
+
+
+def test_numbers_read_again_are_the_decimals_type_deserializer_makes_spelling_and_all(monkeypatch) -> None:
+    monkeypatch.setattr(reader, "_numbers", {})
+    items = [{"n": {"N": text}, "ns": {"NS": [text, "5"]}, "l": {"L": [{"N": text}]}} for text in NUMBER_TEXTS]
+    body = page_body(items * 3)  # read once, then from the memo
+    expected = botocore_way(body)["Items"]
+    decoded, _ = reader.split_page(body)
+    assert [spelled(item["n"]) for item in decoded] == [spelled(item["n"]) for item in expected]
+    assert [spelled(item["l"][0]) for item in decoded] == [spelled(item["l"][0]) for item in expected]
+    assert [sorted(map(spelled, item["ns"])) for item in decoded] == [
+        sorted(map(spelled, item["ns"])) for item in expected
+    ]
+    assert set(reader._numbers) == {*NUMBER_TEXTS, "5"}
+
+
+def test_the_number_memo_stays_bounded_and_never_keeps_a_number_dynamodb_could_not_hold(monkeypatch) -> None:
+    monkeypatch.setattr(reader, "_numbers", {})
+    monkeypatch.setattr(reader, "NUMBER_MEMO_SIZE", 4)
+    texts = [str(n) for n in range(10)] * 2
+    decoded, _ = reader.split_page(page_body([{"n": {"N": text}} for text in texts]))
+    assert [spelled(item["n"]) for item in decoded] == [spelled(Decimal(text)) for text in texts]
+    assert len(reader._numbers) == 4
+    too_long = page_body([{"n": {"N": "123456789012345678901234567890123456789"}}])  # 39 digits
+    for _ in range(2):
+        with pytest.raises(Inexact):
+            reader.split_page(too_long)
+    assert len(reader._numbers) == 4
