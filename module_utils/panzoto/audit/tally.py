@@ -274,7 +274,7 @@ class JobAudit:
         failures = repeated._pending  # rows in scan order, as RepeatedFailures.add appends them
         batch = repeated.BATCH
         examples = self.examples
-        folded = 0
+        recent = 0  # failed_recent, added when done
         try:
             for item in items:
                 get = item.get
@@ -325,7 +325,6 @@ class JobAudit:
                     category = CATCH_ALL if message is None else (memo.get(message) or categorize(message))
 
                 # Everything below is what add() does with this job, in the same order.
-                folded += 1
                 if visible is not None and status == "pending" and job_id not in visible:
                     self.invisible_pending.add(now - created_at, job_id, created_at)
                 by_status[status] += 1
@@ -360,13 +359,14 @@ class JobAudit:
                         if failed_at is None:
                             failed_at = parse_timestamp(last_attempt) or created_at
                     tally = categories.get(category)
+                    # A tally is made with its first failure (here or in _add_failed): never without dates.
                     if tally is None:
-                        tally = categories[category] = CategoryTally()
-                    tally.count += 1
-                    if tally.oldest is None or failed_at < tally.oldest:
+                        tally = categories[category] = CategoryTally(0, failed_at, failed_at)
+                    elif failed_at < tally.oldest:
                         tally.oldest = failed_at
-                    if tally.newest is None or failed_at > tally.newest:
+                    elif failed_at > tally.newest:
                         tally.newest = failed_at
+                    tally.count += 1
                     if job_id and len(tally.examples) < examples:
                         tally.examples.append(job_id)
                     day = (failed_at.date(), category)
@@ -378,19 +378,12 @@ class JobAudit:
                         if created_at <= now:
                             self._future(job_id, failed_at)
                     elif failed_at >= recent_since:
-                        self.failed_recent += 1
+                        recent += 1
                     if audio:
                         failures.append((audio, job_id or None))
                         if len(failures) >= batch:
                             repeated._flush()
-                elif status == "pending":
-                    if created_at < stuck_before:
-                        self.stuck_pending.add(now - created_at, job_id, created_at)
-                elif status == "processing":
-                    since = parse_timestamp(get("last_attempt_at")) or created_at
-                    if since < processing_before:
-                        self.stuck_processing.add(now - since, job_id, since)
-                else:  # completed
+                elif status == "completed":  # the most common status first
                     completed = get("completed_at")
                     if completed is not None:
                         completed_at = None
@@ -421,8 +414,16 @@ class JobAudit:
                                 tenths[tenth] += 1
                             except KeyError:
                                 tenths[tenth] = 1
+                elif status == "pending":
+                    if created_at < stuck_before:
+                        self.stuck_pending.add(now - created_at, job_id, created_at)
+                else:  # processing
+                    since = parse_timestamp(get("last_attempt_at")) or created_at
+                    if since < processing_before:
+                        self.stuck_processing.add(now - since, job_id, since)
         finally:
-            self.total_items += folded
+            self.total_items += sum(by_status.values())  # every job folded here, and only those
+            self.failed_recent += recent
             for counter, counts in (
                 (self.by_status, by_status),
                 (self.by_job_type, by_job_type),
