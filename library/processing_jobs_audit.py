@@ -345,6 +345,7 @@ metrics_published:
 import json
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -648,11 +649,12 @@ def scan_table(module: AnsibleModule, opts: AuditOptions, stats: ScanStats) -> t
             # Read first: a pending job written during the full scan is then at worst counted visible.
             audit.processor_page = read_processor_page(client, opts.table)
         # Folded item by item, as add(inspect_job(item)) would, without building a Job per item. The fold
-        # makes no reference cycles, so the collector may rest while the pages stream (scan._quiet_heap).
-        items = scan_items(
-            client, opts.table, AUDIT_ATTRIBUTES, opts.segments, opts.page_size, stats, pause_collector=True
-        )
-        audit.add_items(items, opts.rules)
+        # makes no reference cycles, so the collector may rest while the pages stream (scan._quiet_heap);
+        # closed at once however the fold ends, so the collector never rests longer.
+        with closing(
+            scan_items(client, opts.table, AUDIT_ATTRIBUTES, opts.segments, opts.page_size, stats, pause_collector=True)
+        ) as items:
+            audit.add_items(items, opts.rules)
         return audit.report(rules_by_category(opts.rules)), counter
     except aws_errors() as exc:
         raise CannotRun(describe_aws_error(exc, f"audit table {opts.table}", client=client)) from None
