@@ -348,6 +348,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, STATE_FILE, append_history, read_history
@@ -375,7 +376,6 @@ from ansible.module_utils.panzoto.audit.tally import (
     threshold_values,
     validate_thresholds,
 )
-from ansible.module_utils.panzoto.audit.waivers import Waiver, apply_waivers, load_waivers
 from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
@@ -398,10 +398,13 @@ from ansible.module_utils.panzoto.jobs import JOB_STATUSES, isoformat, parse_now
 from ansible.module_utils.panzoto.options import OptionError, check_range, duration_option
 from ansible.module_utils.panzoto.scan import RequestCounter, ScanStats, scan_items
 
-# Alerts (audit/alerts.py: SMTP, email, HTTP) and secret redaction (redact.py: its patterns compile on import,
-# some 4 ms) are imported where a run uses them: every run compiles the modules it imports from source, and an
-# audit that alerts no one and fails at nothing needs neither. Ansible still ships them: its module_utils
-# finder collects imports made inside functions too.
+if TYPE_CHECKING:
+    from ansible.module_utils.panzoto.audit.waivers import Waiver
+
+# Alerts (audit/alerts.py: SMTP, email, HTTP), secret redaction (redact.py: its patterns compile on import,
+# some 4 ms) and waivers are imported where a run uses them: every run compiles the modules it imports from
+# source, and an audit that alerts no one, waives nothing and fails at nothing needs none of them. Ansible
+# still ships them: its module_utils finder collects imports made inside functions too.
 
 
 def redacted(text: str, secrets) -> str:
@@ -524,9 +527,7 @@ class AuditOptions:
             recent_window_text=params["recent_window"],
             recent_window=duration_option("recent_window", params["recent_window"]),
             thresholds=validate_thresholds(params["thresholds"], [rule.category for rule in rules]),
-            waivers=load_waivers(params["waivers_file"], {*JOB_STATUSES, *AGGREGATE_THRESHOLDS, *categories})
-            if params["waivers_file"]
-            else {},
+            waivers=waivers_option(params["waivers_file"], {*JOB_STATUSES, *AGGREGATE_THRESHOLDS, *categories}),
             examples=params["examples"],
             segments=params["segments"],
             page_size=params["page_size"],
@@ -555,6 +556,15 @@ class AuditOptions:
     @property
     def history_file(self) -> str | None:
         return os.path.join(self.state_dir, HISTORY_FILE) if self.state_dir else None
+
+
+def waivers_option(path: str | None, names: set[str]) -> dict[str, Waiver]:
+    """The waivers file's waivers by threshold name; {} without a file (nothing of audit/waivers.py loaded)."""
+    if not path:
+        return {}
+    from ansible.module_utils.panzoto.audit.waivers import load_waivers
+
+    return load_waivers(path, names)
 
 
 def step_commands(commands: dict) -> dict[str, str]:
@@ -741,7 +751,11 @@ def audit_document(module: AnsibleModule, opts: AuditOptions) -> dict:
     doc["duration_seconds"] = round(time.monotonic() - started, 3)
     if doc["status"] != "error":
         values = threshold_values(report)
-        breached, waived = apply_waivers(breached_thresholds(opts.thresholds, values), opts.waivers, opts.now.date())
+        breached, waived = breached_thresholds(opts.thresholds, values), []
+        if opts.waivers:
+            from ansible.module_utils.panzoto.audit.waivers import apply_waivers
+
+            breached, waived = apply_waivers(breached, opts.waivers, opts.now.date())
         doc.update(
             status="breached" if breached else "ok",
             stuck_after=opts.stuck_after_text,
