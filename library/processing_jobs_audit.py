@@ -342,6 +342,7 @@ metrics_published:
   type: int
 """
 
+import gc
 import json
 import os
 import time
@@ -658,12 +659,9 @@ def scan_table(module: AnsibleModule, opts: AuditOptions, stats: ScanStats) -> t
         if opts.check_processor_view:
             # Read first: a pending job written during the full scan is then at worst counted visible.
             audit.processor_page = read_processor_page(client, opts.table)
-        # Folded item by item, as add(inspect_job(item)) would, without building a Job per item. The fold
-        # makes no reference cycles, so the collector may rest while the pages stream (scan._quiet_heap);
-        # closed at once however the fold ends, so the collector never rests longer.
-        with closing(
-            scan_items(client, opts.table, AUDIT_ATTRIBUTES, opts.segments, opts.page_size, stats, pause_collector=True)
-        ) as items:
+        # Folded item by item, as add(inspect_job(item)) would, without building a Job per item; the scan
+        # is closed (its threads stopped, the heap thawed) as soon as the fold ends, however it ends.
+        with closing(scan_items(client, opts.table, AUDIT_ATTRIBUTES, opts.segments, opts.page_size, stats)) as items:
             audit.add_items(items, opts.rules)
         return audit.report(rules_by_category(opts.rules)), counter
     except aws_errors() as exc:
@@ -916,7 +914,17 @@ def run_module() -> None:
 
 
 def main() -> None:
-    run_module()
+    # The collector rests for the whole run. The run is one short process that makes almost no cyclic
+    # garbage (a 100,000-job scan leaves about 135 unreachable objects), while its allocations (botocore's
+    # models, then every page in flight) would trigger collections that walk them again and again: about
+    # 0.02 s of CPU before the scan and 0.05 s per 100,000 jobs during it.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        run_module()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 if __name__ == "__main__":

@@ -27,40 +27,27 @@ except ImportError:  # the modules report a missing boto3 themselves
     TypeDeserializer = None
 
 _DONE = object()
-_heap = {"scans": 0, "paused": 0, "was_enabled": True}
-_heap_lock = threading.Lock()
+_frozen = {"scans": 0}
+_frozen_lock = threading.Lock()
 
 
-def _quiet_heap(pause_collector: bool) -> None:
+def _freeze_heap() -> None:
     """Leave what exists before the scan out of the collector's full passes while it runs.
 
     A scan allocates a million short-lived dicts; each allocation burst triggers collections,
     and the full ones would otherwise walk everything ansible and botocore loaded, again and
     again. gc.freeze() parks those objects (nothing is freed or leaked; they rejoin at the end).
-    With `pause_collector` the collector does not run at all until the scan ends: the young
-    collections would still walk each page in flight two or three times (about 0.05 s of CPU per
-    100,000 items), and a scan itself makes almost no cyclic garbage (about 3 objects per request,
-    collected once it ends). Only for consumers that make none either (the audit's fold).
     """
-    with _heap_lock:
-        _heap["scans"] += 1
-        if _heap["scans"] == 1:
+    with _frozen_lock:
+        _frozen["scans"] += 1
+        if _frozen["scans"] == 1:
             gc.freeze()
-        if pause_collector:
-            _heap["paused"] += 1
-            if _heap["paused"] == 1:
-                _heap["was_enabled"] = gc.isenabled()
-                gc.disable()
 
 
-def _restore_heap(pause_collector: bool) -> None:
-    with _heap_lock:
-        if pause_collector:
-            _heap["paused"] -= 1
-            if _heap["paused"] == 0 and _heap["was_enabled"]:
-                gc.enable()
-        _heap["scans"] -= 1
-        if _heap["scans"] == 0:
+def _thaw_heap() -> None:
+    with _frozen_lock:
+        _frozen["scans"] -= 1
+        if _frozen["scans"] == 0:
             gc.unfreeze()
 
 
@@ -138,9 +125,7 @@ def _put(out: queue.Queue, value, stop: threading.Event) -> None:
             continue
 
 
-def _stream(
-    reads: list[tuple], workers: int, stats: ScanStats, thread_name: str, pause_collector: bool = False
-) -> Iterator[dict]:
+def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str) -> Iterator[dict]:
     """Run every (read, request) pagination, `workers` at once, yielding items as pages arrive.
 
     One page waits per worker in a bounded queue, so memory stays at a few pages whatever
@@ -152,7 +137,7 @@ def _stream(
         for read, request in reads:
             pool.submit(_read_pages, read, request, out, stop, stats)
         finished = 0
-        _quiet_heap(pause_collector)
+        _freeze_heap()
         try:
             while finished < len(reads):
                 value = out.get()
@@ -164,7 +149,7 @@ def _stream(
                     yield from value
         finally:
             stop.set()
-            _restore_heap(pause_collector)
+            _thaw_heap()
 
 
 def scan_items(
@@ -175,13 +160,8 @@ def scan_items(
     page_size: int | None = None,
     stats: ScanStats | None = None,
     consistent_read: bool = False,
-    pause_collector: bool = False,
 ) -> Iterator[dict]:
-    """Yield every item of `table` as plain Python values, scanning `segments` in parallel.
-
-    `pause_collector`: no garbage collection until the scan ends (see _quiet_heap), for a consumer
-    that makes no reference cycles.
-    """
+    """Yield every item of `table` as plain Python values, scanning `segments` in parallel."""
     install(client)
     request: dict = {"TableName": table, "ConsistentRead": consistent_read}
     if attributes:
@@ -192,7 +172,7 @@ def scan_items(
         (client.scan, {**request, "Segment": segment, "TotalSegments": segments} if segments > 1 else request)
         for segment in range(segments)
     ]
-    return _stream(reads, segments, stats if stats is not None else ScanStats(), "scan", pause_collector)
+    return _stream(reads, segments, stats if stats is not None else ScanStats(), "scan")
 
 
 def query_items(

@@ -1,16 +1,21 @@
-"""The audit imports its alerts, waivers and redaction patterns only when a run uses them; Ansible still ships them.
+"""The audit's fixed cost: what a run imports, and the collector during a run.
 
 Every module run compiles the module_utils it imports from source (AnsiballZ, and this project's
 PYTHONDONTWRITEBYTECODE): alerts (smtplib, email), waivers and redact.py's patterns are some 10 ms
-of a plain audit's fixed cost, for code it never calls.
+of a plain audit's fixed cost, for code it never calls, so they are imported where used; Ansible
+still ships them. The collector rests while the module runs (main()) and wakes when it ends.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE = REPO_ROOT / "library" / "processing_jobs_audit.py"
@@ -64,3 +69,28 @@ def test_ansible_bundles_what_the_module_imports_inside_functions() -> None:
     shipped = set(json.loads(done.stdout))
     for path in ("audit/alerts.py", "audit/waivers.py", "redact.py", "audit/history.py", "audit/tally.py"):
         assert f"ansible/module_utils/panzoto/{path}" in shipped
+
+
+def test_the_collector_rests_for_the_run_and_wakes_however_it_ends(monkeypatch) -> None:
+    spec = importlib.util.spec_from_file_location("processing_jobs_audit_gc_probe", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    seen = []
+
+    def run_module() -> None:
+        seen.append(gc.isenabled())
+        raise SystemExit(0)  # as exit_json and fail_json end a run
+
+    monkeypatch.setattr(module, "run_module", run_module)
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        module.main()
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that switched it off keeps it off
+    try:
+        with pytest.raises(SystemExit):
+            module.main()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

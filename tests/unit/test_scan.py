@@ -80,31 +80,3 @@ def test_the_heap_frozen_during_a_scan_is_thawed_however_the_scan_ends() -> None
     with pytest.raises(RuntimeError, match="boom"):
         list(scan_items(FakeDynamoDB(pages=10, per_page=2, fail_on_page=3), "t", segments=2))
     assert gc.get_freeze_count() == 0
-
-
-def test_the_collector_rests_only_during_a_scan_that_asks_and_is_restored_however_it_ends() -> None:
-    import gc
-
-    assert gc.isenabled()
-    items = scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=2)
-    next(items)
-    assert gc.isenabled()  # not asked: collections run as usual
-    paused = scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=2, pause_collector=True)
-    next(paused)
-    assert not gc.isenabled()
-    items.close()
-    assert not gc.isenabled()  # the other scan ending does not wake it
-    paused.close()  # stopped early
-    assert gc.isenabled()
-    assert len(list(scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=2, pause_collector=True))) == 12
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError, match="boom"):
-        list(scan_items(FakeDynamoDB(pages=10, per_page=2, fail_on_page=3), "t", segments=2, pause_collector=True))
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
-    gc.disable()  # a caller that switched it off itself keeps it off
-    try:
-        list(scan_items(FakeDynamoDB(pages=3, per_page=2), "t", segments=1, pause_collector=True))
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
