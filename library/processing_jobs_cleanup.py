@@ -446,6 +446,7 @@ requests:
 
 import os
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -511,6 +512,7 @@ from ansible.module_utils.panzoto.cleanup.plan import (
     JOBS_ONLY_OPTIONS,
     AudioKeyTemplate,
     Planned,
+    Selected,
     TableKey,
     cleanup_read_plan,
     select_jobs,
@@ -937,7 +939,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
         run.result["writes"] = predicted_writes(writes, scan.changes, opts)
         if opts.delete_audio:
             keys, kept, earlier = audio_to_delete(
-                scan.changes, scan.changes, scan.kept_keys, pending_audio, scan.seen_pending_jobs
+                audio_keys(scan.changes), (), scan.kept_keys, pending_audio, scan.seen_pending_jobs
             )
             audio.predict(keys, kept, earlier, copies=bool(opts.archive_audio_prefix))
         success = True
@@ -954,10 +956,11 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
             run.progress.phase(
                 "writing", total=len(scan.changes) + sum(settled.values()), done=sum(settled.values()), counts=settled
             )
-            done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else []
+            done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else bytearray()
             keys, kept, earlier = audio_to_delete(
-                done, scan.changes, scan.kept_keys, pending_audio, scan.seen_pending_jobs
-            )
+                audio_keys(scan.changes, done, True), audio_keys(scan.changes, done, False), scan.kept_keys,
+                pending_audio, scan.seen_pending_jobs,
+            )  # fmt: skip
             # With the endpoint gone, audio waits for the re-run (the archive says which).
             if opts.delete_audio and (keys or kept) and not run.abort.is_set:
                 audio.kept_referenced, audio.from_earlier_runs = kept, earlier
@@ -1002,7 +1005,7 @@ def audio_settled(run: Run, tally: Tally, audio: AudioReport, seen_pending_jobs:
     )
 
 
-def check_requeue_age(run: Run, changes: list[Planned]) -> None:
+def check_requeue_age(run: Run, changes: Selected) -> None:
     """The backend's 24 h rule: refuse, or (requeue_fresh) say whose created_at is reset."""
     old = too_old(changes, run.opts.now)
     if old and not run.opts.requeue_fresh:
@@ -1012,9 +1015,9 @@ def check_requeue_age(run: Run, changes: list[Planned]) -> None:
 
 
 def archive_and_write(
-    run: Run, writes: WritePlan, changes: list[Planned], tally: Tally, archive: ArchiveWriter
-) -> list[Planned]:
-    """Archive then conditionally change each chunk; returns the jobs actually changed.
+    run: Run, writes: WritePlan, changes: Selected, tally: Tally, archive: ArchiveWriter
+) -> bytearray:
+    """Archive then conditionally change each chunk; returns which jobs were changed (1 at their index).
 
     With write_batch_size above 1 a chunk is write_batch_size x parallel jobs, archived in one
     append, then sent as transactions of write_batch_size jobs, parallel at a time.
@@ -1035,8 +1038,9 @@ def archive_and_write(
             for outcome in part
         ]
 
-    done: list[Planned] = []
-    for batch_number, chunk in enumerate(chunks(changes, chunk_size)):
+    done = bytearray(len(changes))  # a byte per job, not a list of them
+    for batch_number, start in enumerate(range(0, len(changes), chunk_size)):
+        chunk = [changes[index] for index in range(start, min(start + chunk_size, len(changes)))]
         if run.abort.is_set:
             for planned in chunk:
                 tally.outcome(planned.group, planned.job_id, "not_attempted", run.abort.reason)
@@ -1059,10 +1063,10 @@ def archive_and_write(
             )
             for planned, (outcome, reason, item) in zip(chunk, outcomes, strict=True)
         )
-        for planned, (outcome, reason, _item) in zip(chunk, outcomes, strict=True):
+        for index, (planned, (outcome, reason, _item)) in enumerate(zip(chunk, outcomes, strict=True), start):
             tally.outcome(planned.group, planned.job_id, outcome, reason)
             if outcome == "changed":
-                done.append(planned)
+                done[index] = 1
         totals = tally.totals()
         run.progress.update(sum(totals.values()), totals)
     run.result["writes"] = {"write_batch_size": batch_size, **writer.stats.report()}
@@ -1076,7 +1080,12 @@ def write_chunk_size(opts: CleanupOptions) -> int:
     return CHUNK_SIZE if opts.write_batch_size == 1 else opts.write_batch_size * opts.parallel
 
 
-def predicted_writes(writes: WritePlan, changes: list[Planned], opts: CleanupOptions) -> dict:
+def audio_keys(changes: Selected, done: bytearray | None = None, changed: bool = True) -> Iterator[str | None]:
+    """The selected jobs' audio keys; with `done`, only those of the jobs changed (or, changed=False, not)."""
+    return (changes.audio_key(index) for index in range(len(changes)) if done is None or bool(done[index]) == changed)
+
+
+def predicted_writes(writes: WritePlan, changes: Iterable[Planned], opts: CleanupOptions) -> dict:
     """The dry run's `writes`: the transactions a real run would send if nothing changes meanwhile."""
     transactions = 0
     if opts.write_batch_size > 1:

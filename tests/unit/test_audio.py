@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from ansible.module_utils.panzoto.cleanup.archive import ARCHIVE_FORMAT, ArchiveWriter, ReadStats, item_to_json
@@ -12,22 +11,20 @@ from ansible.module_utils.panzoto.cleanup.audio import (
     audio_to_delete,
     load_pending_audio,
 )
-from ansible.module_utils.panzoto.cleanup.plan import Planned
-from ansible.module_utils.panzoto.jobs import inspect_job
-from cleanup_fixtures import LEGACY, RULES, item
-
-
-def planned(job_id: str, key: str | None) -> Planned:
-    return Planned(inspect_job(item(job_id, "failed", timedelta(days=1), error_message=LEGACY), RULES), "x", key)
 
 
 def test_an_object_goes_only_when_no_kept_job_references_it():
-    a, b, c = planned("a", "k-a"), planned("b", "k-shared"), planned("c", "k-skipped")
-    deleted = [a, b]  # c was selected but skipped: it keeps its audio
+    # a and b were deleted, c was selected but not deleted: it keeps its audio; d has none.
     keys, kept, earlier = audio_to_delete(
-        deleted, [a, b, c], {"k-shared"}, {"gone": "k-earlier", "still-there": "k-c2"}, {"still-there"}
-    )
+        ["k-a", "k-shared"], ["k-skipped", None], {"k-shared"}, {"gone": "k-earlier", "still-there": "k-c2"},
+        {"still-there"},
+    )  # fmt: skip
     assert keys == ["k-a", "k-earlier"] and kept == ["k-shared"] and earlier == 1
+
+
+def test_a_key_a_selected_job_not_deleted_references_is_kept():
+    keys, kept, earlier = audio_to_delete(["k-a", "k-b", None], ["k-b"], set(), {"gone": "k-b"}, set())
+    assert keys == ["k-a"] and kept == ["k-b"] and earlier == 0
 
 
 def test_a_dry_run_predicts_requests_and_copies():

@@ -14,6 +14,7 @@ import yaml
 from ansible.module_utils.panzoto.cleanup.plan import (
     AudioKeyTemplate,
     JobSpool,
+    Selected,
     TableKey,
     cleanup_read_plan,
     key_text,
@@ -304,3 +305,38 @@ def test_selected_items_wait_in_the_spool_and_come_back_exactly_whatever_the_cac
 def test_a_narrowing_list_of_nothing_is_refused_as_empty(name: str, value: list) -> None:
     with pytest.raises(OptionError, match=rf"^{name} is an empty list: it would select nothing"):
         refuse_empty_lists({name: value})
+
+
+def test_a_selection_holds_no_python_object_per_job(monkeypatch):
+    # A Planned (80 B) with its id and audio key strings (about 60 + 90 B here) per job, held for the whole run,
+    # was most of a large run's memory; packed, a job costs its id's and key's bytes and a few offsets.
+    import tracemalloc
+
+    jobs = 3_000
+    items = [item(f"legacy-{n}", "failed", timedelta(days=1), error_message=LEGACY) for n in range(jobs)]
+    monkeypatch.setattr(JobSpool, "CACHE", 16)  # the held items are not what this measures
+    tracemalloc.start()
+    try:
+        scan = select_jobs(
+            items, TableKey("job_id"), RULES, selection(categories=frozenset({"legacy_encryption"})), "absent",
+            "expires_at", TEMPLATE, jobs, Tally(10),
+        )  # fmt: skip
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(scan.changes, Selected) and len(scan.changes) == jobs
+    assert held / jobs < 160, f"{held / jobs:.0f} B held per selected job"
+    assert scan.changes[jobs - 1].job_id == f"legacy-{jobs - 1}"
+    assert [p.audio_key for p in scan.changes][:1] == ["audio_upload/u1/a-legacy-0.3gp_encrypted"]
+    scan.spool.close()
+
+
+def test_the_changed_ids_reported_are_the_smallest_whatever_how_many_changed():
+    tally = Tally(3)
+    ids = [f"job-{n:05d}" for n in range(5_000)]
+    for job_id in reversed(ids):
+        tally.select("g")
+        tally.outcome("g", job_id, "changed")
+    assert tally.report()["job_ids"] == ids[:3]
+    assert len(tally.changed_ids) < 2 * 3 + 1024
+    assert tally.report()["counts"]["changed"] == 5_000

@@ -24,7 +24,6 @@ from ansible.module_utils.panzoto.cleanup.archive import (
     unresolved_audio_owners,
 )
 from ansible.module_utils.panzoto.cleanup.batches import delete_objects, delete_requests_needed, run_bounded
-from ansible.module_utils.panzoto.cleanup.plan import Planned
 from ansible.module_utils.panzoto.options import OptionError
 
 
@@ -66,29 +65,27 @@ def archive_audio_key(prefix: str | None, key: str | None) -> str | None:
 
 
 def audio_to_delete(
-    deleted: Iterable[Planned],
-    selected: Iterable[Planned],
+    deleted_keys: Iterable[str | None],
+    undeleted_keys: Iterable[str | None],
     kept_keys: Container[str],
     pending_audio: dict[str, str],
     seen_pending_jobs: Container[str],
 ) -> tuple[list[str], list[str], int]:
     """(keys to delete, keys kept because a kept job references them, keys carried over from earlier runs).
 
-    `kept_keys` holds the keys of jobs that were not selected or needed no change;
-    selected jobs that were not deleted keep theirs too. Earlier runs' keys count
-    only for jobs the table no longer holds.
+    `deleted_keys` are the audio keys of the jobs deleted, `undeleted_keys` those of the jobs selected
+    and not deleted (None for a job without one): those keep theirs, as do the jobs in `kept_keys`
+    (not selected, or needing no change). Earlier runs' keys count only for jobs the table no longer holds.
     """
-    deleted = list(deleted)
-    deleted_ids = {planned.job_id for planned in deleted}
-    kept_selected = {p.audio_key for p in selected if p.audio_key and p.job_id not in deleted_ids}
+    kept_selected = {key for key in undeleted_keys if key}
     earlier = {key for job_id, key in pending_audio.items() if job_id not in seen_pending_jobs}
-    candidates = {p.audio_key for p in deleted if p.audio_key} | earlier
-
-    def kept(key: str) -> bool:
-        return key in kept_selected or key in kept_keys
-
-    keep = {key for key in candidates if kept(key)}
-    return sorted(candidates - keep), sorted(keep), len(earlier - keep)
+    candidates = {key for key in deleted_keys if key}
+    candidates |= earlier
+    # One sorted list, split: a second set of every key would double the peak of a large run.
+    keys, keep = [], []
+    for key in sorted(candidates):
+        (keep if key in kept_selected or key in kept_keys else keys).append(key)
+    return keys, keep, len(earlier.difference(keep))
 
 
 def copy_to_archive(

@@ -14,7 +14,7 @@ import string
 import tempfile
 import threading
 from array import array
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -136,7 +136,8 @@ class Planned:
     """A selected job the run will change, with the group it is counted in and its audio key.
 
     Holds in the heap only its id, group and audio key; the job itself (`job`) is either held
-    (built from a Job) or read back from the selection's JobSpool when asked for.
+    (built from a Job) or read back from the selection's JobSpool when asked for. A selection
+    (`Selected`) makes them on demand, a chunk at a time, and keeps none.
     """
 
     __slots__ = ("_job", "_ref", "_spool", "audio_key", "group", "job_id")
@@ -146,10 +147,10 @@ class Planned:
         self._job, self._spool, self._ref = job, None, 0
 
     @classmethod
-    def spooled(cls, job: Job, group: str, audio_key: str | None, spool: JobSpool) -> Planned:
+    def spooled(cls, job_id: str, group: str, audio_key: str | None, spool: JobSpool, ref: int) -> Planned:
         planned = cls.__new__(cls)
-        planned.job_id, planned.group, planned.audio_key = job.job_id, group, audio_key
-        planned._job, planned._spool, planned._ref = None, spool, spool.put(job)
+        planned.job_id, planned.group, planned.audio_key = job_id, group, audio_key
+        planned._job, planned._spool, planned._ref = None, spool, ref
         return planned
 
     @property
@@ -165,6 +166,65 @@ class Planned:
 
     def __repr__(self) -> str:
         return f"Planned(job_id={self.job_id!r}, group={self.group!r}, audio_key={self.audio_key!r})"
+
+
+class _Texts:
+    """Strings appended one after another into one buffer: about their length in bytes each, no object per string."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array("Q")
+
+    def append(self, text: str) -> None:
+        # surrogatepass: a key read from JSON may hold a lone surrogate, which must come back as it was.
+        self._data += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._data))
+
+    def __getitem__(self, index: int) -> str:
+        start = self._ends[index - 1] if index else 0
+        return self._data[start : self._ends[index]].decode("utf-8", "surrogatepass")
+
+
+class Selected:
+    """The jobs a run will change, in the order selected, with no Python object per job.
+
+    A selection can hold a million jobs, and a Planned with its id and audio key costs about
+    350 B of heap each, scattered between the scan's pages (whose arenas they then keep). Here
+    the ids and audio keys are packed in two byte buffers, the groups are two bytes each (an index
+    into the few distinct groups), and the items wait in the JobSpool: some 100 to 150 B per job
+    with the default key template. A Planned is made when a job is asked for and kept by no one here;
+    job i is the spool's reference i.
+    """
+
+    def __init__(self, spool: JobSpool) -> None:
+        self.spool = spool
+        self._ids = _Texts()
+        self._audio = _Texts()  # "" for a job without an audio key (a key is never empty)
+        self._groups: list[str] = []  # the distinct groups, a handful
+        self._group_of = array("H")
+
+    def append(self, job: Job, group: str, audio_key: str | None) -> None:
+        self.spool.put(job)
+        self._ids.append(job.job_id)
+        self._audio.append(audio_key or "")
+        if group not in self._groups:
+            self._groups.append(group)
+        self._group_of.append(self._groups.index(group))
+
+    def __len__(self) -> int:
+        return len(self._group_of)
+
+    def audio_key(self, index: int) -> str | None:
+        return self._audio[index] or None
+
+    def __getitem__(self, index: int) -> Planned:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        group = self._groups[self._group_of[index]]
+        return Planned.spooled(self._ids[index], group, self.audio_key(index), self.spool, index)
+
+    def __iter__(self) -> Iterator[Planned]:
+        return (self[index] for index in range(len(self)))
 
 
 # --------------------------------------------------------------------------- the audio key template
@@ -324,13 +384,16 @@ def cleanup_read_plan(
 class SelectionScan:
     """What one pass over the items found: the jobs to change (at most max_changes) and what audio they share."""
 
-    changes: list[Planned] = field(default_factory=list)  # each job's item in `spool`, not in the heap
+    changes: Selected  # each job's item in its spool, its id, group and audio key packed
     change_count: int = 0
     # Audio of jobs this run keeps: anything with add() and `in`; the module passes a
     # KeptKeys (cleanup/keyset.py), whose size does not grow with the table past its cap.
     kept_keys: object = field(default_factory=set)
     seen_pending_jobs: set[str] = field(default_factory=set)  # earlier runs' jobs the table still holds
-    spool: JobSpool | None = None
+
+    @property
+    def spool(self) -> JobSpool:
+        return self.changes.spool
 
 
 def select_jobs(
@@ -351,7 +414,7 @@ def select_jobs(
     `template` is given only when audio is deleted; `tally` counts each selected job;
     `kept_keys` (a set by default) collects the kept jobs' audio keys.
     """
-    result = SelectionScan(kept_keys=kept_keys if kept_keys is not None else set(), spool=JobSpool(key, rules))
+    result = SelectionScan(Selected(JobSpool(key, rules)), kept_keys=kept_keys if kept_keys is not None else set())
     cannot_match = _cannot_match(selection, key)
     for item in items:
         audio = template.key_for(item) if template is not None else None
@@ -381,7 +444,7 @@ def select_jobs(
             continue
         result.change_count += 1
         if result.change_count <= max_changes:
-            result.changes.append(Planned.spooled(job, group, audio, result.spool))
+            result.changes.append(job, group, audio)
     return result
 
 

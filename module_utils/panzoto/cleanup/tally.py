@@ -18,7 +18,7 @@ class Tally:
 
     list_limit: int
     by_group: dict[str, Counter] = field(default_factory=dict)
-    changed_ids: list[str] = field(default_factory=list)
+    changed_ids: list[str] = field(default_factory=list)  # at most 2 x list_limit + 1024: the smallest
     skipped: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
 
@@ -28,11 +28,18 @@ class Tally:
     def outcome(self, group: str, job_id: str, outcome: str, reason: str | None = None) -> None:
         self.by_group[group][outcome] += 1
         if outcome == "changed":
-            self.changed_ids.append(job_id)  # bounded by max_changes
+            self._keep_changed_id(job_id)
         elif outcome == "skipped" and len(self.skipped) < self.list_limit:
             self.skipped.append({"job_id": job_id, "category": group, "reason": reason})
         elif outcome == "failed" and len(self.failures) < self.list_limit:
             self.failures.append({"job_id": job_id, "category": group, "error": reason})
+
+    def _keep_changed_id(self, job_id: str) -> None:
+        """Only the list_limit smallest ids are reported: the rest are cut from time to time, not held to the end."""
+        self.changed_ids.append(job_id)
+        if len(self.changed_ids) >= 2 * self.list_limit + 1024:  # cut rarely: a sort per list_limit + 1024 ids
+            self.changed_ids.sort()
+            del self.changed_ids[self.list_limit :]
 
     def totals(self) -> dict[str, int]:
         return {name: sum(counts[name] for counts in self.by_group.values()) for name in OUTCOMES}
