@@ -1039,8 +1039,8 @@ def archive_and_write(
         ]
 
     done = bytearray(len(changes))  # a byte per job, not a list of them
-    for batch_number, start in enumerate(range(0, len(changes), chunk_size)):
-        chunk = [changes[index] for index in range(start, min(start + chunk_size, len(changes)))]
+    for batch_number, chunk in enumerate(chunks(changes, chunk_size)):
+        start = batch_number * chunk_size  # the chunk's first job's index in `changes`
         if run.abort.is_set:
             for planned in chunk:
                 tally.outcome(planned.group, planned.job_id, "not_attempted", run.abort.reason)

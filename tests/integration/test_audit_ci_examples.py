@@ -22,8 +22,7 @@ import local_aws
 import pytest
 import seed_jobs
 import yaml
-from ansible.module_utils.panzoto.audit.alerts import STATE_FILE
-from ansible.module_utils.panzoto.audit.history import HISTORY_FILE
+from ansible.module_utils.panzoto.audit.history import HISTORY_FILE, STATE_FILE
 from ansible.module_utils.panzoto.audit.reports import REPORT_FILES
 from support.local_http import capturing_webhook
 

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-from ansible.module_utils.panzoto.audit.history import STATE_FILE as STATE_FILE  # its name, kept with the history's
 from ansible.module_utils.panzoto.redact import redact_values
 
 STATE_VERSION = 1

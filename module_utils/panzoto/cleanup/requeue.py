@@ -9,6 +9,7 @@ repeated requeues), so the audit and a restore still know when the job was reall
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ansible.module_utils.panzoto.cleanup.plan import Planned
@@ -18,7 +19,7 @@ BACKEND_PENDING_EXPIRY = timedelta(hours=24)
 EXPIRED_MESSAGE = "Job expired - too old"
 
 
-def too_old(changes: list[Planned], now: datetime) -> list[Planned]:
+def too_old(changes: Iterable[Planned], now: datetime) -> list[Planned]:
     """The jobs the processor would expire at once if requeued as they are (oldest first)."""
     old = [p for p in changes if p.job.created_at is not None and now - p.job.created_at > BACKEND_PENDING_EXPIRY]
     return sorted(old, key=lambda p: p.job.created_at)
