@@ -1,8 +1,10 @@
 """Streaming parallel scans of a DynamoDB table.
 
-Pages are read by one thread per segment and handed over through a bounded
-queue, so memory holds at most a few pages whatever the table's size. Every
-HTTP attempt (retries included) is counted, for reports and benchmarks.
+Pages are read by one thread per segment and handed over to the consumer; a
+thread asks for a page only when fewer than workers + 1 pages are held (read,
+waiting or being consumed), so memory holds that many pages whatever the
+table's size. Every HTTP attempt (retries included) is counted, for reports
+and benchmarks.
 
 On a botocore client, pages are decoded by panzoto.dynamodb_json's typed reader
 (installed on the client passed in) instead of botocore's generic shape walk and
@@ -91,51 +93,52 @@ def projection(attributes: Iterable[str]) -> dict:
     return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 
-def _read_pages(read, request: dict, out: queue.Queue, stop: threading.Event, stats: ScanStats) -> None:
-    """Follow LastEvaluatedKey through `read` (client.scan or client.query), handing each page over."""
+def _read_pages(
+    read, request: dict, out: queue.Queue, stop: threading.Event, stats: ScanStats, slots: threading.Semaphore
+) -> None:
+    """Follow LastEvaluatedKey through `read` (client.scan or client.query), handing each page over.
+
+    A page is asked for only with one of `slots`, which the consumer gives back when it is done with it.
+    """
     deserialize = TypeDeserializer().deserialize
     kwargs = dict(request)
     try:
         with reading():
             while not stop.is_set():
+                if not slots.acquire(timeout=0.2):
+                    continue  # the consumer is behind: look at `stop` again, then wait on
+                if stop.is_set():
+                    break
                 page = read(**kwargs)
                 items = page.pop(DECODED_ITEMS, None)  # set by the typed reader when it took the page
                 if items is None:
                     items = [{key: deserialize(value) for key, value in raw.items()} for raw in page.get("Items", [])]
                 stats.add_page(len(items))
-                _put(out, items, stop)
-                # Drop this page before reading the next: a segment holds one page, not two.
+                out.put(items)
+                # The slot bounds the pages held; this thread's own reference must not outlive the hand-over.
                 last_key = page.get("LastEvaluatedKey")
                 del items, page
                 if last_key is None:
                     break
                 kwargs["ExclusiveStartKey"] = last_key
     except Exception as exc:  # handed to the consumer, which raises it
-        _put(out, exc, stop)
+        out.put(exc)
     finally:
-        _put(out, _DONE, stop)
-
-
-def _put(out: queue.Queue, value, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            out.put(value, timeout=0.2)
-            return
-        except queue.Full:
-            continue
+        out.put(_DONE)
 
 
 def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str) -> Iterator[dict]:
     """Run every (read, request) pagination, `workers` at once, yielding items as pages arrive.
 
-    One page waits per worker in a bounded queue, so memory stays at a few pages whatever
-    the table's size. The first error stops the others and is raised here.
+    At most workers + 1 pages are held at once (a decoded 1 MB page is some 4 MiB of objects):
+    one being consumed, the others read ahead. The first error stops the others and is raised here.
     """
-    out: queue.Queue = queue.Queue(maxsize=workers)
+    out: queue.Queue = queue.Queue()  # bounded by the slots: a page is put only with one
     stop = threading.Event()
+    slots = threading.Semaphore(workers + 1)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name) as pool:
         for read, request in reads:
-            pool.submit(_read_pages, read, request, out, stop, stats)
+            pool.submit(_read_pages, read, request, out, stop, stats, slots)
         finished = 0
         _freeze_heap()
         try:
@@ -147,6 +150,8 @@ def _stream(reads: list[tuple], workers: int, stats: ScanStats, thread_name: str
                     raise value
                 else:
                     yield from value
+                    del value  # the page's last reference here: gone before its slot is given back
+                    slots.release()
         finally:
             stop.set()
             _thaw_heap()

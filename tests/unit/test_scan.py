@@ -80,3 +80,22 @@ def test_the_heap_frozen_during_a_scan_is_thawed_however_the_scan_ends() -> None
     with pytest.raises(RuntimeError, match="boom"):
         list(scan_items(FakeDynamoDB(pages=10, per_page=2, fail_on_page=3), "t", segments=2))
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("segments", [1, 4])
+def test_no_more_than_workers_plus_one_pages_are_held_at_once(segments: int) -> None:
+    """A page is held from its request until the consumer has yielded its last item."""
+    client = FakeDynamoDB(pages=30, per_page=3)
+    yielded: dict[str, int] = {}
+    most_held = 0
+    for item in scan_items(client, "t", segments=segments):
+        page = item["job_id"].rsplit("-i", 1)[0]
+        yielded[page] = yielded.get(page, 0) + 1
+        threading.Event().wait(0.001)  # a slow consumer: the readers run ahead as far as they may
+        with client.lock:
+            requested = len(client.requests)
+        finished = sum(1 for count in yielded.values() if count == 3)
+        # Pages asked for and not yet wholly consumed (the one being consumed included).
+        most_held = max(most_held, requested - finished)
+    assert len(yielded) == 30 * segments
+    assert most_held == segments + 1
