@@ -41,6 +41,10 @@ _state = threading.local()
 # Bounded: past NUMBER_MEMO_SIZE texts, new ones are decoded every time.
 NUMBER_MEMO_SIZE = 4096
 _numbers: dict = {}
+# One page decoded at a time in the process: json.loads' raw page is some three times the decoded
+# items (11 MiB for a 1.5 MB body), and the segment threads would otherwise each hold one. Decoding
+# holds the GIL anyway, so taking turns costs the scan nothing; the requests still overlap.
+_decoding = threading.Lock()
 
 
 class Unreadable(Exception):
@@ -179,7 +183,8 @@ def _before_parse(response_dict=None, customized_response_dict=None, **kwargs) -
     if response_dict.get("status_code", 500) >= 300 or body.__class__ is not bytes or not body:
         return  # errors and anything unusual: botocore's parser, as always
     try:
-        items, rest = split_page(body)
+        with _decoding:
+            items, rest = split_page(body)
     except Exception:  # any doubt: botocore reads the page exactly as before
         return
     response_dict["body"] = rest  # Count, ScannedCount, LastEvaluatedKey, ...: parsed by botocore

@@ -257,3 +257,28 @@ def test_the_number_memo_stays_bounded_and_never_keeps_a_number_dynamodb_could_n
         with pytest.raises(Inexact):
             reader.split_page(too_long)
     assert len(reader._numbers) == 4
+
+
+def test_the_segment_threads_decode_one_page_at_a_time(monkeypatch) -> None:
+    """A raw page from json.loads is about three decoded pages: no two exist at once, whatever the segments."""
+    decoding, most = [0], [0]
+    count_lock = threading.Lock()
+    split_page = reader.split_page
+
+    def counted(body: bytes):
+        with count_lock:
+            decoding[0] += 1
+            most[0] = max(most[0], decoding[0])
+        try:
+            threading.Event().wait(0.01)  # long enough for the other segments' pages to arrive meanwhile
+            return split_page(body)
+        finally:
+            with count_lock:
+                decoding[0] -= 1
+
+    monkeypatch.setattr(reader, "split_page", counted)
+    body = page_body([{"job_id": {"S": "j"}, "n": {"N": "1"}}] * 5)
+    client = make_client(Answers([(200, body)]))
+    items = list(scan_items(client, "t", segments=4))
+    assert len(items) == 4 * 5 and all(item["n"] == Decimal(1) for item in items)
+    assert most[0] == 1
