@@ -922,7 +922,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
     scan = select_jobs(
         items, run.key, opts.rules, opts.selection, opts.state, opts.ttl_attribute,
         opts.template if opts.delete_audio else None, opts.max_changes, tally, pending_audio,
-        KeptKeys(expected_keys=run.item_count) if opts.delete_audio else None,
+        KeptKeys(expected_keys=run.item_count) if opts.delete_audio else None, write_chunk_size(opts),
     )  # fmt: skip
     if scan.change_count > opts.max_changes:
         run.fail(

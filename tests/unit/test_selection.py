@@ -340,3 +340,23 @@ def test_the_changed_ids_reported_are_the_smallest_whatever_how_many_changed():
     assert tally.report()["job_ids"] == ids[:3]
     assert len(tally.changed_ids) < 2 * 3 + 1024
     assert tally.report()["counts"]["changed"] == 5_000
+
+
+def test_the_spool_holds_one_chunk_of_jobs_and_decodes_each_once_per_chunk(monkeypatch):
+    # Each job in the heap costs its item: the module sizes the spool to its write chunk, not more, not less.
+    items = [item(f"legacy-{n}", "failed", timedelta(days=1), error_message=LEGACY) for n in range(50)]
+    scan = select_jobs(
+        items, TableKey("job_id"), RULES, selection(categories=frozenset({"legacy_encryption"})), "absent",
+        "expires_at", TEMPLATE, 50, Tally(10), chunk_size=8,
+    )  # fmt: skip
+    assert len(scan.spool._held) == 8
+    decoded = []
+    as_job = TableKey.as_job
+    monkeypatch.setattr(
+        TableKey, "as_job", lambda key, raw, rules: decoded.append(raw["job_id"]) or as_job(key, raw, rules)
+    )
+    chunk = [scan.changes[index] for index in range(16, 24)]
+    for _ in range(3):  # a chunk's archive records, its writes and its outcomes each read its jobs
+        assert [planned.job.job_id for planned in chunk] == [f"legacy-{n}" for n in range(16, 24)]
+    assert decoded == [f"legacy-{n}" for n in range(16, 24)]
+    scan.spool.close()

@@ -63,23 +63,25 @@ def plan_action(job: Job, state: str, ttl_attribute: str) -> tuple[str, str | No
 class JobSpool:
     """The selected jobs' items out of the heap until they are written: a private file, read back by position.
 
-    A selection can hold a million jobs, and an item in the heap costs about 3 KB. The last CACHE
+    A selection can hold a million jobs, and an item in the heap costs about 3 KB. The last `cache`
     jobs selected stay in the heap as they were selected (a run that selects fewer is never spooled,
     and never decodes a job twice); older ones are pickled (exact types: Decimal, Binary, sets) to an
     unnamed temporary file in TMPDIR, mode 0600, unlinked as soon as it is made, so nothing is left
     behind even by a killed run; only this process reads what it wrote. A job read back is rebuilt
-    with the same key and rules (inspect_job is deterministic) and the last CACHE of them are kept,
-    so the several reads of one chunk (its archive records, its writes, its outcomes) decode each job once.
+    with the same key and rules (inspect_job is deterministic) and the last `cache` of them are kept,
+    so the several reads of one chunk (its archive records, its writes, its outcomes) decode each job once:
+    the module makes it the size of its write chunks, no bigger (each job held costs its item).
     """
 
-    CACHE = 2048  # above any chunk the module writes at once (write_batch_size x parallel: 100 x 16)
+    CACHE = 2048  # when no size is given
 
-    def __init__(self, key: TableKey, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, key: TableKey, rules: tuple[Rule, ...], cache: int | None = None) -> None:
         self.key, self.rules = key, rules
+        self.cache = max(1, cache or self.CACHE)
         self._file = None  # made when the first job is spilled
         self._end = 0
         self._unflushed = False
-        self._held: dict[int, Job] = {}  # the last CACHE jobs put, by reference, not written
+        self._held: dict[int, Job] = {}  # the last `cache` jobs put, by reference, not written
         self._count = 0
         # Where each spilled job's pickle is: 12 bytes per job, against some 3 KB for its item.
         self._offsets = array("Q")
@@ -92,7 +94,7 @@ class JobSpool:
         ref = self._count
         self._count += 1
         self._held[ref] = job
-        if len(self._held) > self.CACHE:
+        if len(self._held) > self.cache:
             oldest = next(iter(self._held))
             self._spill(self._held.pop(oldest))
         return ref
@@ -122,7 +124,7 @@ class JobSpool:
         data = os.pread(self._file.fileno(), self._lengths[ref], self._offsets[ref])
         job = self.key.as_job(pickle.loads(data), self.rules)
         with self._lock:
-            if len(self._cache) >= self.CACHE:
+            if len(self._cache) >= self.cache:
                 del self._cache[next(iter(self._cache))]
             self._cache[ref] = job
         return job
@@ -408,13 +410,16 @@ def select_jobs(
     tally,
     pending_job_ids: Container[str] = (),
     kept_keys=None,
+    chunk_size: int | None = None,
 ) -> SelectionScan:
     """Plan every selected job, keep at most max_changes of them and the audio keys kept jobs reference.
 
     `template` is given only when audio is deleted; `tally` counts each selected job;
-    `kept_keys` (a set by default) collects the kept jobs' audio keys.
+    `kept_keys` (a set by default) collects the kept jobs' audio keys; `chunk_size`, the most jobs
+    the caller reads back at once, sizes the spool's heap.
     """
-    result = SelectionScan(Selected(JobSpool(key, rules)), kept_keys=kept_keys if kept_keys is not None else set())
+    spool = JobSpool(key, rules, cache=chunk_size)
+    result = SelectionScan(Selected(spool), kept_keys=kept_keys if kept_keys is not None else set())
     cannot_match = _cannot_match(selection, key)
     for item in items:
         audio = template.key_for(item) if template is not None else None
