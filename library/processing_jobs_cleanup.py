@@ -542,6 +542,10 @@ ACTION_VERBS = {"absent": "delete", "requeued": "requeue", "expiring": "expire",
 CHUNK_SIZE = 100
 # Archived jobs put back between two progress updates of a restore.
 RESTORE_CHUNK_SIZE = 500
+# Items per Scan or Query page. The cleanup reads whole items: a 1 MB page is some 2,000 jobs and
+# 11 MiB while decoded, and the scan holds segments + 1 pages; pages of 1,000 halve that for one
+# request more per 2,000 jobs.
+READ_PAGE_ITEMS = 1000
 DEFAULT_AUDIO_KEY_TEMPLATE = "audio_upload/{user_id}/{audio_file_id}.3gp_encrypted"
 
 
@@ -915,7 +919,9 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
         else {}
     )
     run.result["archive"]["unreadable_lines"] = read_stats.unreadable
-    items = read_items(run.dynamodb, opts.table, run.plan, opts.user_ids, opts.segments, run.stats)
+    items = read_items(
+        run.dynamodb, opts.table, run.plan, opts.user_ids, opts.segments, run.stats, page_size=READ_PAGE_ITEMS
+    )
     if run.progress.enabled:
         run.progress.phase("reading", total=run.item_count)
         items = run.progress.count_items(items)

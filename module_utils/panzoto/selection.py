@@ -211,10 +211,11 @@ def read_items(
     segments: int,
     stats: ScanStats,
     attributes: Iterable[str] | None = None,
+    page_size: int | None = None,
 ) -> Iterator[dict]:
-    """The items the plan reads (only `attributes` when given), streamed."""
+    """The items the plan reads (only `attributes` when given, at most `page_size` a page), streamed."""
     if plan.method == "query":
         return query_items(
-            dynamodb, table, plan.index, "user_id", sorted(user_ids or ()), attributes, segments, None, stats
+            dynamodb, table, plan.index, "user_id", sorted(user_ids or ()), attributes, segments, page_size, stats
         )
-    return scan_items(dynamodb, table, attributes, segments, None, stats)
+    return scan_items(dynamodb, table, attributes, segments, page_size, stats)

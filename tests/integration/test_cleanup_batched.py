@@ -282,3 +282,19 @@ def test_requeues_and_expiries_go_in_transactions_too(aws, tmp_path, state):
     again, nothing = cleanup_play(tmp_path, aws.endpoint_url, state=state, categories=["max_retries"],
                                   reason="fixed", write_batch_size=4)  # fmt: skip
     assert again.returncode == 0 and nothing["counts"]["changed"] == 0, again.output
+
+
+def test_the_cleanup_reads_pages_of_at_most_a_thousand_jobs(aws, tmp_path):
+    """The cleanup reads whole items (a 1 MB page is 11 MiB while decoded): its pages are capped at 1,000 jobs."""
+    seed_jobs.create_resources(aws.endpoint_url)
+    jobs = [job(f"page-{n:04d}", "failed", "2025-10-01T00:00:00Z", error_message=LEGACY) for n in range(2_050)]
+    assert seed_jobs.write_items(client(aws.endpoint_url, "dynamodb"), TABLE, jobs) == 2_050
+
+    with FaultProxy(aws.endpoint_url) as proxy:
+        preview, predicted = cleanup_play(
+            tmp_path, proxy.url, check=True, categories=["legacy_encryption"], segments=1, max_changes=5_000
+        )
+    assert preview.returncode == 0, preview.output
+    assert predicted["counts"]["changed"] == 2_050
+    # 1,000 + 1,000 + 50 items: three pages, where one 1 MB page would hold them all.
+    assert proxy.counts["Scan"] == predicted["requests"]["pages"] == 3
