@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
     import boto3
     import botocore.exceptions
+    import botocore.session
     from botocore.config import Config
+    from botocore.loaders import Loader
 
     HAS_BOTO3 = True
 except ImportError:  # reported by require_boto3()
     HAS_BOTO3 = False
+    Loader = object
 
 # amazon.aws's connection options, all of them, with its aliases and environment
 # fallbacks (AWS_ENDPOINT_URL first: botocore itself reads it), plus max_attempts,
@@ -105,6 +109,61 @@ def validate_aws_params(module) -> None:
         module.fail_json(msg=f"endpoint_url must start with http:// or https://, got {endpoint!r}.")
 
 
+class ServiceLoader(Loader):
+    """botocore's data loader, made to look for the one service a client is for instead of listing them all.
+
+    Loader.load_service_model checks that a service exists by listing every service botocore ships (some
+    450 directories listed and stat'ed, for the model and again for the endpoint rules: about 10 ms of CPU
+    for a module's first client). Here that check looks at the service's own directories only, with the
+    same test (a directory of that name in a search path, holding an API version directory with the
+    type's file). A service found nowhere gets botocore's full listing, and its UnknownServiceError.
+    Everything else, the models loaded included, is botocore's.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._loading = threading.local()
+
+    def load_service_model(self, service_name, *args, **kwargs):
+        previous = getattr(self._loading, "service", None)
+        self._loading.service = service_name
+        try:
+            return super().load_service_model(service_name, *args, **kwargs)
+        finally:
+            self._loading.service = previous
+
+    def list_available_services(self, type_name):
+        # Asked by load_service_model, whose only question is whether its service is in the list.
+        service = getattr(self._loading, "service", None)
+        if service is not None and self._has_model(service, type_name):
+            return [service]
+        return super().list_available_services(type_name)
+
+    def _has_model(self, service: str, type_name: str) -> bool:
+        for path in self.search_paths:  # Loader._potential_locations, as list_available_services walks them
+            directory = os.path.join(path, service)
+            if os.path.isdir(path) and os.path.isdir(directory):
+                for api_version in os.listdir(directory):
+                    if self.file_loader.exists(os.path.join(directory, api_version, type_name)):
+                        return True
+        return False
+
+
+def _botocore_session():
+    """botocore's default session, with ServiceLoader as its data loader (made as botocore's create_loader makes it)."""
+    core = botocore.session.get_session()
+
+    def data_loader() -> ServiceLoader:
+        data_path = core.get_config_variable("data_path")
+        if data_path is None:
+            return ServiceLoader()
+        paths = [os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)]
+        return ServiceLoader(extra_search_paths=paths)
+
+    core.lazy_register_component("data_loader", data_loader)
+    return core
+
+
 def aws_session(module):
     params = module.params
     if params.get("aws_ca_bundle") and not os.path.isfile(params["aws_ca_bundle"]):
@@ -113,6 +172,7 @@ def aws_session(module):
         )
     try:
         return boto3.session.Session(
+            botocore_session=_botocore_session(),
             aws_access_key_id=params.get("access_key"),
             aws_secret_access_key=params.get("secret_key"),
             aws_session_token=params.get("session_token"),
