@@ -226,3 +226,24 @@ def test_the_archive_and_the_conditions_serialize_values_exactly_as_boto3_does()
     for value in values:
         assert to_wire(value) == serialize(value), value
     assert item_to_json(EXOTIC) == {name: _encode_binary(serialize(value)) for name, value in EXOTIC.items()}
+
+
+def test_a_streamed_record_is_the_line_append_writes_without_its_text_held_whole(tmp_path: Path, monkeypatch):
+    from ansible.module_utils.panzoto.cleanup import archive as archive_module
+
+    header = RecordHeader("20251019T180000Z-abcdef", "jobs", "absent")
+    keys = [f"audio_upload/user-{n}/é-{n}\ud800.3gp_encrypted" for n in range(5_000)]  # not ASCII, a lone surrogate
+    record = header.record("audio", bucket="b", deleted=keys, kept=["k"], missing=[], note={"z": 1, "a": [0.5, None]})
+    whole, streamed = ArchiveWriter(tmp_path / "whole.jsonl").open(), ArchiveWriter(tmp_path / "streamed.jsonl").open()
+    whole.append([record])
+    writes = []
+    monkeypatch.setattr(archive_module, "_STREAMED_WRITE", 4096)
+    write = streamed._handle.write
+    monkeypatch.setattr(streamed._handle, "write", lambda text: writes.append(len(text)) or write(text))
+    streamed.append_streamed(record)
+    whole.close()
+    streamed.close()
+    assert (tmp_path / "streamed.jsonl").read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+    assert streamed.records_written == 1
+    # In pieces of about the write size, not the whole line at once.
+    assert len(writes) > 20 and max(writes) < 4096 + 200

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ansible.module_utils.panzoto.aws import RETRYABLE_ERROR_CODES, aws_errors, error_code, error_summary
 
@@ -74,7 +75,9 @@ def delete_objects(
     reported against every key of that batch; the other batches still run.
     """
     outcome = DeleteOutcome()
-    pending = list(dict.fromkeys(keys))
+    pending = list(keys)
+    if any(later <= earlier for earlier, later in pairwise(pending)):
+        pending = list(dict.fromkeys(pending))  # each key once; sorted distinct keys (the cleanup's) need no dict
     last_error: dict[str, tuple[str, str]] = {}
 
     def send(batch: list[str]) -> tuple[list[str], dict[str, tuple[str, str]]]:
