@@ -288,7 +288,17 @@ class JobAudit:
         failures = repeated._pending  # rows in scan order, as RepeatedFailures.add appends them
         batch = repeated.BATCH
         examples = self.examples
+        resolution = P95_RESOLUTION
         recent = 0  # failed_recent, added when done
+        # The processing times' sum in a local, as the exact path would add them: handed to and taken back
+        # from `self` around each job that takes the exact path, so the float additions keep their order.
+        processing_sum = self.processing_sum
+
+        def slow(item: dict, processing_sum: float) -> float:
+            self.processing_sum = processing_sum
+            exact(inspect_job(item, rules))
+            return self.processing_sum
+
         try:
             for item in items:
                 get = item.get
@@ -302,23 +312,26 @@ class JobAudit:
                     or job_id.__class__ is not str
                     or get("retry_count", absent).__class__ not in retry_classes
                 ):
-                    exact(inspect_job(item, rules))
+                    processing_sum = slow(item, processing_sum)
                     continue
                 # parse_timestamp's own quick branch, inline; any other created_at takes the exact path.
                 try:
                     created_at = fromiso(created)
                 except ValueError:
-                    exact(inspect_job(item, rules))
+                    processing_sum = slow(item, processing_sum)
                     continue
                 if not low < created_at.year < high:
-                    exact(inspect_job(item, rules))
+                    processing_sum = slow(item, processing_sum)
                     continue
                 zone = created_at.tzinfo
                 if zone is None:
+                    naive_created = created_at  # a naive completed_at is subtracted from it as it is
                     # Read again as UTC (see _AS_UTC); replace(tzinfo=UTC) costs several parses.
                     created_at = fromiso(created + as_utc) if created[10:11] == "T" else created_at.replace(tzinfo=UTC)
-                elif zone is not UTC:
-                    exact(inspect_job(item, rules))
+                elif zone is UTC:
+                    naive_created = None
+                else:
+                    processing_sum = slow(item, processing_sum)
                     continue
                 job_type = get("job_type")
                 if job_type.__class__ is str:
@@ -326,7 +339,7 @@ class JobAudit:
                 elif job_type is None:
                     job_type = "unknown"
                 else:
-                    exact(inspect_job(item, rules))
+                    processing_sum = slow(item, processing_sum)
                     continue
                 if status == "failed":
                     message = get("error_message")
@@ -334,7 +347,7 @@ class JobAudit:
                     if (message is not None and message.__class__ is not str) or (
                         audio is not None and audio.__class__ is not str
                     ):
-                        exact(inspect_job(item, rules))
+                        processing_sum = slow(item, processing_sum)
                         continue
                     category = CATCH_ALL if message is None else (memo.get(message) or categorize(message))
 
@@ -411,19 +424,23 @@ class JobAudit:
                                 if not low < completed_at.year < high or (zone is not None and zone is not UTC):
                                     completed_at = None
                                 elif zone is None:
-                                    completed_at = (
-                                        fromiso(completed + as_utc)
-                                        if completed[10:11] == "T"
-                                        else completed_at.replace(tzinfo=UTC)
-                                    )
+                                    if naive_created is not None:
+                                        # Both naive, both UTC: the naive difference is the aware one, exactly.
+                                        completed_at = created_at + (completed_at - naive_created)
+                                    else:
+                                        completed_at = (
+                                            fromiso(completed + as_utc)
+                                            if completed[10:11] == "T"
+                                            else completed_at.replace(tzinfo=UTC)
+                                        )
                         if completed_at is None:
                             completed_at = parse_timestamp(completed)
                         if completed_at is not None:
                             seconds = (completed_at - created_at).total_seconds()
                             if seconds < 0.0:
                                 seconds = 0.0
-                            self.processing_sum += seconds
-                            tenth = round(seconds * P95_RESOLUTION)
+                            processing_sum += seconds
+                            tenth = round(seconds * resolution)
                             try:
                                 tenths[tenth] += 1
                             except KeyError:
@@ -432,10 +449,30 @@ class JobAudit:
                     if created_at < stuck_before:
                         self.stuck_pending.add(now - created_at, job_id, created_at)
                 else:  # processing
-                    since = parse_timestamp(get("last_attempt_at")) or created_at
+                    last_attempt = get("last_attempt_at")
+                    since = None
+                    if last_attempt.__class__ is str:
+                        # parse_timestamp's quick branch inline, as for failed jobs; it decides anything else.
+                        try:
+                            since = fromiso(last_attempt)
+                        except ValueError:
+                            since = None
+                        if since is not None:
+                            zone = since.tzinfo
+                            if not low < since.year < high or (zone is not None and zone is not UTC):
+                                since = None
+                            elif zone is None:
+                                since = (
+                                    fromiso(last_attempt + as_utc)
+                                    if last_attempt[10:11] == "T"
+                                    else since.replace(tzinfo=UTC)
+                                )
+                    if since is None:
+                        since = parse_timestamp(last_attempt) or created_at
                     if since < processing_before:
                         self.stuck_processing.add(now - since, job_id, since)
         finally:
+            self.processing_sum = processing_sum
             self.total_items += sum(by_status.values())  # every job folded here, and only those
             self.failed_recent += recent
             for counter, counts in (
