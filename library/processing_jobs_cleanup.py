@@ -963,6 +963,7 @@ def change_selected(run: Run, writes: WritePlan) -> bool:
                 "writing", total=len(scan.changes) + sum(settled.values()), done=sum(settled.values()), counts=settled
             )
             done = archive_and_write(run, writes, scan.changes, tally, archive) if scan.changes else bytearray()
+            scan.changes.drop_jobs()  # only their audio keys are needed from here on
             keys, kept, earlier = audio_to_delete(
                 audio_keys(scan.changes, done, True), audio_keys(scan.changes, done, False), scan.kept_keys,
                 pending_audio, scan.seen_pending_jobs,

@@ -360,3 +360,22 @@ def test_the_spool_holds_one_chunk_of_jobs_and_decodes_each_once_per_chunk(monke
         assert [planned.job.job_id for planned in chunk] == [f"legacy-{n}" for n in range(16, 24)]
     assert decoded == [f"legacy-{n}" for n in range(16, 24)]
     scan.spool.close()
+
+
+def test_after_the_writes_a_selection_keeps_only_its_audio_keys():
+    items = [item(f"legacy-{n}", "failed", timedelta(days=1), error_message=LEGACY) for n in range(40)]
+    scan = select_jobs(
+        items, TableKey("job_id"), RULES, selection(categories=frozenset({"legacy_encryption"})), "absent",
+        "expires_at", TEMPLATE, 40, Tally(10), chunk_size=8,
+    )  # fmt: skip
+    spool_file = scan.spool._file
+    assert spool_file is not None and scan.spool._held
+    scan.changes.drop_jobs()
+    assert not scan.spool._held and not scan.spool._cache and spool_file.closed
+    assert len(scan.changes) == 40
+    assert [scan.changes.audio_key(n) for n in (0, 39)] == [
+        "audio_upload/u1/a-legacy-0.3gp_encrypted",
+        "audio_upload/u1/a-legacy-39.3gp_encrypted",
+    ]
+    with pytest.raises(TypeError):
+        scan.changes[0]

@@ -130,6 +130,10 @@ class JobSpool:
         return job
 
     def close(self) -> None:
+        """Let go of every job held or cached and of the file (its pickles go with it)."""
+        self._held.clear()
+        self._cache.clear()
+        self._offsets, self._lengths = array("Q"), array("I")
         if self._file is not None:
             self._file.close()
 
@@ -215,6 +219,11 @@ class Selected:
 
     def __len__(self) -> int:
         return len(self._group_of)
+
+    def drop_jobs(self) -> None:
+        """Let go of what only the writes need (the items, the ids) before the audio's peak; the audio keys stay."""
+        self.spool.close()
+        self._ids = None  # a job asked for after this fails loudly
 
     def audio_key(self, index: int) -> str | None:
         return self._audio[index] or None
