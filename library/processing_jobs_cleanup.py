@@ -452,6 +452,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.panzoto.allocator import map_large_buffers
 from ansible.module_utils.panzoto.aws import (
     AWS_ARGUMENT_SPEC,
     aws_client,
@@ -1401,6 +1402,7 @@ def fail_with_progress(module: AnsibleModule, progress: Progress, msg: str, **re
 
 
 def main() -> None:
+    map_large_buffers()  # the scan's pages would otherwise leave their holes resident
     run_module()
 
 
