@@ -281,3 +281,34 @@ def test_without_the_processors_page_nothing_is_invisible() -> None:
     assert report["pending_invisible"] == {
         "count": 0, "oldest_age_seconds": None, "jobs": [], "checked": False, "processor_page": None,
     }  # fmt: skip
+
+
+# The multi-row INSERTs: every row kept, in scan order, whatever the batch cuts.
+@pytest.mark.parametrize(
+    ("batch", "rows_per_insert"),
+    [
+        (4096, 256),  # the defaults: whole statements, the rest at summary()
+        (97, 7),  # batches that are no multiple of a statement: whole statements then one-row inserts
+        (10, 10),  # batches of exactly one statement
+        (5, 256),  # batches smaller than a statement: one-row inserts only
+        (1000, 1),  # statements of one row
+    ],
+)
+def test_multi_row_inserts_keep_every_row_in_scan_order(monkeypatch, batch: int, rows_per_insert: int) -> None:
+    monkeypatch.setattr(RepeatedFailures, "CACHE_KIB", 64)
+    monkeypatch.setattr(RepeatedFailures, "BATCH", batch)
+    monkeypatch.setattr(RepeatedFailures, "ROWS_PER_INSERT", rows_per_insert)
+    rnd = random.Random(batch * 1000 + rows_per_insert)
+    audio_ids = [f"audio-{n:04d}" for n in range(3_000)] + ["Zeta", "alpha", "ålborg", "日本"]
+    rows = [(rnd.choice(audio_ids), rnd.choice([None, "", f"job-{i}"])) for i in range(12_345)]
+    tally = RepeatedFailures()
+    try:
+        for audio, job_id in rows:
+            tally.add(audio, job_id)
+        for examples in (0, 1, 5, 50):
+            assert tally.summary(examples) == reference_repeated(rows, examples)
+        # Every row is in the table once, and rowids follow the order the rows were added in.
+        stored = list(tally._db.execute("SELECT audio_file_id, job_id FROM failures ORDER BY rowid"))
+        assert stored == [(audio, job_id or None) for audio, job_id in rows]
+    finally:
+        tally.close()

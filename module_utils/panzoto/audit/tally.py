@@ -448,27 +448,8 @@ class JobAudit:
                 elif status == "pending":
                     if created_at < stuck_before:
                         self.stuck_pending.add(now - created_at, job_id, created_at)
-                else:  # processing
-                    last_attempt = get("last_attempt_at")
-                    since = None
-                    if last_attempt.__class__ is str:
-                        # parse_timestamp's quick branch inline, as for failed jobs; it decides anything else.
-                        try:
-                            since = fromiso(last_attempt)
-                        except ValueError:
-                            since = None
-                        if since is not None:
-                            zone = since.tzinfo
-                            if not low < since.year < high or (zone is not None and zone is not UTC):
-                                since = None
-                            elif zone is None:
-                                since = (
-                                    fromiso(last_attempt + as_utc)
-                                    if last_attempt[10:11] == "T"
-                                    else since.replace(tzinfo=UTC)
-                                )
-                    if since is None:
-                        since = parse_timestamp(last_attempt) or created_at
+                else:  # processing: a few jobs of a table, parsed the general way
+                    since = parse_timestamp(get("last_attempt_at")) or created_at
                     if since < processing_before:
                         self.stuck_processing.add(now - since, job_id, since)
         finally:
