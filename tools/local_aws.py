@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -41,6 +41,9 @@ FAKE_CREDENTIALS = {
 class LocalAws:
     pid: int
     port: int
+    # The server's Popen when this process started it: stopped through it, it is never signalled after it
+    # was reaped, when its pid may already be another process's (a long test run wraps pid_max).
+    process: subprocess.Popen | None = field(default=None, compare=False, repr=False)
 
     @property
     def endpoint_url(self) -> str:
@@ -101,12 +104,22 @@ def start_server(
             start_new_session=True,  # survives a Ctrl-C meant for the caller
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
-    server = LocalAws(pid=process.pid, port=port)
+    server = LocalAws(pid=process.pid, port=port, process=process)
     wait_until_answering(server.endpoint_url, process, timeout)
     return server
 
 
 def stop_server(server: LocalAws, timeout: float = 10) -> None:
+    if server.process is not None:
+        # Popen signals only a child it has not reaped yet, and nothing else reaps it while it is held.
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+        return
+    # A server started by another process (`local_aws.py start`): only its pid is known.
     try:
         os.kill(server.pid, signal.SIGTERM)
     except ProcessLookupError:
