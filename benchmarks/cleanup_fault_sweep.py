@@ -396,16 +396,22 @@ class ModuleRunner:
         self.server.stdin.close()
         self.server.wait(timeout=60)
 
+    def _answer(self) -> dict[str, int]:
+        line = self.server.stdout.readline()
+        if not line:  # say how it ended (a signal is negative), rather than fail to parse nothing
+            raise RuntimeError(f"the module server ended with status {self.server.wait(timeout=60)} mid-run")
+        return json.loads(line)
+
     def run(self, args: dict[str, Any], workdir: Path, on_start: Callable[[int], None] | None = None) -> ModuleRun:
         args_file, out, err = workdir / "args.json", workdir / "module.out", workdir / "module.err"
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
         request = {"args": str(args_file), "cwd": str(workdir), "out": str(out), "err": str(err)}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
-        pid = json.loads(self.server.stdout.readline())["pid"]
+        pid = self._answer()["pid"]
         if on_start:
             on_start(pid)
-        returncode = json.loads(self.server.stdout.readline())["exit"]
+        returncode = self._answer()["exit"]
         try:
             result = json.loads(out.read_text())
         except ValueError:
