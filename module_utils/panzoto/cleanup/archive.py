@@ -215,11 +215,7 @@ class ArchiveWriter:
         if not lines:
             return 0
         self._handle.write("".join(lines))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self.records_written += len(lines)
-        if self.mirror is not None:
-            self.mirror.appended(records)
+        self._written(records)
         return len(lines)
 
     def append_streamed(self, record: dict) -> None:
@@ -237,11 +233,15 @@ class ArchiveWriter:
                 pieces, size = [], 0
         pieces.append("\n")
         self._handle.write("".join(pieces))
+        self._written([record])
+
+    def _written(self, records: list[dict]) -> None:
+        """Make the records just written durable, count them, and hand them to the S3 mirror."""
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.records_written += 1
+        self.records_written += len(records)
         if self.mirror is not None:
-            self.mirror.appended([record])
+            self.mirror.appended(records)
 
     def close(self) -> None:
         if self._handle is not None:
